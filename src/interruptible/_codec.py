@@ -1,0 +1,277 @@
+"""JSON round trip and JSON Schemas for the vocabulary, compiled once from the dataclass fields.
+
+Theory of operation
+-------------------
+At import, every vocabulary class is read once (`typing.get_type_hints`) and each field gets a
+`_Codec`: a pair of functions that encode a value to JSON and decode (with checking) from JSON,
+plus a JSON Schema fragment. Encoding and decoding are then loops over those precompiled codecs.
+The same field codecs produce the JSON Schemas in `spec/schemas/`, so the documents and the
+schemas cannot disagree.
+
+Decoding never trusts its input: a wrong type, a missing field, an unknown field or an unknown
+enum value raises `DecodeError` naming the field's path (`policy.backoff.initial`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final
+
+from ._errors import DecodeError
+from ._vocabulary import (
+    DIRECTIVE_TYPES,
+    EVENT_TYPES,
+    TYPE_NAMES,
+    Backoff,
+    Directive,
+    Event,
+    StepDefinition,
+    StepFailure,
+    StepPolicy,
+    StepResult,
+)
+
+Decoder = Callable[[object, str], object]
+Encoder = Callable[[Any], object]
+
+
+@dataclass(frozen=True, slots=True)
+class _Codec:
+    encode: Encoder
+    decode: Decoder
+    schema: Mapping[str, object]
+    expected: str
+
+
+def _identity(value: Any) -> object:
+    return value
+
+
+def _primitive(kind: type[Any], name: str) -> _Codec:
+    def decode(value: object, path: str) -> object:
+        # bool is an int in Python but not in JSON's eyes; a float field accepts a JSON integer.
+        if kind is float and type(value) is int:
+            return float(value)
+        if type(value) is not kind or (kind is float and not math.isfinite(value)):  # type: ignore[arg-type]
+            raise DecodeError(path, name, value)
+        return value
+
+    return _Codec(_identity, decode, {"type": name}, name)
+
+
+def _json_value(value: object, path: str) -> object:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        raise DecodeError(path, "a JSON value", value) from None
+    return value
+
+
+def _enum(kind: type[Enum]) -> _Codec:
+    values = [member.value for member in kind]
+    lookup = {member.value: member for member in kind}
+
+    def decode(value: object, path: str) -> object:
+        try:
+            return lookup[value]
+        except (KeyError, TypeError):
+            raise DecodeError(path, f"one of {values}", value) from None
+
+    return _Codec(lambda member: member.value, decode, {"enum": values}, f"one of {values}")
+
+
+def _optional(inner: _Codec) -> _Codec:
+    def decode(value: object, path: str) -> object:
+        return None if value is None else inner.decode(value, path)
+
+    def encode(value: Any) -> object:
+        return None if value is None else inner.encode(value)
+
+    return _Codec(encode, decode, {"anyOf": [inner.schema, {"type": "null"}]}, inner.expected)
+
+
+def _tuple(inner: _Codec) -> _Codec:
+    def decode(value: object, path: str) -> object:
+        if not isinstance(value, list):
+            raise DecodeError(path, f"a list of {inner.expected}", value)
+        return tuple(inner.decode(item, f"{path}[{i}]") for i, item in enumerate(value))
+
+    def encode(value: Any) -> object:
+        return [inner.encode(item) for item in value]
+
+    return _Codec(encode, decode, {"type": "array", "items": inner.schema}, "a list")
+
+
+class _Record:
+    """The codec of one dataclass: its field codecs in declaration order."""
+
+    def __init__(self, cls: type[Any], type_name: str | None) -> None:
+        self.cls = cls
+        self.type_name = type_name
+        hints = typing.get_type_hints(cls)
+        self.fields: list[tuple[str, _Codec, bool]] = []
+        for f in dataclasses.fields(cls):
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            self.fields.append((f.name, _codec_for(hints[f.name]), required))
+        self.names = frozenset(name for name, _, _ in self.fields)
+
+    def encode(self, value: Any) -> dict[str, object]:
+        out: dict[str, object] = {} if self.type_name is None else {"type": self.type_name}
+        for name, codec, _ in self.fields:
+            out[name] = codec.encode(getattr(value, name))
+        return out
+
+    def decode(self, value: object, path: str) -> Any:
+        if not isinstance(value, dict):
+            raise DecodeError(path or "$", f"an object ({self.cls.__name__})", value)
+        prefix = f"{path}." if path else ""
+        allowed = self.names if self.type_name is None else self.names | {"type"}
+        for key in value:
+            if key not in allowed:
+                raise DecodeError(f"{prefix}{key}", f"no such field on {self.cls.__name__}", key)
+        kwargs: dict[str, object] = {}
+        for name, codec, required in self.fields:
+            if name in value:
+                kwargs[name] = codec.decode(value[name], f"{prefix}{name}")
+            elif required:
+                raise DecodeError(f"{prefix}{name}", "a value (the field is required)", None)
+        return self.cls(**kwargs)
+
+    def schema(self) -> dict[str, object]:
+        properties: dict[str, object] = {}
+        if self.type_name is not None:
+            properties["type"] = {"const": self.type_name}
+        for name, codec, _ in self.fields:
+            properties[name] = dict(codec.schema)
+        required = [name for name, _, req in self.fields if req]
+        if self.type_name is not None:
+            required.insert(0, "type")
+        return {
+            "title": self.cls.__name__,
+            "description": (self.cls.__doc__ or "").strip().splitlines()[0],
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": False,
+        }
+
+
+_NESTED: dict[type[Any], _Record] = {}
+
+
+def _nested(cls: type[Any]) -> _Codec:
+    record = _NESTED.get(cls) or _NESTED.setdefault(cls, _Record(cls, None))
+    return _Codec(record.encode, record.decode, {"$ref": f"#/$defs/{cls.__name__}"}, cls.__name__)
+
+
+def _codec_for(hint: Any) -> _Codec:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return _Codec(_identity, _json_value, {}, "a JSON value")
+    if hint in (str, int, float, bool):
+        return _primitive(hint, {str: "string", int: "integer", float: "number", bool: "boolean"}[hint])
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return _enum(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _nested(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(args) == 1 and len(typing.get_args(hint)) == 2:
+            return _optional(_codec_for(args[0]))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return _tuple(_codec_for(args[0]))
+    raise TypeError(f"no JSON codec for field type {hint!r}")  # pragma: no cover - import time
+
+
+_EVENTS: Final = {name: _Record(cls, name) for name, cls in EVENT_TYPES.items()}
+_DIRECTIVES: Final = {name: _Record(cls, name) for name, cls in DIRECTIVE_TYPES.items()}
+_BY_CLASS: Final = {record.cls: record for record in (*_EVENTS.values(), *_DIRECTIVES.values())}
+for _cls in (StepDefinition, StepPolicy, Backoff, StepResult, StepFailure):
+    _nested(_cls)
+
+
+def to_json(value: Event | Directive) -> dict[str, object]:
+    """The JSON object of an event or directive, with its `type` first."""
+    return _BY_CLASS[type(value)].encode(value)
+
+
+def dumps(value: Event | Directive) -> str:
+    """`to_json` as a compact, key-ordered string (the journal's record format)."""
+    return json.dumps(to_json(value), separators=(",", ":"), allow_nan=False)
+
+
+def _decode_typed(document: object, registry: Mapping[str, _Record], what: str) -> Any:
+    if not isinstance(document, dict):
+        raise DecodeError("$", f"an object with a 'type' naming {what}", document)
+    name = document.get("type")
+    record = registry.get(name) if isinstance(name, str) else None
+    if record is None:
+        raise DecodeError("type", f"one of {sorted(registry)}", name)
+    return record.decode(document, "")
+
+
+def event_from_json(document: object) -> Event:
+    """Decode one event from its JSON object; `DecodeError` names the first bad field."""
+    result: Event = _decode_typed(document, _EVENTS, "an event")
+    return result
+
+
+def directive_from_json(document: object) -> Directive:
+    """Decode one directive from its JSON object; `DecodeError` names the first bad field."""
+    result: Directive = _decode_typed(document, _DIRECTIVES, "a directive")
+    return result
+
+
+def loads_event(text: str | bytes) -> Event:
+    """Decode one event from JSON text."""
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError("$", "JSON text", str(exc)) from None
+    return event_from_json(document)
+
+
+def value_to_json(value: Any) -> dict[str, object]:
+    """The JSON object of a nested vocabulary value (a `StepDefinition`, a `StepFailure`, ...)."""
+    return _NESTED[type(value)].encode(value)
+
+
+def value_from_json(cls: type[Any], document: object) -> Any:
+    """Decode a nested vocabulary value of class `cls`."""
+    return _NESTED[cls].decode(document, "")
+
+
+def json_schema(cls: type[Any]) -> dict[str, object]:
+    """The JSON Schema (draft 2020-12) of one event, directive or nested value class."""
+    record = _BY_CLASS.get(cls) or _NESTED[cls]
+    schema: dict[str, object] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"interruptible/{TYPE_NAMES.get(cls, cls.__name__)}.schema.json",
+    }
+    schema.update(record.schema())
+    defs = _referenced_defs(record)
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def _referenced_defs(record: _Record) -> dict[str, object]:
+    defs: dict[str, object] = {}
+    pending = [record]
+    while pending:
+        current = pending.pop()
+        for _, codec, _ in current.fields:
+            for cls, nested in _NESTED.items():
+                if cls.__name__ not in defs and f"#/$defs/{cls.__name__}" in json.dumps(codec.schema):
+                    defs[cls.__name__] = nested.schema()
+                    pending.append(nested)
+    return dict(sorted(defs.items()))

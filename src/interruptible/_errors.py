@@ -1,0 +1,204 @@
+"""Errors: one base class, one subclass per failure, structured fields, messages that say what to do.
+
+Definition errors (a lifecycle declared wrongly) are kept apart from runtime rejections (a valid
+machine refusing an event): the first is a bug in a declaration and is raised at compile time;
+the second is bad input and never changes state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class InterruptibleError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    code: str = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        conversation_id: str | None = None,
+        run_id: str | None = None,
+        status: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.conversation_id = conversation_id
+        self.run_id = run_id
+        self.status = status
+        self.reason = reason
+
+    def fields(self) -> dict[str, str | None]:
+        """The structured fields, for telemetry and the journal."""
+        return {
+            "code": self.code,
+            "conversation_id": self.conversation_id,
+            "run_id": self.run_id,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and isinstance(other, InterruptibleError)
+            and other.message == self.message
+            and other.fields() == self.fields()
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.message))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+# --- definition errors -------------------------------------------------------------------------
+
+
+class LifecycleDefinitionError(InterruptibleError):
+    """A declared lifecycle cannot be compiled (boolean guard strings, unknown directive names)."""
+
+    code = "lifecycle_definition"
+
+
+# --- rejections of a valid machine --------------------------------------------------------------
+
+
+class IllegalTransition(InterruptibleError):
+    """An event that the lifecycle does not allow in the current status."""
+
+    code = "illegal_transition"
+
+    def __init__(
+        self,
+        machine: str,
+        status: str,
+        event: str,
+        allowed: Iterable[str],
+        failed_guards: Iterable[str] = (),
+        *,
+        conversation_id: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.machine = machine
+        self.event = event
+        self.allowed = tuple(sorted(allowed))
+        self.failed_guards = tuple(failed_guards)
+        allowed_text = ", ".join(self.allowed) if self.allowed else "none (final status)"
+        if self.failed_guards:
+            why = f"its guards do not hold ({', '.join(self.failed_guards)})"
+        elif event in self.allowed:  # pragma: no cover - guards are the only way to refuse then
+            why = "no transition matched"
+        else:
+            why = "the event is not allowed there"
+        super().__init__(
+            f"{machine}: event {event!r} is illegal in status {status!r}: {why}. "
+            f"Events allowed in {status!r}: {allowed_text}.",
+            conversation_id=conversation_id,
+            run_id=run_id,
+            status=status,
+            reason="illegal_transition",
+        )
+
+
+class MissingGuardError(InterruptibleError):
+    """The guard context given to `fire` has no value for a guard the transition needs."""
+
+    code = "missing_guard"
+
+    def __init__(self, machine: str, status: str, event: str, guard: str) -> None:
+        self.guard = guard
+        super().__init__(
+            f"{machine}: firing {event!r} from {status!r} needs guard {guard!r}; "
+            f"pass it in the guard context (a mapping of guard name to bool).",
+            status=status,
+            reason="missing_guard",
+        )
+
+
+class DecodeError(InterruptibleError):
+    """A JSON document or a field of it does not fit the vocabulary."""
+
+    code = "decode_error"
+
+    def __init__(self, path: str, expected: str, got: object) -> None:
+        self.path = path
+        self.expected = expected
+        self.got = got
+        shown = repr(got)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(
+            f"field {path!r}: expected {expected}, got {shown}; fix that field and decode again.",
+            reason="decode_error",
+        )
+
+
+class InvalidEventError(InterruptibleError):
+    """An event object that is not one of the vocabulary's events, or is malformed."""
+
+    code = "invalid_event"
+
+
+class RunInProgressError(InterruptibleError):
+    """The conversation already has an active run (pending, running or interrupted)."""
+
+    code = "run_in_progress"
+
+
+class RunNotFoundError(InterruptibleError):
+    """No run with this id exists in the conversation."""
+
+    code = "run_not_found"
+
+
+class StepNotFoundError(InterruptibleError):
+    """No step with this id exists in the run."""
+
+    code = "step_not_found"
+
+
+class ResumeNotAllowedError(InterruptibleError):
+    """A resume of a run that is not interrupted."""
+
+    code = "resume_not_allowed"
+
+
+class RunConflictError(InterruptibleError):
+    """A repeated run id with a different request, or a human answer that differs from the kept one."""
+
+    code = "run_conflict"
+
+
+class NotAuthorizedError(InterruptibleError):
+    """The principal may not perform this action on this run."""
+
+    code = "not_authorized"
+
+
+class RunTerminalError(InterruptibleError):
+    """An operation that needs a live run, on a run that has already ended."""
+
+    code = "run_terminal"
+
+
+class JournalError(InterruptibleError):
+    """The journal refused an operation (a stale writer, a closed journal, a corrupt record)."""
+
+    code = "journal_error"
+
+
+class StaleWriterError(JournalError):
+    """Another writer advanced this conversation first; this writer's view is stale."""
+
+    code = "stale_writer"
+
+
+class ExecutorNotFoundError(InterruptibleError):
+    """No executor (or tool, or mode) is registered under this name."""
+
+    code = "executor_not_found"

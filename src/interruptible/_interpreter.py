@@ -1,0 +1,206 @@
+"""The generic interpreter: compile any declared machine into a frozen table, and fire it.
+
+Theory of operation
+-------------------
+`compile_lifecycle` reads a python-statemachine class once (everything it needs lives on the class,
+no instance is made) and produces a `CompiledLifecycle`: a tuple of `Transition` records plus an
+index from `(status, event)` to the candidate transitions in declaration order. `fire` is then a
+dict lookup and a short loop over guard names: no python-statemachine object is touched at event
+time (an instance costs about 145 us and `send` about 70 us; the table costs well under 1 us).
+
+This module is the only place that looks inside python-statemachine objects; everything it hands
+out is our own typed, frozen values, so the library's `Any` types never reach the core.
+
+Guards are given to `fire` as a mapping from guard name to bool. A transition is taken only when
+every one of its guards has the declared value (`cond` expects True, `unless` expects False); a
+guard the transition needs but the mapping lacks raises `MissingGuardError`, so a guard can never
+be skipped by forgetting it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+from typing import Any, Final, Generic, TypeVar
+
+from ._errors import IllegalTransition, LifecycleDefinitionError, MissingGuardError
+from ._lifecycle import DIRECTIVE_KINDS, DirectiveKind
+
+S = TypeVar("S", bound=Enum)
+
+NO_GUARDS: Final[Mapping[str, bool]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """One guard of a transition: its name and the value it must have."""
+
+    name: str
+    expected: bool
+
+    def __str__(self) -> str:
+        return self.name if self.expected else f"!{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition(Generic[S]):
+    """One compiled transition: source, event, target, guards and directive templates."""
+
+    source: S
+    event: str
+    target: S
+    guards: tuple[Guard, ...]
+    directives: tuple[DirectiveKind, ...]
+    internal: bool
+
+    def emits(self, kind: DirectiveKind) -> bool:
+        """Whether this transition declares the directive template `kind`."""
+        return kind in self.directives
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledLifecycle(Generic[S]):
+    """A declared machine compiled into read-only tables."""
+
+    name: str
+    status_type: type[S]
+    statuses: tuple[S, ...]
+    initial: S
+    finals: frozenset[S]
+    events: tuple[str, ...]
+    transitions: tuple[Transition[S], ...]
+    index: Mapping[tuple[S, str], tuple[Transition[S], ...]]
+    allowed: Mapping[S, tuple[str, ...]]
+
+    def fire(
+        self, status: S, event: str, guards: Mapping[str, bool] = NO_GUARDS
+    ) -> Transition[S]:
+        """The transition that `event` takes from `status` under `guards`.
+
+        Raises `IllegalTransition` when the event is not allowed there or no guard set holds,
+        and `MissingGuardError` when `guards` lacks a name a candidate transition needs.
+        """
+        candidates = self.index.get((status, event))
+        if candidates is None:
+            raise IllegalTransition(self.name, status.value, event, self.allowed.get(status, ()))
+        failed: list[str] = []
+        for transition in candidates:
+            for guard in transition.guards:
+                try:
+                    value = guards[guard.name]
+                except KeyError:
+                    raise MissingGuardError(self.name, status.value, event, guard.name) from None
+                if value is not guard.expected:
+                    failed.append(str(guard))
+                    break
+            else:
+                return transition
+        raise IllegalTransition(
+            self.name, status.value, event, self.allowed.get(status, ()), failed_guards=failed
+        )
+
+    def can_fire(self, status: S, event: str) -> bool:
+        """Whether some transition of `event` leaves `status` (ignoring guards)."""
+        return (status, event) in self.index
+
+    def is_final(self, status: S) -> bool:
+        """Whether `status` is a final status of this lifecycle."""
+        return status in self.finals
+
+    def guard_names(self) -> frozenset[str]:
+        """Every guard name used by some transition."""
+        return frozenset(g.name for t in self.transitions for g in t.guards)
+
+
+def compile_lifecycle(machine: type[Any], status_type: type[S]) -> CompiledLifecycle[S]:
+    """Compile a python-statemachine class into a `CompiledLifecycle` over `status_type`.
+
+    Rejects what the table cannot express faithfully: boolean-expression guards, validators,
+    `on=` names that are not directive kinds, and statuses that `status_type` does not name.
+    """
+    name = machine.__name__
+    by_value = {member.value: member for member in status_type}
+    states = list(machine.states)
+    ids = [state.id for state in states]
+    if sorted(ids) != sorted(by_value):
+        raise LifecycleDefinitionError(
+            f"{name}: its states {sorted(ids)} differ from {status_type.__name__}'s members "
+            f"{sorted(by_value)}; declare one state per status."
+        )
+    statuses = tuple(by_value[state_id] for state_id in ids)
+    initial = by_value[machine.initial_state.id]
+    finals = frozenset(by_value[state.id] for state in states if state.final)
+
+    transitions: list[Transition[S]] = []
+    for state in states:
+        for raw in state.transitions:
+            transitions.extend(_compile_transition(name, raw, by_value))
+
+    index: dict[tuple[S, str], list[Transition[S]]] = {}
+    for transition in transitions:
+        index.setdefault((transition.source, transition.event), []).append(transition)
+    allowed: dict[S, list[str]] = {status: [] for status in statuses}
+    for source, event in index:
+        if event not in allowed[source]:
+            allowed[source].append(event)
+    events: list[str] = []
+    for transition in transitions:
+        if transition.event not in events:
+            events.append(transition.event)
+
+    return CompiledLifecycle(
+        name=name,
+        status_type=status_type,
+        statuses=statuses,
+        initial=initial,
+        finals=finals,
+        events=tuple(events),
+        transitions=tuple(transitions),
+        index=MappingProxyType({key: tuple(value) for key, value in index.items()}),
+        allowed=MappingProxyType({key: tuple(value) for key, value in allowed.items()}),
+    )
+
+
+def _compile_transition(
+    name: str, raw: Any, by_value: Mapping[str, S]
+) -> list[Transition[S]]:
+    if list(raw.validators):
+        raise LifecycleDefinitionError(
+            f"{name}: transition {raw.source.id} -> {raw.target.id} has validators; "
+            f"express the rule as a named guard instead."
+        )
+    guards: list[Guard] = []
+    for spec in raw.cond:
+        func = spec.func
+        if not isinstance(func, str) or not func.isidentifier():
+            raise LifecycleDefinitionError(
+                f"{name}: guard {func!r} on {raw.source.id} -> {raw.target.id} is not a plain "
+                f"name; use one name per guard (a list ANDs them), not an expression."
+            )
+        guards.append(Guard(func, bool(spec.expected_value)))
+    directives: list[DirectiveKind] = []
+    for spec in raw.on:
+        func = spec.func
+        if getattr(spec, "is_convention", False):
+            continue  # python-statemachine's own on_<event> / on_transition hooks
+        if func not in DIRECTIVE_KINDS:
+            raise LifecycleDefinitionError(
+                f"{name}: on={func!r} on {raw.source.id} -> {raw.target.id} is not a directive "
+                f"kind; allowed: {', '.join(sorted(DIRECTIVE_KINDS))}."
+            )
+        directives.append(DirectiveKind(func))
+    source = by_value[raw.source.id]
+    target = by_value[raw.target.id]
+    return [
+        Transition(
+            source=source,
+            event=str(event),
+            target=target,
+            guards=tuple(guards),
+            directives=tuple(directives),
+            internal=bool(raw.internal),
+        )
+        for event in raw.events
+    ]

@@ -1,0 +1,422 @@
+"""The vocabulary: events, directives, step definitions and result envelopes, as frozen values.
+
+Events are facts that arrive from the outside (`run_requested`, `effect_completed`, ...); the
+journal records them and `reduce` folds them. Directives are what the core asks a runtime to do
+(`start_effect`, `cancel_effects`, `emit_*`). Every event and directive carries its
+`conversation_id`, `run_id` and a `cause_id` linking it to what caused it; effect events and
+effect directives also carry `step_id`, `effect_id` and `attempt`.
+
+Ids and times are never made here or in `reduce`: they arrive inside events, which keeps the core
+deterministic. The one exception is derived ids (`effect_id_for`), which are pure functions of ids
+that arrived in events. `_codec.py` turns all of these into JSON and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Final, TypeAlias
+
+from ._lifecycle import StepClass
+
+# A JSON value (None, bool, int, float, str, list, dict with str keys). Payloads are treated as
+# immutable: the core never mutates one it received.
+JsonValue: TypeAlias = Any
+
+
+class OnFailure(str, Enum):
+    """What a step's failure does to its run."""
+
+    fail = "fail"
+    continue_ = "continue"
+
+
+class FailureCategory(str, Enum):
+    """The normalized categories of a step failure; a policy retries the ones it lists."""
+
+    timeout = "timeout"
+    transient = "transient"
+    rate_limited = "rate_limited"
+    invalid_input = "invalid_input"
+    executor_error = "executor_error"
+    not_found = "not_found"
+    mode_error = "mode_error"
+    protocol_error = "protocol_error"
+    canceled = "canceled"
+
+
+class AuditAction(str, Enum):
+    """The actions that are authorized and audited."""
+
+    interrupt = "interrupt"
+    resume = "resume"
+    cancel = "cancel"
+    supersede = "supersede"
+    provide_input = "provide_input"
+
+
+# --- step definitions and envelopes -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before retry n (n >= 1): min(initial * multiplier ** (n - 1), max_delay) seconds."""
+
+    initial: float = 1.0
+    multiplier: float = 2.0
+    max_delay: float = 60.0
+
+    def delay(self, retry: int) -> float:
+        """The delay before retry number `retry` (1 for the first retry); 0 before a first try.
+
+        pre: self.initial >= 0 and self.multiplier >= 1 and self.max_delay >= 0
+        pre: 0 <= retry <= 64
+        post: 0 <= __return__ <= self.max_delay
+        """
+        if retry <= 0:
+            return 0.0
+        return min(self.initial * self.multiplier ** (retry - 1), self.max_delay)
+
+
+DEFAULT_RETRY_ON: Final = (
+    FailureCategory.timeout,
+    FailureCategory.transient,
+    FailureCategory.rate_limited,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepPolicy:
+    """How a step is executed: it travels unchanged into the step's `start_effect`."""
+
+    timeout: float | None = None
+    max_attempts: int = 1
+    backoff: Backoff = field(default_factory=Backoff)
+    retry_on: tuple[FailureCategory, ...] = DEFAULT_RETRY_ON
+    on_failure: OnFailure = OnFailure.fail
+
+
+@dataclass(frozen=True, slots=True)
+class StepDefinition:
+    """One step a mode asks for: its id (unique in the run), class, input and policy."""
+
+    step_id: str
+    step_class: StepClass
+    input: JsonValue = None
+    policy: StepPolicy = field(default_factory=StepPolicy)
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """The normalized result of a step: what its effect returned, kept for good."""
+
+    step_id: str
+    attempt: int
+    effect_id: str
+    output: JsonValue = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailure:
+    """The normalized failure envelope, of a step or (projected) of a whole run."""
+
+    category: FailureCategory
+    message: str
+    step_id: str | None = None
+    attempt: int | None = None
+    retryable: bool = False
+    details: JsonValue = None
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequested:
+    """A caller asked for a new run of `mode` over `input`."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    mode: str
+    input: JsonValue = None
+    principal: str | None = None
+    supersede: bool = False
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InterruptRequested:
+    """A caller asked to interrupt the run; it may be resumed later."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    reason: str = "interrupt_requested"
+    principal: str | None = None
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested:
+    """A caller asked to resume an interrupted run."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    principal: str | None = None
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequested:
+    """A caller asked to end the run for good (terminal `canceled`)."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    reason: str = "cancel_requested"
+    principal: str | None = None
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectStarted:
+    """The runtime started the effect of a step attempt."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    step_id: str
+    effect_id: str
+    attempt: int
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectProgress:
+    """A running effect reported progress; `sequence` orders reports of one effect."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    step_id: str
+    effect_id: str
+    attempt: int
+    sequence: int
+    progress: JsonValue = None
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectCompleted:
+    """An effect finished with an output."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    step_id: str
+    effect_id: str
+    attempt: int
+    output: JsonValue = None
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectFailed:
+    """An effect ended with an error."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    step_id: str
+    effect_id: str
+    attempt: int
+    category: FailureCategory
+    message: str
+    retryable: bool = False
+    details: JsonValue = None
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectCanceled:
+    """An effect stopped because it was asked to."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    step_id: str
+    effect_id: str
+    attempt: int
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HumanInputReceived:
+    """A person answered the human gate `step_id` of the run."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    step_id: str
+    value: JsonValue = None
+    principal: str | None = None
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+Event: TypeAlias = (
+    RunRequested
+    | InterruptRequested
+    | ResumeRequested
+    | CancelRequested
+    | EffectStarted
+    | EffectProgress
+    | EffectCompleted
+    | EffectFailed
+    | EffectCanceled
+    | HumanInputReceived
+)
+EffectEvent: TypeAlias = (
+    EffectStarted | EffectProgress | EffectCompleted | EffectFailed | EffectCanceled
+)
+
+# --- directives ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartEffect:
+    """Start the effect of one step attempt, after `delay` seconds (a retry's backoff)."""
+
+    conversation_id: str
+    run_id: str
+    step_id: str
+    effect_id: str
+    attempt: int
+    step_class: StepClass
+    input: JsonValue
+    policy: StepPolicy
+    idempotency_key: str
+    delay: float
+    cause_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelEffects:
+    """Cancel these in-flight effects of the run; each answers with its own lifecycle event."""
+
+    conversation_id: str
+    run_id: str
+    effect_ids: tuple[str, ...]
+    reason: str
+    cause_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmitLifecycle:
+    """Publish a lifecycle change of the run or of one of its steps (`run.interrupted`, ...)."""
+
+    conversation_id: str
+    run_id: str
+    name: str
+    status: str
+    cause_id: str
+    reason: str | None = None
+    step_id: str | None = None
+    effect_id: str | None = None
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmitProgress:
+    """Publish the progress an effect reported."""
+
+    conversation_id: str
+    run_id: str
+    step_id: str
+    effect_id: str
+    attempt: int
+    sequence: int
+    progress: JsonValue
+    cause_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmitOutput:
+    """The run's one terminal output: its final status and output, or its error projection."""
+
+    conversation_id: str
+    run_id: str
+    status: str
+    output: JsonValue
+    error: StepFailure | None
+    cause_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EmitAudit:
+    """Record an authorization decision (allowed or refused) for an action on a run."""
+
+    conversation_id: str
+    run_id: str
+    action: AuditAction
+    principal: str | None
+    allowed: bool
+    reason: str
+    cause_id: str
+
+
+Directive: TypeAlias = StartEffect | CancelEffects | EmitLifecycle | EmitProgress | EmitOutput | EmitAudit
+
+EVENT_TYPES: Final[dict[str, type[Any]]] = {
+    "run_requested": RunRequested,
+    "interrupt_requested": InterruptRequested,
+    "resume_requested": ResumeRequested,
+    "cancel_requested": CancelRequested,
+    "effect_started": EffectStarted,
+    "effect_progress": EffectProgress,
+    "effect_completed": EffectCompleted,
+    "effect_failed": EffectFailed,
+    "effect_canceled": EffectCanceled,
+    "human_input_received": HumanInputReceived,
+}
+DIRECTIVE_TYPES: Final[dict[str, type[Any]]] = {
+    "start_effect": StartEffect,
+    "cancel_effects": CancelEffects,
+    "emit_lifecycle": EmitLifecycle,
+    "emit_progress": EmitProgress,
+    "emit_output": EmitOutput,
+    "emit_audit": EmitAudit,
+}
+TYPE_NAMES: Final[dict[type[Any], str]] = {
+    cls: name for name, cls in (*EVENT_TYPES.items(), *DIRECTIVE_TYPES.items())
+}
+
+
+def type_name(value: object) -> str:
+    """The vocabulary name of an event or directive (`run_requested`, `start_effect`, ...)."""
+    return TYPE_NAMES[type(value)]
+
+
+def effect_id_for(run_id: str, step_id: str, attempt: int) -> str:
+    """The effect id of one step attempt: a pure function of ids that arrived in events.
+
+    post: __return__.startswith(run_id)
+    """
+    return f"{run_id}/{step_id}/{attempt}"
+
+
+def idempotency_key_for(run_id: str, step_id: str, attempt: int) -> str:
+    """The idempotency key handed to an executor: (run_id, step_id, attempt), as one string."""
+    return f"{run_id}:{step_id}:{attempt}"
