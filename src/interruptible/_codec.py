@@ -176,7 +176,9 @@ def _codec_for(hint: Any) -> _Codec:
     if hint is Any:
         return _Codec(_identity, _json_value, {}, "a JSON value")
     if hint in (str, int, float, bool):
-        return _primitive(hint, {str: "string", int: "integer", float: "number", bool: "boolean"}[hint])
+        return _primitive(
+            hint, {str: "string", int: "integer", float: "number", bool: "boolean"}[hint]
+        )
     if isinstance(hint, type) and issubclass(hint, Enum):
         return _enum(hint)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
@@ -186,9 +188,9 @@ def _codec_for(hint: Any) -> _Codec:
         if len(args) == 1 and len(typing.get_args(hint)) == 2:
             return _optional(_codec_for(args[0]))
     if origin is tuple:
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return _tuple(_codec_for(args[0]))
+        items = typing.get_args(hint)
+        if len(items) == 2 and items[1] is Ellipsis:
+            return _tuple(_codec_for(items[0]))
     raise TypeError(f"no JSON codec for field type {hint!r}")  # pragma: no cover - import time
 
 
@@ -271,7 +273,9 @@ def _referenced_defs(record: _Record) -> dict[str, object]:
         current = pending.pop()
         for _, codec, _ in current.fields:
             for cls, nested in _NESTED.items():
-                if cls.__name__ not in defs and f"#/$defs/{cls.__name__}" in json.dumps(codec.schema):
+                if cls.__name__ not in defs and f"#/$defs/{cls.__name__}" in json.dumps(
+                    codec.schema
+                ):
                     defs[cls.__name__] = nested.schema()
                     pending.append(nested)
     return dict(sorted(defs.items()))

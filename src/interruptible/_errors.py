@@ -1,4 +1,5 @@
-"""Errors: one base class, one subclass per failure, structured fields, messages that say what to do.
+"""Errors: one base class, one subclass per failure, structured fields, messages that say what
+to do.
 
 Definition errors (a lifecycle declared wrongly) are kept apart from runtime rejections (a valid
 machine refusing an event): the first is a bug in a declaration and is raised at compile time;
@@ -56,7 +57,7 @@ class InterruptibleError(Exception):
         return f"{type(self).__name__}({self.message!r})"
 
 
-# --- definition errors -------------------------------------------------------------------------
+# --- definition errors ---------------------------------------------------------------------------
 
 
 class LifecycleDefinitionError(InterruptibleError):
@@ -65,7 +66,7 @@ class LifecycleDefinitionError(InterruptibleError):
     code = "lifecycle_definition"
 
 
-# --- rejections of a valid machine --------------------------------------------------------------
+# --- rejections of a valid machine ---------------------------------------------------------------
 
 
 class IllegalTransition(InterruptibleError):
@@ -169,7 +170,7 @@ class ResumeNotAllowedError(InterruptibleError):
 
 
 class RunConflictError(InterruptibleError):
-    """A repeated run id with a different request, or a human answer that differs from the kept one."""
+    """A run id reused for a different request, or a human answer unlike the kept one."""
 
     code = "run_conflict"
 
@@ -198,7 +199,19 @@ class StaleWriterError(JournalError):
     code = "stale_writer"
 
 
+class GateClosedError(InterruptibleError):
+    """A human answer for a gate that ended without one (its step failed or was canceled)."""
+
+    code = "gate_closed"
+
+
+class ModeNotFoundError(InterruptibleError):
+    """No mode is registered under the name a run asks for."""
+
+    code = "mode_not_found"
+
+
 class ExecutorNotFoundError(InterruptibleError):
-    """No executor (or tool, or mode) is registered under this name."""
+    """No executor (or tool) is registered under this name."""
 
     code = "executor_not_found"

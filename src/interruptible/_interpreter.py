@@ -74,9 +74,7 @@ class CompiledLifecycle(Generic[S]):
     index: Mapping[tuple[S, str], tuple[Transition[S], ...]]
     allowed: Mapping[S, tuple[str, ...]]
 
-    def fire(
-        self, status: S, event: str, guards: Mapping[str, bool] = NO_GUARDS
-    ) -> Transition[S]:
+    def fire(self, status: S, event: str, guards: Mapping[str, bool] = NO_GUARDS) -> Transition[S]:
         """The transition that `event` takes from `status` under `guards`.
 
         Raises `IllegalTransition` when the event is not allowed there or no guard set holds,
@@ -163,9 +161,7 @@ def compile_lifecycle(machine: type[Any], status_type: type[S]) -> CompiledLifec
     )
 
 
-def _compile_transition(
-    name: str, raw: Any, by_value: Mapping[str, S]
-) -> list[Transition[S]]:
+def _compile_transition(name: str, raw: Any, by_value: Mapping[str, S]) -> list[Transition[S]]:
     if list(raw.validators):
         raise LifecycleDefinitionError(
             f"{name}: transition {raw.source.id} -> {raw.target.id} has validators; "

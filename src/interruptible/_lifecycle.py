@@ -25,14 +25,14 @@ What differs per step class (`llm`, `tool`, `timer`, `human_gate`, `system`) is 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
 from statemachine import State, StateMachine
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """The status of a run."""
 
     pending = "pending"
@@ -43,7 +43,7 @@ class RunStatus(str, Enum):
     canceled = "canceled"
 
 
-class StepStatus(str, Enum):
+class StepStatus(StrEnum):
     """The status of one step of a run."""
 
     pending = "pending"
@@ -57,7 +57,7 @@ class StepStatus(str, Enum):
     canceled = "canceled"
 
 
-class StepClass(str, Enum):
+class StepClass(StrEnum):
     """What kind of work a step is; each class has one executor in a runtime."""
 
     llm = "llm"
@@ -67,7 +67,7 @@ class StepClass(str, Enum):
     system = "system"
 
 
-class DirectiveKind(str, Enum):
+class DirectiveKind(StrEnum):
     """The directives a transition may emit; a runtime carries them out."""
 
     start_effect = "start_effect"
@@ -84,7 +84,9 @@ TERMINAL_RUN_STATUSES: Final = frozenset(
     {RunStatus.completed, RunStatus.failed, RunStatus.canceled}
 )
 # A run in one of these statuses occupies its conversation (design: one active run).
-ACTIVE_RUN_STATUSES: Final = frozenset({RunStatus.pending, RunStatus.running, RunStatus.interrupted})
+ACTIVE_RUN_STATUSES: Final = frozenset(
+    {RunStatus.pending, RunStatus.running, RunStatus.interrupted}
+)
 FINAL_STEP_STATUSES: Final = frozenset(
     {StepStatus.completed, StepStatus.failed, StepStatus.canceled}
 )
@@ -94,7 +96,7 @@ LIVE_STEP_STATUSES: Final = frozenset(
 )
 
 
-class RunLifecycle(StateMachine):  # type: ignore[misc]
+class RunLifecycle(StateMachine):
     """The lifecycle of a run: design.md's status matrix, exactly."""
 
     pending = State(initial=True)
@@ -120,7 +122,7 @@ class RunLifecycle(StateMachine):  # type: ignore[misc]
     )
 
 
-class StepLifecycle(StateMachine):  # type: ignore[misc]
+class StepLifecycle(StateMachine):
     """The lifecycle of one step, shared by every step class."""
 
     pending = State(initial=True)
@@ -139,16 +141,16 @@ class StepLifecycle(StateMachine):  # type: ignore[misc]
     )
     # A human gate whose answer arrived early completes as soon as its gate opens.
     effect_started = (
-        scheduled.to(completed, cond=["awaits_input", "has_input"], on=["cancel_effects", "emit_lifecycle"])
+        scheduled.to(
+            completed, cond=["awaits_input", "has_input"], on=["cancel_effects", "emit_lifecycle"]
+        )
         | scheduled.to(waiting_input, cond="awaits_input", on="emit_lifecycle")
         | scheduled.to(running, on="emit_lifecycle")
     )
     effect_progress = running.to(running, internal=True, on="emit_progress") | waiting_input.to(
         waiting_input, internal=True, on="emit_progress"
     )
-    human_input_received = waiting_input.to(
-        completed, on=["cancel_effects", "emit_lifecycle"]
-    )
+    human_input_received = waiting_input.to(completed, on=["cancel_effects", "emit_lifecycle"])
     effect_completed = (
         scheduled.to(completed, on="emit_lifecycle")
         | running.to(completed, on="emit_lifecycle")
@@ -216,7 +218,10 @@ class StepClassTraits:
 STEP_CLASS_TRAITS: Final = MappingProxyType(
     {
         StepClass.llm: StepClassTraits(
-            awaits_input=False, default_max_attempts=3, default_timeout=120.0, durable_deadline=False
+            awaits_input=False,
+            default_max_attempts=3,
+            default_timeout=120.0,
+            durable_deadline=False,
         ),
         StepClass.tool: StepClassTraits(
             awaits_input=False, default_max_attempts=3, default_timeout=60.0, durable_deadline=False

@@ -14,7 +14,7 @@ that arrived in events. `_codec.py` turns all of these into JSON and back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Final, TypeAlias
 
 from ._lifecycle import StepClass
@@ -24,14 +24,14 @@ from ._lifecycle import StepClass
 JsonValue: TypeAlias = Any
 
 
-class OnFailure(str, Enum):
+class OnFailure(StrEnum):
     """What a step's failure does to its run."""
 
     fail = "fail"
     continue_ = "continue"
 
 
-class FailureCategory(str, Enum):
+class FailureCategory(StrEnum):
     """The normalized categories of a step failure; a policy retries the ones it lists."""
 
     timeout = "timeout"
@@ -45,7 +45,7 @@ class FailureCategory(str, Enum):
     canceled = "canceled"
 
 
-class AuditAction(str, Enum):
+class AuditAction(StrEnum):
     """The actions that are authorized and audited."""
 
     interrupt = "interrupt"
@@ -55,7 +55,7 @@ class AuditAction(str, Enum):
     provide_input = "provide_input"
 
 
-# --- step definitions and envelopes -----------------------------------------------------------
+# --- step definitions and envelopes --------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +292,7 @@ EffectEvent: TypeAlias = (
     EffectStarted | EffectProgress | EffectCompleted | EffectFailed | EffectCanceled
 )
 
-# --- directives ------------------------------------------------------------------------------------
+# --- directives ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +377,9 @@ class EmitAudit:
     cause_id: str
 
 
-Directive: TypeAlias = StartEffect | CancelEffects | EmitLifecycle | EmitProgress | EmitOutput | EmitAudit
+Directive: TypeAlias = (
+    StartEffect | CancelEffects | EmitLifecycle | EmitProgress | EmitOutput | EmitAudit
+)
 
 EVENT_TYPES: Final[dict[str, type[Any]]] = {
     "run_requested": RunRequested,

@@ -1,0 +1,592 @@
+"""The coordinator: `reduce(state, event) -> Outcome`, pure and total.
+
+Theory of operation
+-------------------
+`Coordinator.reduce` looks the event's class up in a handler table (one handler per event), checks
+the event's fields, and hands it to its handler. A handler first does the checks that may refuse
+the event (unknown run, authorization, duplicates, stale effects) without touching the state; only
+then does it open a `RunTxn`, fire lifecycle events through the compiled tables, and commit. So a
+refused or ignored event always returns the state object it was given (CORE-2).
+
+`reduce` never raises for bad input (CORE-1): a malformed event, an unknown id, an out-of-order
+effect event all come back as a rejected `Outcome` with a typed error, and a mode callback that
+raises fails its run instead of escaping.
+
+No clock, no randomness, no IO: ids and times arrive inside events (CORE-4), so replaying a
+journal yields the same states and directives as the live execution did (CORE-5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
+
+from .._errors import (
+    GateClosedError,
+    IllegalTransition,
+    InterruptibleError,
+    InvalidEventError,
+    ModeNotFoundError,
+    NotAuthorizedError,
+    ResumeNotAllowedError,
+    RunConflictError,
+    RunInProgressError,
+    RunNotFoundError,
+    RunTerminalError,
+    StepNotFoundError,
+)
+from .._lifecycle import STEP_CLASS_TRAITS, RunStatus, StepStatus
+from .._vocabulary import (
+    AuditAction,
+    CancelRequested,
+    Directive,
+    EffectCanceled,
+    EffectCompleted,
+    EffectFailed,
+    EffectProgress,
+    EffectStarted,
+    EmitAudit,
+    Event,
+    HumanInputReceived,
+    InterruptRequested,
+    ResumeRequested,
+    RunRequested,
+    StepFailure,
+)
+from ._authorizer import Authorizer, OwnerOrOperator
+from ._modes import Mode, mode_registry
+from ._state import (
+    HISTORY_LIMIT,
+    NO_INPUT,
+    ConversationState,
+    Disposition,
+    IgnoredReason,
+    Outcome,
+    RunState,
+    StepState,
+)
+from ._txn import STEP, RunTxn, replace_step
+from ._validate import event_problem
+
+E = TypeVar("E")
+_Handler = Callable[[ConversationState, Any], Outcome]
+
+_LIVE_UNCANCELLED: Final = frozenset(
+    {StepStatus.scheduled, StepStatus.running, StepStatus.waiting_input}
+)
+
+
+def _ignored(state: ConversationState, reason: IgnoredReason) -> Outcome:
+    return Outcome(state, (), Disposition.ignored, reason)
+
+
+def _rejected(
+    state: ConversationState, error: InterruptibleError, directives: tuple[Directive, ...] = ()
+) -> Outcome:
+    return Outcome(state, directives, Disposition.rejected, None, error)
+
+
+class Coordinator:
+    """Sequences mode decisions with lifecycle transitions; `reduce` is its one entry point."""
+
+    def __init__(
+        self,
+        modes: Iterable[Mode] | Mapping[str, Mode] = (),
+        authorizer: Authorizer | None = None,
+        *,
+        history_limit: int = HISTORY_LIMIT,
+    ) -> None:
+        self.modes: Mapping[str, Mode] = MappingProxyType(
+            dict(modes) if isinstance(modes, Mapping) else dict(mode_registry(list(modes)))
+        )
+        self.authorizer: Authorizer = authorizer if authorizer is not None else OwnerOrOperator()
+        self.history_limit = history_limit
+        self._handlers: Mapping[type[Any], _Handler] = {
+            RunRequested: self._run_requested,
+            InterruptRequested: self._interrupt_requested,
+            ResumeRequested: self._resume_requested,
+            CancelRequested: self._cancel_requested,
+            EffectStarted: self._effect_started,
+            EffectProgress: self._effect_progress,
+            EffectCompleted: self._effect_completed,
+            EffectFailed: self._effect_failed,
+            EffectCanceled: self._effect_canceled,
+            HumanInputReceived: self._human_input_received,
+        }
+
+    def with_modes(self, *modes: Mode) -> Coordinator:
+        """A coordinator with these modes added (same authorizer and retention)."""
+        return Coordinator(
+            {**self.modes, **mode_registry(modes)},
+            self.authorizer,
+            history_limit=self.history_limit,
+        )
+
+    # --- the entry point ----------------------------------------------------------------------
+
+    def reduce(self, state: ConversationState, event: Event) -> Outcome:
+        """Fold one event into the conversation state; never raises for bad input."""
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            return _rejected(
+                state,
+                InvalidEventError(
+                    f"{type(event).__name__} is not an event of the vocabulary; "
+                    f"build one of interruptible's event classes."
+                ),
+            )
+        problem = event_problem(event)
+        if problem is not None:
+            return _rejected(state, InvalidEventError(problem, reason="malformed_event"))
+        if state.conversation_id is not None and event.conversation_id != state.conversation_id:
+            return _rejected(
+                state,
+                InvalidEventError(
+                    f"event for conversation {event.conversation_id!r} given to the state of "
+                    f"conversation {state.conversation_id!r}; reduce it with that conversation's "
+                    "state.",
+                    conversation_id=event.conversation_id,
+                    reason="wrong_conversation",
+                ),
+            )
+        try:
+            return handler(state, event)
+        except IllegalTransition as exc:
+            # An event out of order for its step (progress before start, an unrequested cancel).
+            exc.conversation_id = event.conversation_id
+            exc.run_id = event.run_id
+            return _rejected(state, exc)
+
+    # --- shared steps -------------------------------------------------------------------------
+
+    def _mode(self, run: RunState) -> Mode:
+        return self.modes[run.mode]
+
+    def _commit(self, state: ConversationState, txn: RunTxn) -> Outcome:
+        run, directives = txn.commit()
+        runs = dict(state.runs)
+        runs[run.run_id] = run
+        active = state.active_run_id
+        history = state.history
+        if run.is_terminal and run.run_id not in history:
+            if active == run.run_id:
+                active = None
+            history = (*history, run.run_id)
+            while len(history) > self.history_limit:
+                del runs[history[0]]
+                history = history[1:]
+        new_state = ConversationState(
+            conversation_id=state.conversation_id,
+            active_run_id=active,
+            runs=MappingProxyType(runs),
+            history=history,
+            run_ids=state.run_ids,
+        )
+        return Outcome(new_state, directives)
+
+    def _audit(
+        self, event: Any, run: RunState, action: AuditAction, allowed: bool, reason: str
+    ) -> EmitAudit:
+        return EmitAudit(
+            conversation_id=event.conversation_id,
+            run_id=run.run_id,
+            action=action,
+            principal=event.principal,
+            allowed=allowed,
+            reason=reason,
+            cause_id=event.event_id,
+        )
+
+    def _refuse(
+        self, state: ConversationState, event: Any, run: RunState, action: AuditAction
+    ) -> Outcome:
+        audit = self._audit(event, run, action, False, "not_authorized")
+        error = NotAuthorizedError(
+            f"principal {event.principal!r} may not {action.value} run {run.run_id!r}; ask the "
+            f"run's principal or an operator.",
+            conversation_id=event.conversation_id,
+            run_id=run.run_id,
+            status=run.status.value,
+            reason="not_authorized",
+        )
+        return _rejected(state, error, (audit,))
+
+    def _lookup(self, state: ConversationState, event: Any) -> RunState | None:
+        return state.runs.get(event.run_id)
+
+    def _not_found(self, event: Any) -> RunNotFoundError:
+        return RunNotFoundError(
+            f"conversation {event.conversation_id!r} has no run {event.run_id!r}; check the run id "
+            f"(snapshot() lists the conversation's runs).",
+            conversation_id=event.conversation_id,
+            run_id=event.run_id,
+            reason="run_not_found",
+        )
+
+    # --- run requests -------------------------------------------------------------------------
+
+    def _run_requested(self, state: ConversationState, event: RunRequested) -> Outcome:
+        existing = state.runs.get(event.run_id)
+        if existing is not None:
+            if (existing.mode, existing.input, existing.principal) == (
+                event.mode,
+                event.input,
+                event.principal,
+            ):
+                return _ignored(state, IgnoredReason.duplicate_request)
+            return _rejected(state, self._conflict(event, existing.status.value))
+        if event.run_id in state.run_ids:
+            return _rejected(state, self._conflict(event, None))
+        mode = self.modes.get(event.mode)
+        if mode is None:
+            return _rejected(
+                state,
+                ModeNotFoundError(
+                    f"no mode named {event.mode!r}; registered modes: {sorted(self.modes)}.",
+                    conversation_id=event.conversation_id,
+                    run_id=event.run_id,
+                    reason="mode_not_found",
+                ),
+            )
+        if state.conversation_id is None:
+            state = replace(state, conversation_id=event.conversation_id)
+        prefix: tuple[Directive, ...] = ()
+        active = state.active_run
+        if active is not None:
+            if not event.supersede:
+                return _rejected(
+                    state,
+                    RunInProgressError(
+                        f"conversation {event.conversation_id!r} already has run "
+                        f"{active.run_id!r} ({active.status.value}); wait for it, cancel it, or "
+                        f"ask for supersede=True.",
+                        conversation_id=event.conversation_id,
+                        run_id=active.run_id,
+                        status=active.status.value,
+                        reason="run_in_progress",
+                    ),
+                )
+            if not self.authorizer.allows(AuditAction.supersede, event.principal, active):
+                return self._refuse(state, event, active, AuditAction.supersede)
+            txn = RunTxn(event.conversation_id, active, self._mode(active), event.event_id)
+            txn.reason = "superseded"
+            txn.fire_run("cancel")
+            outcome = self._commit(state, txn)
+            audit = self._audit(event, active, AuditAction.supersede, True, "superseded")
+            state, prefix = outcome.state, (audit, *outcome.directives)
+        run = RunState(
+            run_id=event.run_id,
+            mode=event.mode,
+            status=RunStatus.pending,
+            input=event.input,
+            principal=event.principal,
+            requested_at=event.at,
+        )
+        state = ConversationState(
+            conversation_id=state.conversation_id,
+            active_run_id=event.run_id,
+            runs=state.runs,
+            history=state.history,
+            run_ids=state.run_ids | {event.run_id},
+        )
+        txn = RunTxn(event.conversation_id, run, mode, event.event_id)
+        txn.update_context(lambda: mode.start(event.input))
+        if txn.status is RunStatus.pending:
+            txn.fire_run("start")
+            txn.advance()
+        outcome = self._commit(state, txn)
+        return Outcome(outcome.state, (*prefix, *outcome.directives))
+
+    def _conflict(self, event: RunRequested, status: str | None) -> RunConflictError:
+        return RunConflictError(
+            f"run id {event.run_id!r} was already used in conversation {event.conversation_id!r} "
+            f"for a different request; use a new run id.",
+            conversation_id=event.conversation_id,
+            run_id=event.run_id,
+            status=status,
+            reason="run_id_reused",
+        )
+
+    def _interrupt_requested(self, state: ConversationState, event: InterruptRequested) -> Outcome:
+        run = self._lookup(state, event)
+        if run is None:
+            if event.run_id in state.run_ids:
+                return _ignored(state, IgnoredReason.run_terminal)
+            return _rejected(state, self._not_found(event))
+        if not self.authorizer.allows(AuditAction.interrupt, event.principal, run):
+            return self._refuse(state, event, run, AuditAction.interrupt)
+        if run.status is RunStatus.interrupted:
+            return _ignored(state, IgnoredReason.duplicate_request)
+        if run.is_terminal:
+            return _ignored(state, IgnoredReason.run_terminal)
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        txn.reason = event.reason
+        txn.cancel_reason = event.reason
+        txn.update_context(lambda: txn.mode.on_interrupt(txn.context, event.reason))
+        if txn.status is RunStatus.running:
+            for index, step in enumerate(txn.steps):
+                if step.status in _LIVE_UNCANCELLED:
+                    txn.fire_step(index, "interrupt")
+            txn.fire_run("interrupt")
+        txn.directives.insert(0, self._audit(event, run, AuditAction.interrupt, True, event.reason))
+        return self._commit(state, txn)
+
+    def _resume_requested(self, state: ConversationState, event: ResumeRequested) -> Outcome:
+        run = self._lookup(state, event)
+        if run is None:
+            if event.run_id in state.run_ids:
+                return _rejected(state, self._resume_refused(event, "a forgotten ended run"))
+            return _rejected(state, self._not_found(event))
+        if not self.authorizer.allows(AuditAction.resume, event.principal, run):
+            return self._refuse(state, event, run, AuditAction.resume)
+        if run.status is RunStatus.running:
+            return _ignored(state, IgnoredReason.duplicate_request)
+        if run.status is not RunStatus.interrupted:
+            return _rejected(state, self._resume_refused(event, run.status.value))
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        txn.reason = None
+        txn.update_context(lambda: txn.mode.on_resume(txn.context))
+        if txn.status is RunStatus.interrupted:
+            txn.fire_run("resume")
+            txn.advance()
+        txn.directives.insert(0, self._audit(event, run, AuditAction.resume, True, "resumed"))
+        return self._commit(state, txn)
+
+    def _resume_refused(self, event: ResumeRequested, status: str) -> ResumeNotAllowedError:
+        return ResumeNotAllowedError(
+            f"run {event.run_id!r} is {status}, and only an interrupted run can be resumed; "
+            f"start a new run instead.",
+            conversation_id=event.conversation_id,
+            run_id=event.run_id,
+            status=status,
+            reason="not_interrupted",
+        )
+
+    def _cancel_requested(self, state: ConversationState, event: CancelRequested) -> Outcome:
+        run = self._lookup(state, event)
+        if run is None:
+            if event.run_id in state.run_ids:
+                return _ignored(state, IgnoredReason.run_terminal)
+            return _rejected(state, self._not_found(event))
+        if not self.authorizer.allows(AuditAction.cancel, event.principal, run):
+            return self._refuse(state, event, run, AuditAction.cancel)
+        if run.is_terminal:
+            return _ignored(state, IgnoredReason.run_terminal)
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        txn.reason = event.reason
+        txn.fire_run("cancel")
+        txn.directives.insert(0, self._audit(event, run, AuditAction.cancel, True, event.reason))
+        return self._commit(state, txn)
+
+    # --- effect lifecycle ---------------------------------------------------------------------
+
+    def _effect_target(
+        self, state: ConversationState, event: Any
+    ) -> tuple[RunState, int, StepState] | Outcome:
+        """The run and step an effect event is for, or the outcome that refuses it."""
+        run = state.runs.get(event.run_id)
+        if run is None:
+            if event.run_id in state.run_ids:
+                return _ignored(state, IgnoredReason.run_terminal)
+            return _rejected(state, self._not_found(event))
+        if run.is_terminal:
+            return _ignored(state, IgnoredReason.run_terminal)
+        for index, step in enumerate(run.steps):
+            if step.definition.step_id == event.step_id:
+                if event.effect_id != step.effect_id or event.attempt != step.attempt:
+                    return _ignored(state, IgnoredReason.stale_effect)
+                return run, index, step
+        return _rejected(state, self._no_step(event, run))
+
+    def _no_step(self, event: Any, run: RunState) -> StepNotFoundError:
+        return StepNotFoundError(
+            f"run {run.run_id!r} has no step {event.step_id!r}; its steps are "
+            f"{[step.step_id for step in run.steps]}.",
+            conversation_id=event.conversation_id,
+            run_id=run.run_id,
+            status=run.status.value,
+            reason="step_not_found",
+        )
+
+    def _effect_started(self, state: ConversationState, event: EffectStarted) -> Outcome:
+        target = self._effect_target(state, event)
+        if isinstance(target, Outcome):
+            return target
+        run, index, step = target
+        if step.status is not StepStatus.scheduled:
+            return _ignored(state, _late_reason(step))
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        guards = {
+            "awaits_input": STEP_CLASS_TRAITS[step.definition.step_class].awaits_input,
+            "has_input": step.input is not NO_INPUT,
+        }
+        if txn.fire_step(index, "effect_started", guards) is StepStatus.completed:
+            txn.cancel_reason = "answered"
+            txn.keep_result(index, step.input)
+            txn.advance()
+        return self._commit(state, txn)
+
+    def _effect_progress(self, state: ConversationState, event: EffectProgress) -> Outcome:
+        target = self._effect_target(state, event)
+        if isinstance(target, Outcome):
+            return target
+        run, index, step = target
+        if step.status is StepStatus.cancelling or not step.is_live:
+            return _ignored(state, _late_reason(step))
+        if event.sequence <= step.progress_sequence:
+            return _ignored(state, IgnoredReason.duplicate_effect_event)
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        txn.emit_progress(index, event.sequence, event.progress)
+        return self._commit(state, txn)
+
+    def _effect_completed(self, state: ConversationState, event: EffectCompleted) -> Outcome:
+        target = self._effect_target(state, event)
+        if isinstance(target, Outcome):
+            return target
+        run, index, step = target
+        if not step.is_live:
+            return _ignored(state, IgnoredReason.effect_already_answered)
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        txn.fire_step(index, "effect_completed")
+        txn.keep_result(index, event.output)
+        txn.advance()
+        return self._commit(state, txn)
+
+    def _effect_failed(self, state: ConversationState, event: EffectFailed) -> Outcome:
+        target = self._effect_target(state, event)
+        if isinstance(target, Outcome):
+            return target
+        run, index, step = target
+        if not step.is_live:
+            return _ignored(state, IgnoredReason.effect_already_answered)
+        policy = step.definition.policy
+        failure = StepFailure(
+            category=event.category,
+            message=event.message,
+            step_id=step.step_id,
+            attempt=step.attempt,
+            retryable=event.retryable,
+            details=event.details,
+        )
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        guards = {
+            "attempts_left": step.failures + 1 < policy.max_attempts,
+            "is_retryable": event.retryable and event.category in policy.retry_on,
+        }
+        target_status = txn.fire_step(index, "effect_failed", guards)
+        if target_status is StepStatus.pending:
+            txn.advance()  # the failure answered an interrupt's cancel: it does not count
+        elif target_status is StepStatus.retrying:
+            txn.steps[index] = replace_step(
+                txn.steps[index], failures=step.failures + 1, failure=failure
+            )
+            txn.schedule(index)
+        else:
+            txn.steps[index] = replace_step(
+                txn.steps[index], failures=step.failures + 1, failure=failure
+            )
+            if policy.on_failure.value == "continue":
+                txn.update_context(lambda: txn.mode.on_failure(txn.context, failure))
+                txn.advance()
+            else:
+                txn.fail(failure)
+        return self._commit(state, txn)
+
+    def _effect_canceled(self, state: ConversationState, event: EffectCanceled) -> Outcome:
+        target = self._effect_target(state, event)
+        if isinstance(target, Outcome):
+            return target
+        run, index, step = target
+        if not step.is_live:
+            return _ignored(state, IgnoredReason.effect_already_answered)
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        txn.fire_step(index, "effect_canceled")  # IllegalTransition unless a cancel was asked for
+        txn.advance()
+        return self._commit(state, txn)
+
+    # --- human gates --------------------------------------------------------------------------
+
+    def _human_input_received(self, state: ConversationState, event: HumanInputReceived) -> Outcome:
+        run = self._lookup(state, event)
+        if run is None:
+            if event.run_id in state.run_ids:
+                return _rejected(state, self._gate_closed_run(event, "forgotten"))
+            return _rejected(state, self._not_found(event))
+        if not self.authorizer.allows(AuditAction.provide_input, event.principal, run):
+            return self._refuse(state, event, run, AuditAction.provide_input)
+        index, step = next(
+            ((i, s) for i, s in enumerate(run.steps) if s.step_id == event.step_id), (-1, None)
+        )
+        if step is None:
+            return _rejected(state, self._no_step(event, run))
+        if not STEP_CLASS_TRAITS[step.definition.step_class].awaits_input:
+            return _rejected(
+                state,
+                StepNotFoundError(
+                    f"step {event.step_id!r} of run {run.run_id!r} is a "
+                    f"{step.definition.step_class.value} step, not a human gate.",
+                    conversation_id=event.conversation_id,
+                    run_id=run.run_id,
+                    status=step.status.value,
+                    reason="not_a_gate",
+                ),
+            )
+        kept = step.result.output if step.result is not None else step.input
+        if step.result is not None or step.input is not NO_INPUT:
+            if kept == event.value:
+                return _ignored(state, IgnoredReason.duplicate_input)
+            return _rejected(
+                state,
+                RunConflictError(
+                    f"gate {event.step_id!r} of run {run.run_id!r} already has a different "
+                    f"answer; an answer cannot be changed.",
+                    conversation_id=event.conversation_id,
+                    run_id=run.run_id,
+                    status=step.status.value,
+                    reason="answer_conflict",
+                ),
+            )
+        if run.is_terminal:
+            return _rejected(state, self._gate_closed_run(event, run.status.value))
+        if step.status in STEP.finals:
+            return _rejected(
+                state,
+                GateClosedError(
+                    f"gate {event.step_id!r} of run {run.run_id!r} ended ({step.status.value}) "
+                    f"without an answer.",
+                    conversation_id=event.conversation_id,
+                    run_id=run.run_id,
+                    status=step.status.value,
+                    reason="gate_closed",
+                ),
+            )
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        txn.directives.append(self._audit(event, run, AuditAction.provide_input, True, "answered"))
+        if step.status is StepStatus.waiting_input and run.status is RunStatus.running:
+            txn.cancel_reason = "answered"
+            txn.fire_step(index, "human_input_received")
+            txn.keep_result(index, event.value)
+            txn.advance()
+        else:
+            # Kept until the gate opens (the run is interrupted or the step has not started).
+            txn.steps[index] = replace_step(step, input=event.value)
+        return self._commit(state, txn)
+
+    def _gate_closed_run(self, event: HumanInputReceived, status: str) -> RunTerminalError:
+        return RunTerminalError(
+            f"run {event.run_id!r} has ended ({status}); its gates take no more answers.",
+            conversation_id=event.conversation_id,
+            run_id=event.run_id,
+            status=status,
+            reason="run_terminal",
+        )
+
+
+def _late_reason(step: StepState) -> IgnoredReason:
+    if step.status is StepStatus.cancelling:
+        return IgnoredReason.cancel_pending
+    if step.is_live:
+        return IgnoredReason.duplicate_effect_event
+    return IgnoredReason.effect_already_answered

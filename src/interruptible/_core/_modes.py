@@ -1,0 +1,270 @@
+"""The `Mode` protocol (a run's decisions) and the built-in modes `Sequence` and `AgentLoop`.
+
+A mode decides *which* steps a run executes; the coordinator decides *how* (lifecycles,
+attempts, interrupts). Every callback is pure: it takes the run's context (a JSON value) and
+returns a new one, so the journal can rehydrate a mode by folding the same events again. A
+callback may raise `ModeError` (or any exception): the run then fails with a `mode_error`
+envelope instead of the engine crashing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence as SequenceOf
+from dataclasses import dataclass, field
+from typing import Final, Protocol, TypeAlias, runtime_checkable
+
+from .._errors import InterruptibleError
+from .._lifecycle import RunStatus, StepClass
+from .._vocabulary import (
+    FailureCategory,
+    JsonValue,
+    StepDefinition,
+    StepFailure,
+    StepPolicy,
+    StepResult,
+)
+
+
+class ModeError(InterruptibleError):
+    """A mode refuses its input or cannot go on; the run fails with this message."""
+
+    code = "mode_error"
+
+    def __init__(
+        self, message: str, *, category: FailureCategory = FailureCategory.mode_error
+    ) -> None:
+        super().__init__(message, reason=category.value)
+        self.category = category
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    """Plan: run this step next (a new step, or the pending one again after an interrupt)."""
+
+    step: StepDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    """Plan: the run is done; `finalize` gives its output."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Plan: the run cannot succeed."""
+
+    message: str
+    category: FailureCategory = FailureCategory.mode_error
+    details: JsonValue = None
+
+
+Plan: TypeAlias = NextStep | Complete | Fail
+
+
+@runtime_checkable
+class Mode(Protocol):
+    """The callbacks of a mode; all pure, all over a JSON-serializable context."""
+
+    @property
+    def name(self) -> str:
+        """The name runs ask for this mode by."""
+        ...
+
+    def start(self, input: JsonValue) -> JsonValue:
+        """The initial context of a run over `input`; raise `ModeError` to refuse the input."""
+        ...
+
+    def plan(self, context: JsonValue) -> Plan:
+        """The next step, or that the run is complete, or that it fails."""
+        ...
+
+    def on_result(self, context: JsonValue, result: StepResult) -> JsonValue:
+        """The context after a step's kept result."""
+        ...
+
+    def on_failure(self, context: JsonValue, failure: StepFailure) -> JsonValue:
+        """The context after a step failed under `on_failure="continue"`."""
+        ...
+
+    def on_interrupt(self, context: JsonValue, reason: str) -> JsonValue:
+        """The context after the run was interrupted."""
+        ...
+
+    def on_resume(self, context: JsonValue) -> JsonValue:
+        """The context after the run was resumed."""
+        ...
+
+    def finalize(self, context: JsonValue, status: RunStatus) -> JsonValue:
+        """The run's terminal output for `status`."""
+        ...
+
+
+class _PassiveCallbacks:
+    """Defaults for the callbacks most modes do not need."""
+
+    def on_interrupt(self, context: JsonValue, reason: str) -> JsonValue:
+        return context
+
+    def on_resume(self, context: JsonValue) -> JsonValue:
+        return context
+
+
+@dataclass(frozen=True, slots=True)
+class Sequence(_PassiveCallbacks):
+    """A fixed list of steps, run in order; the run's output maps step ids to their outputs.
+
+    The context is `{"input": ..., "outputs": {step_id: output}, "failed": [step_id, ...]}`:
+    the next step is the first one with neither an output nor a failure, which is exactly "the
+    first step without a kept result" after a resume.
+    """
+
+    name: str
+    steps: tuple[StepDefinition, ...]
+
+    def __post_init__(self) -> None:
+        ids = [step.step_id for step in self.steps]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"Sequence {self.name!r}: step ids must be unique, got {ids}")
+
+    def start(self, input: JsonValue) -> JsonValue:
+        return {"input": input, "outputs": {}, "failed": []}
+
+    def plan(self, context: JsonValue) -> Plan:
+        outputs = context["outputs"]
+        failed = context["failed"]
+        for step in self.steps:
+            if step.step_id not in outputs and step.step_id not in failed:
+                return NextStep(step)
+        return Complete()
+
+    def on_result(self, context: JsonValue, result: StepResult) -> JsonValue:
+        return {**context, "outputs": {**context["outputs"], result.step_id: result.output}}
+
+    def on_failure(self, context: JsonValue, failure: StepFailure) -> JsonValue:
+        return {**context, "failed": [*context["failed"], failure.step_id]}
+
+    def finalize(self, context: JsonValue, status: RunStatus) -> JsonValue:
+        return {"outputs": context["outputs"], "failed": context["failed"]}
+
+
+DEFAULT_MAX_TURNS: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLoop(_PassiveCallbacks):
+    """An agent loop: an `llm` step whose result may ask for `tool` steps, whose results feed
+    the next `llm` step, until the model answers without tools or `max_turns` is reached.
+
+    The run input is `{"prompt": str}` (or a list of chat `messages`). An `llm` step's input is
+    `{"messages": [...], "tools": [...]}`; its output must be `{"content": str, "tool_calls":
+    [{"id": str, "name": str, "arguments": {...}}]}`. A `tool` step's input is `{"name": str,
+    "arguments": {...}, "call_id": str}`. Tool calls of a turn run one after another; a finished
+    call's result is in the context, so a resume never calls it again.
+    """
+
+    name: str = "agent"
+    tools: tuple[str, ...] = ()
+    max_turns: int = DEFAULT_MAX_TURNS
+    llm_policy: StepPolicy = field(
+        default_factory=lambda: StepPolicy(max_attempts=3, timeout=120.0)
+    )
+    tool_policy: StepPolicy = field(
+        default_factory=lambda: StepPolicy(max_attempts=3, timeout=60.0)
+    )
+
+    def start(self, input: JsonValue) -> JsonValue:
+        if isinstance(input, Mapping) and isinstance(input.get("prompt"), str):
+            messages: list[JsonValue] = [{"role": "user", "content": input["prompt"]}]
+        elif isinstance(input, Mapping) and isinstance(input.get("messages"), list):
+            messages = list(input["messages"])
+        else:
+            raise ModeError(
+                "agent input must be {'prompt': str} or {'messages': [...]}",
+                category=FailureCategory.invalid_input,
+            )
+        return {"messages": messages, "turn": 0, "pending": [], "answer": None}
+
+    def plan(self, context: JsonValue) -> Plan:
+        pending = context["pending"]
+        turn = context["turn"]
+        if pending:
+            call = pending[0]
+            return NextStep(
+                StepDefinition(
+                    step_id=f"turn-{turn}.tool-{call['id']}",
+                    step_class=StepClass.tool,
+                    input={
+                        "name": call["name"],
+                        "arguments": call["arguments"],
+                        "call_id": call["id"],
+                    },
+                    policy=self.tool_policy,
+                    label=f"tool {call['name']}",
+                )
+            )
+        if context["answer"] is not None:
+            return Complete()
+        if turn >= self.max_turns:
+            return Fail(
+                f"the model did not answer within {self.max_turns} turns",
+                category=FailureCategory.mode_error,
+                details={"max_turns": self.max_turns},
+            )
+        return NextStep(
+            StepDefinition(
+                step_id=f"turn-{turn + 1}.llm",
+                step_class=StepClass.llm,
+                input={"messages": context["messages"], "tools": list(self.tools)},
+                policy=self.llm_policy,
+                label=f"model turn {turn + 1}",
+            )
+        )
+
+    def on_result(self, context: JsonValue, result: StepResult) -> JsonValue:
+        output = result.output
+        if result.step_id.endswith(".llm"):
+            if not isinstance(output, Mapping) or not isinstance(output.get("content", ""), str):
+                raise ModeError(f"llm step {result.step_id} returned {output!r}, not a message")
+            calls = list(output.get("tool_calls") or [])
+            for call in calls:
+                if not (isinstance(call, Mapping) and {"id", "name", "arguments"} <= call.keys()):
+                    raise ModeError(f"llm step {result.step_id} returned a bad tool call {call!r}")
+            message = {
+                "role": "assistant",
+                "content": output.get("content", ""),
+                "tool_calls": calls,
+            }
+            return {
+                **context,
+                "turn": context["turn"] + 1,
+                "messages": [*context["messages"], message],
+                "pending": calls,
+                "answer": None if calls else output.get("content", ""),
+            }
+        call, *rest = context["pending"]
+        message = {"role": "tool", "tool_call_id": call["id"], "content": output}
+        return {**context, "messages": [*context["messages"], message], "pending": rest}
+
+    def on_failure(self, context: JsonValue, failure: StepFailure) -> JsonValue:
+        # A tool that failed under on_failure="continue": the model sees the error and goes on.
+        call, *rest = context["pending"]
+        message = {
+            "role": "tool",
+            "tool_call_id": call["id"],
+            "content": {"error": failure.message},
+        }
+        return {**context, "messages": [*context["messages"], message], "pending": rest}
+
+    def finalize(self, context: JsonValue, status: RunStatus) -> JsonValue:
+        return {"answer": context["answer"], "turns": context["turn"]}
+
+
+def mode_registry(modes: SequenceOf[Mode]) -> Mapping[str, Mode]:
+    """A name -> mode mapping; rejects two modes with one name."""
+    registry: dict[str, Mode] = {}
+    for mode in modes:
+        if mode.name in registry:
+            raise ValueError(f"two modes are named {mode.name!r}; mode names must be unique")
+        registry[mode.name] = mode
+    return registry

@@ -1,0 +1,160 @@
+"""Conversation, run and step state: immutable records that `reduce` replaces, never mutates.
+
+Retention rule (CORE-3): a conversation keeps the full state of its active run and of its last
+`HISTORY_LIMIT` ended runs; older ended runs are forgotten, but their ids stay in `run_ids` for
+good, so a run id is unique per conversation forever and a late event for a forgotten run is
+recognised as late (it can only be terminal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from .._errors import InterruptibleError
+from .._lifecycle import LIVE_STEP_STATUSES, TERMINAL_RUN_STATUSES, RunStatus, StepStatus
+from .._vocabulary import Directive, JsonValue, StepDefinition, StepFailure, StepResult
+
+# Enough to show a person the last few runs of a conversation and to answer late events for them
+# precisely, while keeping an idle conversation small (the runtime keeps thousands in memory).
+HISTORY_LIMIT: Final = 8
+
+
+class _NoInput:
+    """The marker for "no human answer kept"; distinct from a `None` answer."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_INPUT"
+
+
+NO_INPUT: Final = _NoInput()
+
+
+@dataclass(frozen=True, slots=True)
+class StepState:
+    """One step of a run: its definition, status, attempts and kept result."""
+
+    definition: StepDefinition
+    status: StepStatus = StepStatus.pending
+    attempt: int = 0  # the number of the latest attempt; each attempt has its own effect id
+    failures: int = 0  # attempts that count toward the policy's max_attempts
+    effect_id: str | None = None  # the latest attempt's effect
+    progress_sequence: int = -1  # the last progress report seen from that effect
+    result: StepResult | None = None
+    failure: StepFailure | None = None
+    input: JsonValue = NO_INPUT  # a human gate's answer, kept until the gate opens
+
+    @property
+    def step_id(self) -> str:
+        """The step's id, unique in its run."""
+        return self.definition.step_id
+
+    @property
+    def is_live(self) -> bool:
+        """Whether the latest attempt's effect may still be running in a runtime."""
+        return self.status in LIVE_STEP_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """One run: identity, status, steps in the order they were planned, and the mode context."""
+
+    run_id: str
+    mode: str
+    status: RunStatus
+    input: JsonValue
+    principal: str | None
+    steps: tuple[StepState, ...] = ()
+    context: JsonValue = None
+    reason: str | None = None
+    output: JsonValue = None
+    error: StepFailure | None = None
+    requested_at: float = 0.0
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run has reached its one terminal status."""
+        return self.status in TERMINAL_RUN_STATUSES
+
+    def step(self, step_id: str) -> StepState | None:
+        """The step with this id, if the run has planned it."""
+        for step in self.steps:
+            if step.definition.step_id == step_id:
+                return step
+        return None
+
+    def live_steps(self) -> tuple[StepState, ...]:
+        """The steps whose effect may still be running."""
+        return tuple(step for step in self.steps if step.status in LIVE_STEP_STATUSES)
+
+
+_EMPTY_RUNS: Final[Mapping[str, RunState]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationState:
+    """Everything the core knows about one conversation."""
+
+    conversation_id: str | None = None
+    active_run_id: str | None = None
+    runs: Mapping[str, RunState] = field(
+        default_factory=lambda: _EMPTY_RUNS
+    )  # the active run and the retained history
+    history: tuple[str, ...] = ()  # retained ended runs, oldest first
+    run_ids: frozenset[str] = frozenset()  # every run id this conversation ever had
+
+    @property
+    def active_run(self) -> RunState | None:
+        """The run that occupies the conversation (pending, running or interrupted), if any."""
+        return None if self.active_run_id is None else self.runs[self.active_run_id]
+
+    @property
+    def run_history(self) -> tuple[RunState, ...]:
+        """The retained ended runs, oldest first."""
+        return tuple(self.runs[run_id] for run_id in self.history)
+
+
+def initial_state(conversation_id: str | None = None) -> ConversationState:
+    """The state of a conversation before any event (bound to its id by the first run request)."""
+    return ConversationState(conversation_id=conversation_id)
+
+
+class Disposition(StrEnum):
+    """What `reduce` did with an event."""
+
+    applied = "applied"  # the state changed
+    ignored = "ignored"  # a duplicate, stale or late event: no change, no effect directive
+    rejected = "rejected"  # bad input or refused: no change, `error` says why
+
+
+class IgnoredReason(StrEnum):
+    """Why an event changed nothing although it was well formed."""
+
+    duplicate_request = "duplicate_request"
+    duplicate_effect_event = "duplicate_effect_event"
+    duplicate_input = "duplicate_input"
+    stale_effect = "stale_effect"
+    effect_already_answered = "effect_already_answered"
+    cancel_pending = "cancel_pending"
+    run_terminal = "run_terminal"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What `reduce` returns: the new state, the directives in order, and for a refusal, why."""
+
+    state: ConversationState
+    directives: tuple[Directive, ...] = ()
+    disposition: Disposition = Disposition.applied
+    ignored: IgnoredReason | None = None
+    error: InterruptibleError | None = None
+
+    @property
+    def applied(self) -> bool:
+        """Whether the event changed the state."""
+        return self.disposition is Disposition.applied

@@ -1,0 +1,363 @@
+"""One run's changes while `reduce` handles one event: every status change goes through here.
+
+Theory of operation
+-------------------
+A `RunTxn` copies the fields of a `RunState` that an event may change into plain attributes,
+fires the compiled lifecycles (`RUN`, `STEP`) on them, and turns the directive templates of each
+fired transition into directives. `commit()` builds the new immutable `RunState` once at the end,
+which is both simpler and faster than replacing frozen records after every transition.
+
+Directive order, the same for every event (DIR-2): one merged `cancel_effects` first (so a cancel
+reaches the effect at once), then the other directives in the order their transitions fired, and
+the run's `emit_output` last. The `cancel_effects` templates of the step transitions contribute
+their step's live effect id; all of one event's ids travel in one directive (DIR-3).
+
+A mode callback that raises fails the run with a `mode_error` envelope (MODE-3); the callback's
+exception never escapes `reduce`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from .._errors import IllegalTransition
+from .._interpreter import NO_GUARDS, CompiledLifecycle, compile_lifecycle
+from .._lifecycle import (
+    LIVE_STEP_STATUSES,
+    STEP_CLASS_TRAITS,
+    DirectiveKind,
+    RunLifecycle,
+    RunStatus,
+    StepLifecycle,
+    StepStatus,
+)
+from .._vocabulary import (
+    CancelEffects,
+    Directive,
+    EmitLifecycle,
+    EmitOutput,
+    EmitProgress,
+    FailureCategory,
+    JsonValue,
+    StartEffect,
+    StepDefinition,
+    StepFailure,
+    StepResult,
+    effect_id_for,
+    idempotency_key_for,
+)
+from ._modes import Complete, Fail, Mode, ModeError, NextStep
+from ._state import NO_INPUT, RunState, StepState
+
+RUN: Final[CompiledLifecycle[RunStatus]] = compile_lifecycle(RunLifecycle, RunStatus)
+STEP: Final[CompiledLifecycle[StepStatus]] = compile_lifecycle(StepLifecycle, StepStatus)
+
+_RUN_EVENT_NAMES: Final = {status: f"run.{status.value}" for status in RunStatus}
+_STEP_EVENT_NAMES: Final = {status: f"step.{status.value}" for status in StepStatus}
+_EMIT: Final = DirectiveKind.emit_lifecycle
+_START: Final = DirectiveKind.start_effect
+_CANCEL: Final = DirectiveKind.cancel_effects
+_PROGRESS: Final = DirectiveKind.emit_progress
+_OUTPUT: Final = DirectiveKind.emit_output
+
+
+class RunTxn:
+    """The working copy of one run while one event is reduced."""
+
+    __slots__ = (
+        "cancel_ids",
+        "cancel_reason",
+        "cause_id",
+        "context",
+        "conversation_id",
+        "directives",
+        "error",
+        "mode",
+        "output",
+        "reason",
+        "run",
+        "status",
+        "steps",
+    )
+
+    def __init__(self, conversation_id: str, run: RunState, mode: Mode, cause_id: str) -> None:
+        self.conversation_id = conversation_id
+        self.run = run
+        self.mode = mode
+        self.cause_id = cause_id
+        self.status = run.status
+        self.steps = list(run.steps)
+        self.context = run.context
+        self.reason = run.reason
+        self.output = run.output
+        self.error = run.error
+        self.directives: list[Directive] = []
+        self.cancel_ids: list[str] = []
+        self.cancel_reason = "interrupted"
+
+    # --- firing the lifecycles ------------------------------------------------------------------
+
+    def fire_run(self, event: str, guards: Mapping[str, bool] = NO_GUARDS) -> None:
+        """Fire a run lifecycle event; on a terminal target, end every unfinished step first."""
+        transition = RUN.fire(self.status, event, guards)
+        if transition.target in RUN.finals:
+            self.cancel_reason = self.reason or transition.target.value
+            for index, step in enumerate(self.steps):
+                if step.status not in STEP.finals:
+                    self.fire_step(index, "abandon")
+        self.status = transition.target
+        for kind in transition.directives:
+            if kind is _EMIT:
+                self.directives.append(
+                    EmitLifecycle(
+                        conversation_id=self.conversation_id,
+                        run_id=self.run.run_id,
+                        name=_RUN_EVENT_NAMES[transition.target],
+                        status=transition.target.value,
+                        cause_id=self.cause_id,
+                        reason=self.reason,
+                    )
+                )
+        if transition.emits(_OUTPUT):
+            self.output = self.call_mode(lambda: self.mode.finalize(self.context, self.status))
+            self.directives.append(
+                EmitOutput(
+                    conversation_id=self.conversation_id,
+                    run_id=self.run.run_id,
+                    status=self.status.value,
+                    output=self.output,
+                    error=self.error,
+                    cause_id=self.cause_id,
+                )
+            )
+
+    def fire_step(
+        self, index: int, event: str, guards: Mapping[str, bool] = NO_GUARDS
+    ) -> StepStatus:
+        """Fire a step lifecycle event on step `index` and emit its directive templates."""
+        step = self.steps[index]
+        transition = STEP.fire(step.status, event, guards)
+        target = transition.target
+        if target is not step.status:
+            step = _with_status(step, target)
+            self.steps[index] = step
+        for kind in transition.directives:
+            if kind is _EMIT:
+                self.directives.append(
+                    EmitLifecycle(
+                        conversation_id=self.conversation_id,
+                        run_id=self.run.run_id,
+                        name=_STEP_EVENT_NAMES[target],
+                        status=target.value,
+                        cause_id=self.cause_id,
+                        step_id=step.definition.step_id,
+                        effect_id=step.effect_id,
+                        attempt=step.attempt,
+                    )
+                )
+            elif kind is _CANCEL:
+                if step.effect_id is not None:
+                    self.cancel_ids.append(step.effect_id)
+            elif kind is _START:
+                self.directives.append(self._start_effect(step))
+        return target
+
+    def emit_progress(self, index: int, sequence: int, progress: JsonValue) -> None:
+        """Fire `effect_progress` on step `index` and emit the progress it carries."""
+        step = self.steps[index]
+        transition = STEP.fire(step.status, "effect_progress")
+        self.steps[index] = _replace_step(step, progress_sequence=sequence)
+        if transition.emits(_PROGRESS):
+            assert step.effect_id is not None  # a running step always has its effect
+            self.directives.append(
+                EmitProgress(
+                    conversation_id=self.conversation_id,
+                    run_id=self.run.run_id,
+                    step_id=step.definition.step_id,
+                    effect_id=step.effect_id,
+                    attempt=step.attempt,
+                    sequence=sequence,
+                    progress=progress,
+                    cause_id=self.cause_id,
+                )
+            )
+
+    def _start_effect(self, step: StepState) -> StartEffect:
+        definition = step.definition
+        assert step.effect_id is not None  # set by schedule() before firing
+        return StartEffect(
+            conversation_id=self.conversation_id,
+            run_id=self.run.run_id,
+            step_id=definition.step_id,
+            effect_id=step.effect_id,
+            attempt=step.attempt,
+            step_class=definition.step_class,
+            input=definition.input,
+            policy=definition.policy,
+            idempotency_key=idempotency_key_for(self.run.run_id, definition.step_id, step.attempt),
+            delay=definition.policy.backoff.delay(step.failures),
+            cause_id=self.cause_id,
+        )
+
+    # --- the coordinator's moves ---------------------------------------------------------------
+
+    def schedule(self, index: int) -> None:
+        """Give step `index` a new attempt and effect id, and start it."""
+        step = self.steps[index]
+        attempt = step.attempt + 1
+        self.steps[index] = _replace_step(
+            step,
+            attempt=attempt,
+            effect_id=effect_id_for(self.run.run_id, step.definition.step_id, attempt),
+            progress_sequence=-1,
+        )
+        self.fire_step(index, "schedule")
+
+    def keep_result(self, index: int, output: JsonValue) -> None:
+        """Keep a completed step's result and tell the mode."""
+        step = self.steps[index]
+        assert step.effect_id is not None
+        result = StepResult(step.definition.step_id, step.attempt, step.effect_id, output)
+        self.steps[index] = _replace_step(step, result=result, input=NO_INPUT)
+        self.update_context(lambda: self.mode.on_result(self.context, result))
+
+    def advance(self) -> None:
+        """While the run is running and no step is live, ask the mode what comes next."""
+        while self.status is RunStatus.running:
+            if any(step.status in LIVE_STEP_STATUSES for step in self.steps):
+                return
+            plan = self.call_mode(lambda: self.mode.plan(self.context))
+            if self.status is not RunStatus.running:
+                return  # the mode raised and the run failed
+            if isinstance(plan, NextStep):
+                index = self._place(plan.step)
+                if index is None:
+                    return
+                self.schedule(index)
+                return
+            if isinstance(plan, Complete):
+                no_step_left = all(step.status in STEP.finals for step in self.steps)
+                try:
+                    self.fire_run("complete", {"no_step_left": no_step_left})
+                except IllegalTransition:
+                    self.fail_protocol("the mode completed the run while a step is unfinished")
+                return
+            if isinstance(plan, Fail):
+                self.fail(StepFailure(plan.category, plan.message, details=plan.details))
+                return
+            self.fail_protocol(f"the mode's plan returned {plan!r}, not a Plan")
+            return
+
+    def _place(self, definition: StepDefinition) -> int | None:
+        """The index of the planned step, appending it when new; None when the run failed."""
+        unfinished = None
+        for index, step in enumerate(self.steps):
+            if step.definition.step_id == definition.step_id:
+                if step.status in STEP.finals:
+                    self.fail_protocol(f"the mode planned step {definition.step_id!r} again")
+                    return None
+                if step.definition != definition:
+                    self.fail_protocol(f"the mode changed the definition of {definition.step_id!r}")
+                    return None
+                return index
+            if step.status not in STEP.finals:
+                unfinished = step.definition.step_id
+        if unfinished is not None:
+            self.fail_protocol(
+                f"the mode planned {definition.step_id!r} before {unfinished!r} ended"
+            )
+            return None
+        if definition.step_class not in STEP_CLASS_TRAITS:
+            self.fail_protocol(f"step {definition.step_id!r} has no known step class")
+            return None
+        self.steps.append(StepState(definition))
+        return len(self.steps) - 1
+
+    def fail(self, failure: StepFailure) -> None:
+        """End the run as failed, projecting `failure` as its error."""
+        self.error = failure
+        self.reason = failure.category.value
+        self.fire_run("fail")
+
+    def fail_protocol(self, message: str) -> None:
+        """End the run because a mode broke the protocol."""
+        self.fail(StepFailure(FailureCategory.protocol_error, message))
+
+    def update_context(self, callback: Callable[[], JsonValue]) -> None:
+        """Replace the context by a mode callback's answer."""
+        context = self.call_mode(callback)
+        if self.status not in RUN.finals:
+            self.context = context
+
+    def call_mode(self, callback: Callable[[], JsonValue]) -> JsonValue:
+        """Call a mode callback; if it raises, fail the run (once) and return None."""
+        try:
+            return callback()
+        except Exception as exc:
+            if self.status in RUN.finals:
+                return None  # finalize itself raised: the run already ended
+            category = exc.category if isinstance(exc, ModeError) else FailureCategory.mode_error
+            self.fail(StepFailure(category, f"{type(exc).__name__}: {exc}"))
+            return None
+
+    def commit(self) -> tuple[RunState, tuple[Directive, ...]]:
+        """The new run state and the event's directives, in the documented order."""
+        directives = self.directives
+        if self.cancel_ids:
+            cancel = CancelEffects(
+                conversation_id=self.conversation_id,
+                run_id=self.run.run_id,
+                effect_ids=tuple(self.cancel_ids),
+                reason=self.cancel_reason,
+                cause_id=self.cause_id,
+            )
+            directives = [cancel, *directives]
+        run = self.run
+        state = RunState(
+            run_id=run.run_id,
+            mode=run.mode,
+            status=self.status,
+            input=run.input,
+            principal=run.principal,
+            steps=tuple(self.steps),
+            context=self.context,
+            reason=self.reason,
+            output=self.output,
+            error=self.error,
+            requested_at=run.requested_at,
+        )
+        return state, tuple(directives)
+
+
+def _with_status(step: StepState, status: StepStatus) -> StepState:
+    return StepState(
+        step.definition,
+        status,
+        step.attempt,
+        step.failures,
+        step.effect_id,
+        step.progress_sequence,
+        step.result,
+        step.failure,
+        step.input,
+    )
+
+
+def _replace_step(step: StepState, **changes: object) -> StepState:
+    fields = {
+        "definition": step.definition,
+        "status": step.status,
+        "attempt": step.attempt,
+        "failures": step.failures,
+        "effect_id": step.effect_id,
+        "progress_sequence": step.progress_sequence,
+        "result": step.result,
+        "failure": step.failure,
+        "input": step.input,
+    }
+    fields.update(changes)
+    return StepState(**fields)
+
+
+replace_step: Final = _replace_step

@@ -1,0 +1,75 @@
+"""Cheap field checks for events handed to `reduce` (the codec checks JSON documents fully).
+
+Built once per event class from its type hints: each field gets a tuple of accepted Python types,
+and id fields must be non-empty strings. JSON payloads (`input`, `output`, `details`, ...) are
+not walked here: that would cost a traversal per event, and the codec already checks them when a
+journal or a foreign runtime hands us JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from enum import Enum
+from typing import Any, Final
+
+from .._vocabulary import EVENT_TYPES
+
+_ID_FIELDS: Final = frozenset(
+    {"event_id", "conversation_id", "run_id", "step_id", "effect_id", "mode"}
+)
+
+
+def _accepted(hint: Any) -> tuple[type[Any], ...] | None:
+    """The Python types a field accepts, or None for any JSON value."""
+    if hint is Any:
+        return None
+    if hint is float:
+        return (float, int)
+    if isinstance(hint, type):
+        return (hint,)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        accepted: list[type[Any]] = []
+        for arg in typing.get_args(hint):
+            inner = _accepted(arg)
+            if inner is None:
+                return None
+            accepted.extend(inner)
+        return tuple(accepted)
+    return None
+
+
+def _plan(cls: type[Any]) -> tuple[tuple[str, tuple[type[Any], ...], bool], ...]:
+    hints = typing.get_type_hints(cls)
+    plan = []
+    for f in dataclasses.fields(cls):
+        accepted = _accepted(hints[f.name])
+        if accepted is not None:
+            plan.append((f.name, accepted, f.name in _ID_FIELDS))
+    return tuple(plan)
+
+
+_PLANS: Final = {cls: _plan(cls) for cls in EVENT_TYPES.values()}
+
+
+def event_problem(event: object) -> str | None:
+    """What is wrong with an event's fields, or None when they are well formed."""
+    plan = _PLANS.get(type(event))
+    if plan is None:
+        return f"{type(event).__name__} is not an event"
+    for name, accepted, is_id in plan:
+        value = getattr(event, name)
+        if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+            expected = " or ".join(
+                "None" if kind is type(None) else kind.__name__ for kind in accepted
+            )
+            return f"field {name!r} of {type(event).__name__}: expected {expected}, got {value!r}"
+        if is_id and not value:
+            return f"field {name!r} of {type(event).__name__}: must be a non-empty string"
+        if type(value) is float and not math.isfinite(value):
+            return f"field {name!r} of {type(event).__name__}: must be finite, got {value!r}"
+        if isinstance(value, Enum) and type(value) not in accepted:  # pragma: no cover
+            return f"field {name!r}: unexpected enum {value!r}"
+    return None
