@@ -1,0 +1,99 @@
+"""The `interruptible` command line: one function per subcommand, registered in `COMMANDS`.
+
+Theory of operation
+-------------------
+`main` builds one argparse parser from the `COMMANDS` table: each `Command` names a subcommand,
+says what it does, adds its own options and runs with the parsed namespace, returning the exit
+status. Adding a subcommand (`demo`, `resume`, `inspect`, `replay`, `check`) is one function pair
+and one table row; `main` does not change.
+
+Subcommands import what they need inside their functions: `import interruptible` and
+`interruptible --help` stay fast, and the diagram toolchain loads only for `spec`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One subcommand: its name, one-line help, option setup and body."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _configure_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("spec/generated"),
+        help="directory to write (default: spec/generated)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the directory differs from a fresh generation",
+    )
+
+
+def _run_spec(args: argparse.Namespace) -> int:
+    from ._spec import check, generate
+
+    out: Path = args.out
+    if args.check:
+        stale = check(out)
+        if stale:
+            print(
+                f"{out} is stale: {len(stale)} file(s) differ from the lifecycle classes:",
+                file=sys.stderr,
+            )
+            for name in stale:
+                print(f"  {name}", file=sys.stderr)
+            print(
+                "Run `./dev spec` (or `interruptible spec`) and commit the result.", file=sys.stderr
+            )
+            return 1
+        print(f"{out} is up to date.")
+        return 0
+    written = generate(out)
+    print(f"wrote {len(written)} files under {out}")
+    return 0
+
+
+COMMANDS: Final = (
+    Command(
+        "spec",
+        "generate the spec's tables, diagrams and schemas from the lifecycle classes",
+        _configure_spec,
+        _run_spec,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="interruptible", description="The interruptible run engine's command line."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        command.configure(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with `argv` (default: `sys.argv[1:]`) and return the exit status."""
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    return run(args)
