@@ -1,0 +1,154 @@
+"""Hypothesis strategies for every vocabulary value: events, directives, step definitions, JSON.
+
+Theory of operation
+-------------------
+Values are built field by field from the dataclasses' own type hints, so a field added to an
+event is generated without touching this module. `_FIELD_OVERRIDES` narrows the few fields whose
+type says less than the protocol (an attempt counts from 1, a backoff never shrinks); every other
+field takes the widest value of its type, which is what a codec or a journal must survive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from enum import Enum
+from typing import Any, Final
+
+from hypothesis import strategies as st
+
+from .._vocabulary import (
+    DIRECTIVE_TYPES,
+    EVENT_TYPES,
+    Backoff,
+    Directive,
+    Event,
+    FailureCategory,
+    JsonValue,
+    StepDefinition,
+    StepPolicy,
+)
+
+__all__ = [
+    "backoffs",
+    "directives",
+    "events",
+    "identifiers",
+    "json_values",
+    "step_definitions",
+    "step_policies",
+    "values_of",
+]
+
+
+def json_values(max_leaves: int = 8) -> st.SearchStrategy[JsonValue]:
+    """Any JSON value: null, booleans, integers, finite floats, text, lists and objects."""
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=12)
+    )
+    return st.recursive(
+        scalars,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+def identifiers() -> st.SearchStrategy[str]:
+    """A non-empty id: any text, because ids arrive from callers and must survive the codec."""
+    return st.text(min_size=1, max_size=16)
+
+
+def backoffs() -> st.SearchStrategy[Backoff]:
+    """A valid backoff: non-negative delays and a multiplier of at least 1."""
+    return st.builds(
+        Backoff,
+        initial=st.floats(min_value=0, max_value=3600),
+        multiplier=st.floats(min_value=1, max_value=10),
+        max_delay=st.floats(min_value=0, max_value=86400),
+    )
+
+
+def step_policies() -> st.SearchStrategy[StepPolicy]:
+    """A valid step policy: at least one attempt, a positive timeout or none, distinct retry_on."""
+    return st.builds(
+        StepPolicy,
+        timeout=st.none() | st.floats(min_value=0.001, max_value=86400),
+        max_attempts=st.integers(min_value=1, max_value=10),
+        backoff=backoffs(),
+        retry_on=st.lists(st.sampled_from(FailureCategory), unique=True, max_size=4).map(tuple),
+    )
+
+
+def step_definitions() -> st.SearchStrategy[StepDefinition]:
+    """A step definition of any class, with any JSON input and a valid policy."""
+    return values_of(StepDefinition)
+
+
+# Fields whose type admits values the protocol never produces.
+_FIELD_OVERRIDES: Final[dict[str, st.SearchStrategy[Any]]] = {
+    "attempt": st.integers(min_value=1, max_value=1_000),
+    "sequence": st.integers(min_value=0, max_value=1_000_000),
+    "at": st.floats(min_value=0, max_value=4e9),
+    "delay": st.floats(min_value=0, max_value=86400),
+    "policy": st.deferred(step_policies),
+}
+
+
+def _for_hint(hint: Any) -> st.SearchStrategy[Any]:
+    if hint is Any:
+        return json_values()
+    if hint is str:
+        return identifiers()
+    if hint is bool:
+        return st.booleans()
+    if hint is int:
+        return st.integers(min_value=-(2**53), max_value=2**53)
+    if hint is float:
+        return st.floats(allow_nan=False, allow_infinity=False)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return st.sampled_from(hint)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return values_of(hint)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return st.one_of(*(_for_hint(arg) for arg in args))
+    if hint is type(None):
+        return st.none()
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return st.lists(_for_hint(args[0]), max_size=4).map(tuple)
+    raise TypeError(f"no strategy for field type {hint!r}")
+
+
+def _for_field(name: str, hint: Any) -> st.SearchStrategy[Any]:
+    if name not in _FIELD_OVERRIDES:
+        return _for_hint(hint)
+    # An optional field keeps its None: the override narrows only the present value.
+    if type(None) in typing.get_args(hint):
+        return st.none() | _FIELD_OVERRIDES[name]
+    return _FIELD_OVERRIDES[name]
+
+
+def values_of(cls: type[Any]) -> st.SearchStrategy[Any]:
+    """Instances of a vocabulary dataclass, every field drawn from its type (or its override)."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: _for_field(f.name, hints[f.name]) for f in dataclasses.fields(cls)}
+    return st.builds(cls, **fields)
+
+
+def events() -> st.SearchStrategy[Event]:
+    """Any event of the vocabulary."""
+    return st.one_of(*(values_of(cls) for cls in EVENT_TYPES.values()))
+
+
+def directives() -> st.SearchStrategy[Directive]:
+    """Any directive of the vocabulary."""
+    return st.one_of(*(values_of(cls) for cls in DIRECTIVE_TYPES.values()))
