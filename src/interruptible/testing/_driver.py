@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from types import EllipsisType
 from typing import Any
 
-from .._core import Coordinator, ConversationState, Mode, Outcome, RunState, StepState
+from .._core import ConversationState, Coordinator, Mode, Outcome, RunState, StepState
 from .._core import initial_state as _initial_state
 from .._vocabulary import (
     CancelRequested,
@@ -58,7 +58,7 @@ class CoreDriver:
         self.state = outcome.state
         return outcome
 
-    def _who(self, principal: str | None | EllipsisType) -> str | None:
+    def _who(self, principal: str | EllipsisType | None) -> str | None:
         return self.principal if isinstance(principal, EllipsisType) else principal
 
     def _base(self, run_id: str) -> dict[str, Any]:
@@ -76,7 +76,7 @@ class CoreDriver:
         mode: str,
         input: JsonValue = None,
         *,
-        principal: str | None | EllipsisType = ...,
+        principal: str | EllipsisType | None = ...,
         supersede: bool = False,
     ) -> Outcome:
         """Send `run_requested`."""
@@ -91,13 +91,13 @@ class CoreDriver:
         self,
         run_id: str,
         reason: str = "interrupt_requested",
-        principal: str | None | EllipsisType = ...,
+        principal: str | EllipsisType | None = ...,
     ) -> Outcome:
         """Send `interrupt_requested`."""
         who = self._who(principal)
         return self.send(InterruptRequested(**self._base(run_id), reason=reason, principal=who))
 
-    def resume(self, run_id: str, principal: str | None | EllipsisType = ...) -> Outcome:
+    def resume(self, run_id: str, principal: str | EllipsisType | None = ...) -> Outcome:
         """Send `resume_requested`."""
         who = self._who(principal)
         return self.send(ResumeRequested(**self._base(run_id), principal=who))
@@ -106,7 +106,7 @@ class CoreDriver:
         self,
         run_id: str,
         reason: str = "cancel_requested",
-        principal: str | None | EllipsisType = ...,
+        principal: str | EllipsisType | None = ...,
     ) -> Outcome:
         """Send `cancel_requested`."""
         who = self._who(principal)
@@ -179,7 +179,7 @@ class CoreDriver:
         run_id: str,
         step_id: str,
         value: JsonValue,
-        principal: str | None | EllipsisType = ...,
+        principal: str | EllipsisType | None = ...,
     ) -> Outcome:
         """Send `human_input_received`."""
         who = self._who(principal)
