@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
 from .._errors import (
@@ -67,7 +66,7 @@ from ._state import (
     RunState,
     StepState,
 )
-from ._txn import STEP, RunTxn, replace_step
+from ._txn import STEP, RunTxn, with_failure, with_input
 from ._validate import event_problem
 
 E = TypeVar("E")
@@ -98,8 +97,8 @@ class Coordinator:
         *,
         history_limit: int = HISTORY_LIMIT,
     ) -> None:
-        self.modes: Mapping[str, Mode] = MappingProxyType(
-            dict(modes) if isinstance(modes, Mapping) else dict(mode_registry(list(modes)))
+        self.modes: Mapping[str, Mode] = dict(
+            modes if isinstance(modes, Mapping) else mode_registry(list(modes))
         )
         self.authorizer: Authorizer = authorizer if authorizer is not None else OwnerOrOperator()
         self.history_limit = history_limit
@@ -166,24 +165,18 @@ class Coordinator:
 
     def _commit(self, state: ConversationState, txn: RunTxn) -> Outcome:
         run, directives = txn.commit()
-        runs = dict(state.runs)
-        runs[run.run_id] = run
-        active = state.active_run_id
-        history = state.history
-        if run.is_terminal and run.run_id not in history:
-            if active == run.run_id:
+        if not run.is_terminal:
+            new_state = ConversationState(
+                state.conversation_id, run, state.run_history, state.run_ids
+            )
+        else:
+            history = (*state.run_history, run)
+            if len(history) > self.history_limit:
+                history = history[len(history) - self.history_limit :]
+            active = state.active_run
+            if active is not None and active.run_id == run.run_id:
                 active = None
-            history = (*history, run.run_id)
-            while len(history) > self.history_limit:
-                del runs[history[0]]
-                history = history[1:]
-        new_state = ConversationState(
-            conversation_id=state.conversation_id,
-            active_run_id=active,
-            runs=MappingProxyType(runs),
-            history=history,
-            run_ids=state.run_ids,
-        )
+            new_state = ConversationState(state.conversation_id, active, history, state.run_ids)
         return Outcome(new_state, directives)
 
     def _audit(
@@ -214,7 +207,7 @@ class Coordinator:
         return _rejected(state, error, (audit,))
 
     def _lookup(self, state: ConversationState, event: Any) -> RunState | None:
-        return state.runs.get(event.run_id)
+        return state.run(event.run_id)
 
     def _not_found(self, event: Any) -> RunNotFoundError:
         return RunNotFoundError(
@@ -228,7 +221,7 @@ class Coordinator:
     # --- run requests -------------------------------------------------------------------------
 
     def _run_requested(self, state: ConversationState, event: RunRequested) -> Outcome:
-        existing = state.runs.get(event.run_id)
+        existing = state.run(event.run_id)
         if existing is not None:
             if (existing.mode, existing.input, existing.principal) == (
                 event.mode,
@@ -285,11 +278,7 @@ class Coordinator:
             requested_at=event.at,
         )
         state = ConversationState(
-            conversation_id=state.conversation_id,
-            active_run_id=event.run_id,
-            runs=state.runs,
-            history=state.history,
-            run_ids=state.run_ids | {event.run_id},
+            state.conversation_id, None, state.run_history, state.run_ids | {event.run_id}
         )
         txn = RunTxn(event.conversation_id, run, mode, event.event_id)
         txn.update_context(lambda: mode.start(event.input))
@@ -386,7 +375,7 @@ class Coordinator:
         self, state: ConversationState, event: Any
     ) -> tuple[RunState, int, StepState] | Outcome:
         """The run and step an effect event is for, or the outcome that refuses it."""
-        run = state.runs.get(event.run_id)
+        run = state.run(event.run_id)
         if run is None:
             if event.run_id in state.run_ids:
                 return _ignored(state, IgnoredReason.run_terminal)
@@ -479,14 +468,10 @@ class Coordinator:
         if target_status is StepStatus.pending:
             txn.advance()  # the failure answered an interrupt's cancel: it does not count
         elif target_status is StepStatus.retrying:
-            txn.steps[index] = replace_step(
-                txn.steps[index], failures=step.failures + 1, failure=failure
-            )
+            txn.steps[index] = with_failure(txn.steps[index], failure)
             txn.schedule(index)
         else:
-            txn.steps[index] = replace_step(
-                txn.steps[index], failures=step.failures + 1, failure=failure
-            )
+            txn.steps[index] = with_failure(txn.steps[index], failure)
             if policy.on_failure.value == "continue":
                 txn.update_context(lambda: txn.mode.on_failure(txn.context, failure))
                 txn.advance()
@@ -571,7 +556,7 @@ class Coordinator:
             txn.advance()
         else:
             # Kept until the gate opens (the run is interrupted or the step has not started).
-            txn.steps[index] = replace_step(step, input=event.value)
+            txn.steps[index] = with_input(step, event.value)
         return self._commit(state, txn)
 
     def _gate_closed_run(self, event: HumanInputReceived, status: str) -> RunTerminalError:

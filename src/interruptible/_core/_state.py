@@ -9,7 +9,7 @@ recognised as late (it can only be terminal).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -93,30 +93,42 @@ class RunState:
         return tuple(step for step in self.steps if step.status in LIVE_STEP_STATUSES)
 
 
-_EMPTY_RUNS: Final[Mapping[str, RunState]] = MappingProxyType({})
-
-
 @dataclass(frozen=True, slots=True)
 class ConversationState:
     """Everything the core knows about one conversation."""
 
     conversation_id: str | None = None
-    active_run_id: str | None = None
-    runs: Mapping[str, RunState] = field(
-        default_factory=lambda: _EMPTY_RUNS
-    )  # the active run and the retained history
-    history: tuple[str, ...] = ()  # retained ended runs, oldest first
+    active_run: RunState | None = None  # the run that occupies the conversation, if any
+    run_history: tuple[RunState, ...] = ()  # retained ended runs, oldest first
     run_ids: frozenset[str] = frozenset()  # every run id this conversation ever had
 
     @property
-    def active_run(self) -> RunState | None:
-        """The run that occupies the conversation (pending, running or interrupted), if any."""
-        return None if self.active_run_id is None else self.runs[self.active_run_id]
+    def active_run_id(self) -> str | None:
+        """The id of the active run (pending, running or interrupted), if any."""
+        return None if self.active_run is None else self.active_run.run_id
 
     @property
-    def run_history(self) -> tuple[RunState, ...]:
-        """The retained ended runs, oldest first."""
-        return tuple(self.runs[run_id] for run_id in self.history)
+    def history(self) -> tuple[str, ...]:
+        """The ids of the retained ended runs, oldest first."""
+        return tuple(run.run_id for run in self.run_history)
+
+    @property
+    def runs(self) -> Mapping[str, RunState]:
+        """Every retained run by id: the history, then the active run."""
+        runs = {run.run_id: run for run in self.run_history}
+        if self.active_run is not None:
+            runs[self.active_run.run_id] = self.active_run
+        return MappingProxyType(runs)
+
+    def run(self, run_id: str) -> RunState | None:
+        """The retained run with this id, if any."""
+        active = self.active_run
+        if active is not None and active.run_id == run_id:
+            return active
+        for run in self.run_history:
+            if run.run_id == run_id:
+                return run
+        return None
 
 
 def initial_state(conversation_id: str | None = None) -> ConversationState:

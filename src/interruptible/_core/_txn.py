@@ -167,7 +167,7 @@ class RunTxn:
         """Fire `effect_progress` on step `index` and emit the progress it carries."""
         step = self.steps[index]
         transition = STEP.fire(step.status, "effect_progress")
-        self.steps[index] = _replace_step(step, progress_sequence=sequence)
+        self.steps[index] = with_progress(step, sequence)
         if transition.emits(_PROGRESS):
             assert step.effect_id is not None  # a running step always has its effect
             self.directives.append(
@@ -206,12 +206,8 @@ class RunTxn:
         """Give step `index` a new attempt and effect id, and start it."""
         step = self.steps[index]
         attempt = step.attempt + 1
-        self.steps[index] = _replace_step(
-            step,
-            attempt=attempt,
-            effect_id=effect_id_for(self.run.run_id, step.definition.step_id, attempt),
-            progress_sequence=-1,
-        )
+        effect_id = effect_id_for(self.run.run_id, step.definition.step_id, attempt)
+        self.steps[index] = with_attempt(step, attempt, effect_id)
         self.fire_step(index, "schedule")
 
     def keep_result(self, index: int, output: JsonValue) -> None:
@@ -219,7 +215,7 @@ class RunTxn:
         step = self.steps[index]
         assert step.effect_id is not None
         result = StepResult(step.definition.step_id, step.attempt, step.effect_id, output)
-        self.steps[index] = _replace_step(step, result=result, input=NO_INPUT)
+        self.steps[index] = with_result(step, result)
         self.update_context(lambda: self.mode.on_result(self.context, result))
 
     def advance(self) -> None:
@@ -330,34 +326,49 @@ class RunTxn:
         return state, tuple(directives)
 
 
-def _with_status(step: StepState, status: StepStatus) -> StepState:
+# Positional rebuilds of a StepState, one per kind of change: `dataclasses.replace` costs about
+# 3 us per call and this is the hot path of every effect event.
+def _with_status(s: StepState, status: StepStatus) -> StepState:
     return StepState(
-        step.definition,
-        status,
-        step.attempt,
-        step.failures,
-        step.effect_id,
-        step.progress_sequence,
-        step.result,
-        step.failure,
-        step.input,
+        s.definition, status, s.attempt, s.failures, s.effect_id, s.progress_sequence,
+        s.result, s.failure, s.input,
+    )  # fmt: skip
+
+
+def with_attempt(s: StepState, attempt: int, effect_id: str) -> StepState:
+    """The step with a new attempt and effect id, and no progress seen yet."""
+    return StepState(
+        s.definition, s.status, attempt, s.failures, effect_id, -1, s.result, s.failure, s.input
     )
 
 
-def _replace_step(step: StepState, **changes: object) -> StepState:
-    fields = {
-        "definition": step.definition,
-        "status": step.status,
-        "attempt": step.attempt,
-        "failures": step.failures,
-        "effect_id": step.effect_id,
-        "progress_sequence": step.progress_sequence,
-        "result": step.result,
-        "failure": step.failure,
-        "input": step.input,
-    }
-    fields.update(changes)
-    return StepState(**fields)
+def with_progress(s: StepState, sequence: int) -> StepState:
+    """The step having seen progress report `sequence`."""
+    return StepState(
+        s.definition, s.status, s.attempt, s.failures, s.effect_id, sequence,
+        s.result, s.failure, s.input,
+    )  # fmt: skip
 
 
-replace_step: Final = _replace_step
+def with_result(s: StepState, result: StepResult) -> StepState:
+    """The step with its kept result (an early human answer is used up)."""
+    return StepState(
+        s.definition, s.status, s.attempt, s.failures, s.effect_id, s.progress_sequence,
+        result, s.failure, NO_INPUT,
+    )  # fmt: skip
+
+
+def with_failure(s: StepState, failure: StepFailure) -> StepState:
+    """The step with one more counted failure, and that failure's envelope."""
+    return StepState(
+        s.definition, s.status, s.attempt, s.failures + 1, s.effect_id, s.progress_sequence,
+        s.result, failure, s.input,
+    )  # fmt: skip
+
+
+def with_input(s: StepState, value: JsonValue) -> StepState:
+    """The gate step with an answer kept until it opens."""
+    return StepState(
+        s.definition, s.status, s.attempt, s.failures, s.effect_id, s.progress_sequence,
+        s.result, s.failure, value,
+    )  # fmt: skip
