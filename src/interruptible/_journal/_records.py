@@ -1,0 +1,112 @@
+"""How an event becomes a row of the SQLite journal, and how a row is checked on the way back.
+
+Theory of operation
+-------------------
+A row is (conversation_id, sequence, type, body, crc): `body` is `_codec.dumps(event)` (compact,
+ASCII-only JSON, so its UTF-8 bytes are its characters) and `crc` is the CRC-32 of those bytes.
+SQLite's own journaling already makes a torn *page* impossible; the crc and the checks of
+`decode_record` catch what SQLite cannot: a record damaged on disk below it, written by a foreign
+tool, or missing from the middle of a conversation (JRN-6).
+
+A record is *whole* when its sequence follows the previous one, its crc matches, its body decodes
+to an event of the vocabulary, and that event names the row's conversation and type. The first
+record of a conversation that is not whole is *torn*; `TornRecord` says where and why, and
+recovery (JRN-9) or `read` (JRN-6) decide what to do about it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .._codec import dumps, loads_event
+from .._errors import DecodeError, JournalError
+from .._vocabulary import TYPE_NAMES, Event
+from ._check import check_event
+
+Row = tuple[str, int, str, str, int]
+
+_crc32: Final = zlib.crc32
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryNote:
+    """A conversation whose tail was torn: where its last whole event is, and what was wrong."""
+
+    conversation_id: str
+    last_good: int  # the sequence of the last whole event (0: none survived)
+    first_bad: int  # the sequence of the first torn record
+    quarantined: int  # records moved from `events` to `quarantine` (0 when only verified)
+    problem: str
+
+
+class TornRecord(Exception):
+    """A record that is not whole (internal: `read` and recovery turn it into their answer)."""
+
+    def __init__(self, sequence: int, expected: int, problem: str) -> None:
+        super().__init__(problem)
+        self.sequence = sequence
+        self.expected = expected
+        self.problem = problem
+
+
+def encode_rows(conversation_id: str, expected_last: int, events: Sequence[Event]) -> list[Row]:
+    """The rows of `events` appended after `expected_last`; `JournalError` if one cannot be."""
+    rows: list[Row] = []
+    sequence = expected_last
+    for index, event in enumerate(events):
+        check_event(conversation_id, index, event)
+        name = TYPE_NAMES[type(event)]
+        try:
+            body = dumps(event)
+        except Exception as exc:  # any failure of the encoder means "not a JSON event"
+            raise JournalError(
+                f"item {index} of the batch ({name}) cannot be encoded as JSON: {exc}; its "
+                "payloads must be JSON values (no NaN, no objects of other classes).",
+                conversation_id=conversation_id,
+                reason="unencodable_event",
+            ) from None
+        sequence += 1
+        rows.append((conversation_id, sequence, name, body, _crc32(body.encode())))
+    return rows
+
+
+def decode_record(
+    conversation_id: str, expected: int, sequence: int, type_: Any, body: Any, crc: Any
+) -> Event:
+    """The event of a whole record at position `expected`; `TornRecord` says what is wrong."""
+    if sequence != expected:
+        raise TornRecord(sequence, expected, f"sequence gap: expected {expected}, found {sequence}")
+    if type(body) is str:
+        data = body.encode()
+    elif type(body) is bytes:
+        data = body
+    else:
+        raise TornRecord(sequence, expected, f"body is {type(body).__name__}, not JSON text")
+    if _crc32(data) != crc:
+        raise TornRecord(sequence, expected, f"crc mismatch (stored {crc!r})")
+    try:
+        event = loads_event(data)
+    except DecodeError as exc:
+        raise TornRecord(sequence, expected, f"body does not decode: {exc.message}") from None
+    if event.conversation_id != conversation_id:
+        raise TornRecord(sequence, expected, f"event names conversation {event.conversation_id!r}")
+    if TYPE_NAMES[type(event)] != type_:
+        raise TornRecord(sequence, expected, f"type column {type_!r} but the body holds another")
+    return event
+
+
+def find_tear(
+    conversation_id: str, rows: Iterable[tuple[int, Any, Any, Any]], first: int
+) -> TornRecord | None:
+    """The first torn record among `rows` (sequence, type, body, crc), which start at `first`."""
+    expected = first
+    for sequence, type_, body, crc in rows:
+        try:
+            decode_record(conversation_id, expected, sequence, type_, body, crc)
+        except TornRecord as torn:
+            return torn
+        expected += 1
+    return None

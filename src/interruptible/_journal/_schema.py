@@ -1,0 +1,147 @@
+"""The SQLite journal's schema, its version, and the check made when a file is opened.
+
+Theory of operation
+-------------------
+A journal file holds three tables. `events` is the log: one row per event, keyed by
+(conversation_id, sequence) so that a second writer's duplicate sequence is a constraint
+violation, never a fork (JRN-3). `meta` holds the schema version, written once when the file is
+created. `quarantine` receives torn records moved out of `events` by recovery (JRN-9).
+
+Append-only is enforced by the database, not only by this code (JRN-11): triggers abort every
+UPDATE of `events` and `quarantine`, and every DELETE from them, except a DELETE of an `events`
+row that recovery has already copied, byte for byte, into `quarantine`.
+
+`prepare` runs inside `BEGIN IMMEDIATE`, so two processes opening a new file at once cannot both
+create it; a file written by a newer schema is refused before anything is read or written (JRN-7).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+from .._errors import JournalError
+
+# Version 1 is this layout. A future layout bumps it and migrates older files forward in
+# `prepare`; an older interruptible refuses a newer file rather than misread it.
+SCHEMA_VERSION: Final = 1
+
+_TABLES: Final = frozenset({"meta", "events", "quarantine"})
+
+# One statement per item: `executescript` would commit the transaction `prepare` holds.
+DDL: Final = (
+    """
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID
+""",
+    """
+CREATE TABLE events (
+    conversation_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL CHECK (sequence >= 1),
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    crc INTEGER NOT NULL,
+    PRIMARY KEY (conversation_id, sequence)
+) WITHOUT ROWID
+""",
+    """
+CREATE TABLE quarantine (
+    conversation_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    type TEXT,
+    body,
+    crc INTEGER,
+    reason TEXT NOT NULL,
+    quarantined_at REAL NOT NULL
+)
+""",
+    """
+CREATE INDEX quarantine_by_record ON quarantine (conversation_id, sequence)
+""",
+    """
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'interruptible journal: events are append-only');
+END
+""",
+    """
+CREATE TRIGGER events_delete_only_quarantined BEFORE DELETE ON events
+WHEN NOT EXISTS (
+    SELECT 1 FROM quarantine AS q
+    WHERE q.conversation_id = OLD.conversation_id AND q.sequence = OLD.sequence
+      AND q.body IS OLD.body AND q.crc IS OLD.crc
+)
+BEGIN
+    SELECT RAISE(ABORT, 'interruptible journal: only quarantined records may leave events');
+END
+""",
+    """
+CREATE TRIGGER quarantine_append_only_update BEFORE UPDATE ON quarantine
+BEGIN
+    SELECT RAISE(ABORT, 'interruptible journal: quarantine is append-only');
+END
+""",
+    """
+CREATE TRIGGER quarantine_append_only_delete BEFORE DELETE ON quarantine
+BEGIN
+    SELECT RAISE(ABORT, 'interruptible journal: quarantine is append-only');
+END
+""",
+)
+
+
+def _not_a_journal(path: str, why: str) -> JournalError:
+    return JournalError(
+        f"{path!r} is not an interruptible journal ({why}); point the journal at a new file or "
+        "at one that interruptible created.",
+        reason="not_a_journal",
+    )
+
+
+def prepare(conn: sqlite3.Connection, path: str) -> None:
+    """Create the schema in an empty file, or check the version of an existing one (JRN-7)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        tables = {
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if not tables:
+            for statement in DDL:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        else:
+            _check_version(conn, path, tables)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _check_version(conn: sqlite3.Connection, path: str, tables: set[str]) -> None:
+    if "meta" not in tables:
+        raise _not_a_journal(path, f"it has tables {sorted(tables)} but no 'meta'")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        raise _not_a_journal(path, "its meta table has no schema_version")
+    try:
+        version = int(row[0])
+    except (TypeError, ValueError):
+        raise _not_a_journal(path, f"its schema_version is {row[0]!r}") from None
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"{path!r} has journal schema version {version}, but this interruptible reads "
+            f"versions up to {SCHEMA_VERSION}; upgrade interruptible to open it. Nothing was "
+            "changed.",
+            reason="schema_too_new",
+        )
+    if version < 1:
+        raise _not_a_journal(path, f"its schema_version is {version}")
+    missing = _TABLES - tables
+    if missing:
+        raise _not_a_journal(path, f"tables {sorted(missing)} are missing")
