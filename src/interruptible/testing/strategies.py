@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from enum import Enum
 from typing import Any, Final
 
@@ -92,6 +93,12 @@ def step_definitions() -> st.SearchStrategy[StepDefinition]:
     return values_of(StepDefinition)
 
 
+# Classes whose fields constrain one another or are checked on construction.
+_CLASS_OVERRIDES: Final[dict[type[Any], Callable[[], st.SearchStrategy[Any]]]] = {
+    Backoff: backoffs,
+    StepPolicy: step_policies,
+}
+
 # Fields whose type admits values the protocol never produces.
 _FIELD_OVERRIDES: Final[dict[str, st.SearchStrategy[Any]]] = {
     "attempt": st.integers(min_value=1, max_value=1_000),
@@ -139,6 +146,8 @@ def _for_field(name: str, hint: Any) -> st.SearchStrategy[Any]:
 
 def values_of(cls: type[Any]) -> st.SearchStrategy[Any]:
     """Instances of a vocabulary dataclass, every field drawn from its type (or its override)."""
+    if cls in _CLASS_OVERRIDES:
+        return _CLASS_OVERRIDES[cls]()
     hints = typing.get_type_hints(cls)
     fields = {f.name: _for_field(f.name, hints[f.name]) for f in dataclasses.fields(cls)}
     return st.builds(cls, **fields)
