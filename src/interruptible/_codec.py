@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-from ._errors import DecodeError
+from ._errors import DecodeError, PolicyError
 from ._vocabulary import (
     DIRECTIVE_TYPES,
     EVENT_TYPES,
@@ -142,7 +142,10 @@ class _Record:
                 kwargs[name] = codec.decode(value[name], f"{prefix}{name}")
             elif required:
                 raise DecodeError(f"{prefix}{name}", "a value (the field is required)", None)
-        return self.cls(**kwargs)
+        try:
+            return self.cls(**kwargs)
+        except PolicyError as exc:  # a value the record's own checks refuse
+            raise DecodeError(path or "$", "a valid policy", exc.message) from None
 
     def schema(self) -> dict[str, object]:
         properties: dict[str, object] = {}

@@ -139,6 +139,12 @@ class DecodeError(InterruptibleError):
         )
 
 
+class PolicyError(InterruptibleError, ValueError):
+    """A step policy or backoff with values no runtime can honour."""
+
+    code = "invalid_policy"
+
+
 class InvalidEventError(InterruptibleError):
     """An event object that is not one of the vocabulary's events, or is malformed."""
 

@@ -13,10 +13,12 @@ that arrived in events. `_codec.py` turns all of these into JSON and back.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final, TypeAlias
 
+from ._errors import PolicyError
 from ._lifecycle import StepClass
 
 # A JSON value (None, bool, int, float, str, list, dict with str keys). Payloads are treated as
@@ -66,6 +68,17 @@ class Backoff:
     multiplier: float = 2.0
     max_delay: float = 60.0
 
+    def __post_init__(self) -> None:
+        for name, value, least in (
+            ("initial", self.initial, 0.0),
+            ("multiplier", self.multiplier, 1.0),
+            ("max_delay", self.max_delay, 0.0),
+        ):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= least):
+                raise PolicyError(
+                    f"backoff.{name} must be a finite number >= {least}, got {value!r}"
+                )
+
     def delay(self, retry: int) -> float:
         """The delay before retry number `retry` (1 for the first retry); 0 before a first try.
 
@@ -94,6 +107,16 @@ class StepPolicy:
     backoff: Backoff = field(default_factory=Backoff)
     retry_on: tuple[FailureCategory, ...] = DEFAULT_RETRY_ON
     on_failure: OnFailure = OnFailure.fail
+
+    def __post_init__(self) -> None:
+        if type(self.max_attempts) is not int or self.max_attempts < 1:
+            raise PolicyError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        if self.timeout is not None and not (
+            isinstance(self.timeout, int | float)
+            and math.isfinite(self.timeout)
+            and self.timeout > 0
+        ):
+            raise PolicyError(f"timeout must be None or a finite number > 0, got {self.timeout!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ from .._vocabulary import (
     StepFailure,
 )
 from ._authorizer import Authorizer, OwnerOrOperator
+from ._guards import attempts_left, is_retryable
 from ._modes import Mode, mode_registry
 from ._state import (
     HISTORY_LIMIT,
@@ -461,8 +462,8 @@ class Coordinator:
         )
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         guards = {
-            "attempts_left": step.failures + 1 < policy.max_attempts,
-            "is_retryable": event.retryable and event.category in policy.retry_on,
+            "attempts_left": attempts_left(step.failures, policy.max_attempts),
+            "is_retryable": is_retryable(event.category, event.retryable, policy.retry_on),
         }
         target_status = txn.fire_step(index, "effect_failed", guards)
         if target_status is StepStatus.pending:
