@@ -1,0 +1,41 @@
+"""The embedded runtime: asyncio `Runtime`, the effect manager, executors, model adapters."""
+
+from ._effects import EffectManager
+from ._executors import (
+    Effect,
+    EffectError,
+    Executor,
+    FunctionExecutor,
+    HumanGateExecutor,
+    TimerExecutor,
+    current_effect,
+)
+from ._ids import UuidIds
+from ._llm import ChatModel, LlmExecutor, OpenAICompatibleModel, ScriptedModel
+from ._recovery import RESTART_REASON
+from ._runtime import RecoveryReport, RunHandle, Runtime
+from ._snapshot import RunSnapshot, StepSnapshot
+from ._subscription import Subscription
+
+__all__ = [
+    "RESTART_REASON",
+    "ChatModel",
+    "Effect",
+    "EffectError",
+    "EffectManager",
+    "Executor",
+    "FunctionExecutor",
+    "HumanGateExecutor",
+    "LlmExecutor",
+    "OpenAICompatibleModel",
+    "RecoveryReport",
+    "RunHandle",
+    "RunSnapshot",
+    "Runtime",
+    "ScriptedModel",
+    "StepSnapshot",
+    "Subscription",
+    "TimerExecutor",
+    "UuidIds",
+    "current_effect",
+]

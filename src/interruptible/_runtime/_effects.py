@@ -1,0 +1,359 @@
+"""The effect manager: carries out `start_effect` and `cancel_effects` with asyncio tasks.
+
+Theory of operation
+-------------------
+Each `start_effect` becomes one asyncio task, registered under its effect id while it lives. The
+task waits the directive's `delay` (a retry's backoff), reports `effect_started` (unless the
+runtime already journaled it together with the directive's cause, see `_runtime.py`), runs the
+step class's executor under the policy's `timeout`, and reports exactly one answer:
+`effect_completed`, `effect_failed` or `effect_canceled`. Reporting is a synchronous hand-off
+to the runtime's writer; the answer and the task's removal from the live table happen with no
+`await` between them, so a cancel either finds the task alive (and the task answers
+`effect_canceled`) or finds it gone (and its answer is already queued): every cancelled effect
+answers once (RT-5).
+
+`cancel_effects` cancels each task at once (not at the next step boundary), after calling the
+executor's `cancel` hook when it has one. A synchronous system callable is run inline on the loop
+(no task): nothing could interrupt it anyway, and a task would cost more than the call.
+
+When the runtime closes, or loses the right to write a conversation, live tasks are cancelled
+*quietly*: they report nothing, and the next process that opens the journal restarts them
+(RT-8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
+
+from .._core import Outcome
+from .._lifecycle import StepClass
+from .._vocabulary import (
+    CancelEffects,
+    EffectCanceled,
+    EffectCompleted,
+    EffectFailed,
+    EffectProgress,
+    EffectStarted,
+    Event,
+    FailureCategory,
+    JsonValue,
+    StartEffect,
+)
+from ._executors import Effect, EffectError, Executor, FunctionExecutor, bind_current
+
+log: Final = logging.getLogger("interruptible.runtime")
+
+Post = Callable[[str, Event], None]
+PostAndWait = Callable[[str, Event], Awaitable[Outcome]]
+FirstStart = Callable[[str, str, str], float | None]
+
+_PRIMITIVES: Final = (str, int, float, bool, type(None))
+
+
+def json_normalized(value: JsonValue) -> JsonValue:
+    """`value` as the journal will give it back (tuples become lists, ...); raises if not JSON.
+
+    Live state must equal replayed state (RT-11), so every value entering an event goes through
+    the same JSON round trip the journal applies.
+    """
+    if type(value) in _PRIMITIVES:
+        if type(value) is float and (value != value or value in (float("inf"), float("-inf"))):
+            raise ValueError(f"{value!r} is not a JSON number")
+        return value
+    return json.loads(json.dumps(value, allow_nan=False))
+
+
+class _Live:
+    """One live effect: its task, and what a cancel needs."""
+
+    __slots__ = ("conversation_id", "effect", "executor", "quiet", "sequence", "task")
+
+    def __init__(self, conversation_id: str, executor: Executor | None) -> None:
+        self.conversation_id = conversation_id
+        self.executor = executor
+        self.effect: Effect | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.quiet = False
+        self.sequence = 0
+
+
+class EffectManager:
+    """Runs effects as tasks, one executor per step class, and reports their lifecycle."""
+
+    def __init__(
+        self,
+        executors: Mapping[StepClass, Executor],
+        *,
+        post: Post,
+        post_and_wait: PostAndWait,
+        first_start: FirstStart,
+        clock: Callable[[], float],
+        ids: Callable[[], str],
+    ) -> None:
+        self.executors = dict(executors)
+        self._post = post
+        self._post_and_wait = post_and_wait
+        self._first_start = first_start
+        self._clock = clock
+        self._ids = ids
+        self._live: dict[str, _Live] = {}
+        self._loop_thread = threading.get_ident()
+
+    # --- what the runtime asks ------------------------------------------------------------------
+
+    def can_start_now(self, directive: StartEffect) -> bool:
+        """Whether the runtime may journal `effect_started` together with the directive's cause."""
+        return directive.delay <= 0 and directive.step_class in self.executors
+
+    def start(
+        self, d: StartEffect, started_at: float | None, first_started_at: float | None
+    ) -> None:
+        """Carry out a `start_effect`; `started_at` is set when its start is already journaled."""
+        executor = self.executors.get(d.step_class)
+        if (
+            started_at is not None
+            and isinstance(executor, FunctionExecutor)
+            and executor.is_inline(d.input)
+        ):
+            effect = self._effect(d, started_at, first_started_at, None)
+            try:
+                output = executor.call_inline(effect)
+            except Exception as exc:
+                self._post(d.conversation_id, self._failed(d, exc))
+            else:
+                self._post(d.conversation_id, self._completed(d, output))
+            return
+        live = _Live(d.conversation_id, executor)
+        self._live[d.effect_id] = live
+        live.task = asyncio.get_running_loop().create_task(
+            self._run(live, d, started_at, first_started_at), name=f"effect {d.effect_id}"
+        )
+
+    def cancel(self, d: CancelEffects) -> None:
+        """Carry out a `cancel_effects`: call each executor's hook, cancel each task, at once."""
+        for effect_id in d.effect_ids:
+            live = self._live.get(effect_id)
+            if live is None or live.task is None:
+                continue  # it has answered already; that answer is on its way to the journal
+            hook = getattr(live.executor, "cancel", None)
+            if hook is not None and live.effect is not None:
+                try:
+                    hook(live.effect)
+                except Exception:
+                    log.exception("the cancel hook of %s raised", effect_id)
+            live.task.cancel(d.reason)
+
+    def cancel_quietly(self, conversation_id: str | None = None) -> list[asyncio.Task[None]]:
+        """Cancel live effects (of one conversation, or all) without reporting anything."""
+        tasks = []
+        for live in list(self._live.values()):
+            task = live.task
+            if task is None or (
+                conversation_id is not None and live.conversation_id != conversation_id
+            ):
+                continue
+            live.quiet = True
+            task.cancel("runtime closing")
+            tasks.append(task)
+        return tasks
+
+    def live_effect_ids(self) -> list[str]:
+        """The effects running now (for tests and `inspect`)."""
+        return list(self._live)
+
+    def cancelling_tasks(self) -> list[asyncio.Task[None]]:
+        """Tasks asked to cancel that have not answered yet."""
+        return [
+            live.task
+            for live in self._live.values()
+            if live.task is not None and live.task.cancelling() and not live.quiet
+        ]
+
+    # --- the effect's task ----------------------------------------------------------------------
+
+    async def _run(
+        self,
+        live: _Live,
+        d: StartEffect,
+        started_at: float | None,
+        first_started_at: float | None,
+    ) -> None:
+        cid = d.conversation_id
+        try:
+            if started_at is None:
+                if d.delay > 0:
+                    await asyncio.sleep(d.delay)
+                started_at = self._clock()
+                started = EffectStarted(
+                    self._ids(),
+                    cid,
+                    d.run_id,
+                    d.step_id,
+                    d.effect_id,
+                    d.attempt,
+                    started_at,
+                    d.cause_id,
+                )
+                outcome = await self._post_and_wait(cid, started)
+                if not outcome.applied:
+                    return  # stale or late: the step no longer waits for this effect
+                first_started_at = self._first_start(cid, d.run_id, d.step_id)
+            effect = self._effect(d, started_at, first_started_at, live)
+            live.effect = effect
+            bind_current(effect)  # this task's own context: visible to the executor only
+            executor = live.executor
+            if executor is None:
+                raise EffectError(
+                    FailureCategory.not_found,
+                    f"no executor for step class {d.step_class.value!r}; pass one in "
+                    f"Runtime(executors={{...}})",
+                    retryable=False,
+                )
+            timeout = d.policy.timeout
+            if timeout is None:
+                output = await executor.execute(effect)
+            else:
+                async with asyncio.timeout(timeout):
+                    output = await executor.execute(effect)
+        except asyncio.CancelledError:
+            if live.quiet:
+                raise
+            self._answer(live, d, self._canceled(d))
+            return
+        except Exception as exc:
+            self._answer(live, d, self._failed(d, exc))
+            return
+        self._answer(live, d, self._completed(d, output))
+
+    def _answer(self, live: _Live, d: StartEffect, event: Event) -> None:
+        # No await between the removal and the report: a cancel sees one or the other.
+        if self._live.get(d.effect_id) is live:
+            del self._live[d.effect_id]
+        self._post(d.conversation_id, event)
+
+    def _effect(
+        self,
+        d: StartEffect,
+        started_at: float,
+        first_started_at: float | None,
+        live: _Live | None,
+    ) -> Effect:
+        def report(value: JsonValue) -> None:
+            if threading.get_ident() != self._loop_thread:
+                self._call_soon_threadsafe(report, value)
+                return
+            if live is None or self._live.get(d.effect_id) is not live:
+                return  # the effect has answered already: progress after the answer is dropped
+            live.sequence += 1
+            event = EffectProgress(
+                self._ids(),
+                d.conversation_id,
+                d.run_id,
+                d.step_id,
+                d.effect_id,
+                d.attempt,
+                live.sequence,
+                json_normalized(value),
+                self._clock(),
+                d.cause_id,
+            )
+            self._post(d.conversation_id, event)
+
+        return Effect(
+            conversation_id=d.conversation_id,
+            run_id=d.run_id,
+            step_id=d.step_id,
+            effect_id=d.effect_id,
+            attempt=d.attempt,
+            step_class=d.step_class,
+            input=d.input,
+            policy=d.policy,
+            idempotency_key=d.idempotency_key,
+            started_at=started_at,
+            first_started_at=first_started_at if first_started_at is not None else started_at,
+            report=report,
+        )
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Remember the loop (and its thread) that progress reports must reach."""
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
+
+    def _call_soon_threadsafe(self, report: Callable[[JsonValue], None], value: JsonValue) -> None:
+        self._loop.call_soon_threadsafe(report, value)
+
+    # --- the answers ----------------------------------------------------------------------------
+
+    def _completed(self, d: StartEffect, output: JsonValue) -> Event:
+        try:
+            output = json_normalized(output)
+        except (TypeError, ValueError) as exc:
+            return self._failed(
+                d,
+                EffectError(
+                    FailureCategory.executor_error,
+                    f"the {d.step_class.value} step returned a value that is not JSON: {exc}",
+                    retryable=False,
+                ),
+            )
+        return EffectCompleted(
+            self._ids(),
+            d.conversation_id,
+            d.run_id,
+            d.step_id,
+            d.effect_id,
+            d.attempt,
+            output,
+            self._clock(),
+            d.cause_id,
+        )
+
+    def _failed(self, d: StartEffect, exc: BaseException) -> Event:
+        if isinstance(exc, EffectError):
+            category, message, retryable = exc.category, exc.message, exc.retryable
+            try:
+                details = json_normalized(exc.details)
+            except (TypeError, ValueError):
+                details = repr(exc.details)
+        elif isinstance(exc, TimeoutError):
+            category, message, retryable = FailureCategory.timeout, _timeout_message(d), True
+            details = None
+        else:
+            category, retryable = FailureCategory.executor_error, False
+            message = f"{type(exc).__name__}: {exc}"
+            details = None
+        return EffectFailed(
+            self._ids(),
+            d.conversation_id,
+            d.run_id,
+            d.step_id,
+            d.effect_id,
+            d.attempt,
+            category,
+            message,
+            retryable,
+            details,
+            self._clock(),
+            d.cause_id,
+        )
+
+    def _canceled(self, d: StartEffect) -> Event:
+        return EffectCanceled(
+            self._ids(),
+            d.conversation_id,
+            d.run_id,
+            d.step_id,
+            d.effect_id,
+            d.attempt,
+            self._clock(),
+            d.cause_id,
+        )
+
+
+def _timeout_message(d: StartEffect) -> str:
+    return f"the {d.step_class.value} step took longer than its {d.policy.timeout}s timeout"

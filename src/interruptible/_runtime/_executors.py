@@ -1,0 +1,270 @@
+"""Executors: what carries out one step class's effects, and the built-in ones.
+
+An executor is any object with `async execute(effect) -> output`; it may also have
+`cancel(effect) -> None`, a hook the effect manager calls at the moment it cancels the effect's
+task (to abort a remote call, close a socket, ...). The effect manager owns everything around the
+call: the start delay, the policy timeout, turning the answer or the exception into an effect
+lifecycle event, and cancellation. An executor only does the work.
+
+To fail with a chosen category, raise `EffectError`; any other exception is an `executor_error`
+(not retryable, since nothing says trying again would help).
+
+Plain callables run by the `tool` and `system` executors can read the effect they belong to (its
+idempotency key above all) with `current_effect()`: a context variable, so it also reaches a
+synchronous tool running in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol, runtime_checkable
+
+from .._lifecycle import StepClass
+from .._vocabulary import FailureCategory, JsonValue, StepPolicy
+
+
+class EffectError(Exception):
+    """An executor's failure with a normalized category (raise it from `execute`)."""
+
+    def __init__(
+        self,
+        category: FailureCategory | str,
+        message: str,
+        *,
+        retryable: bool | None = None,
+        details: JsonValue = None,
+    ) -> None:
+        super().__init__(message)
+        self.category = FailureCategory(category)
+        self.message = message
+        # Unless told, a failure is retryable when its category usually is (timeouts, rate limits).
+        self.retryable = (
+            retryable if retryable is not None else self.category in _RETRYABLE_BY_DEFAULT
+        )
+        self.details = details
+
+
+_RETRYABLE_BY_DEFAULT: Final = frozenset(
+    {FailureCategory.timeout, FailureCategory.transient, FailureCategory.rate_limited}
+)
+
+
+class Effect:
+    """One effect being executed: the step attempt it belongs to, and a progress reporter."""
+
+    __slots__ = (
+        "_report",
+        "attempt",
+        "conversation_id",
+        "effect_id",
+        "first_started_at",
+        "idempotency_key",
+        "input",
+        "policy",
+        "run_id",
+        "started_at",
+        "step_class",
+        "step_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        conversation_id: str,
+        run_id: str,
+        step_id: str,
+        effect_id: str,
+        attempt: int,
+        step_class: StepClass,
+        input: JsonValue,
+        policy: StepPolicy,
+        idempotency_key: str,
+        started_at: float,
+        first_started_at: float,
+        report: Callable[[JsonValue], None],
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.run_id = run_id
+        self.step_id = step_id
+        self.effect_id = effect_id
+        self.attempt = attempt
+        self.step_class = step_class
+        self.input = input
+        self.policy = policy
+        self.idempotency_key = idempotency_key
+        self.started_at = started_at  # this attempt's journaled effect_started time
+        self.first_started_at = first_started_at  # the step's first attempt's, for deadlines
+        self._report = report
+
+    def progress(self, value: JsonValue) -> None:
+        """Report progress (a JSON value); it is journaled and published to subscribers."""
+        self._report(value)
+
+    def __repr__(self) -> str:
+        return f"Effect({self.effect_id!r}, key={self.idempotency_key!r})"
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Carries out the effects of one step class."""
+
+    async def execute(self, effect: Effect) -> JsonValue:
+        """Do the work and return the step's output (a JSON value); raise to fail."""
+        ...
+
+
+_CURRENT: Final[contextvars.ContextVar[Effect]] = contextvars.ContextVar("interruptible_effect")
+
+
+def current_effect() -> Effect:
+    """The effect whose executor is running this code (inside a tool or system callable)."""
+    try:
+        return _CURRENT.get()
+    except LookupError:
+        raise RuntimeError(
+            "current_effect() is only available inside a step's executor; call it from a tool "
+            "or system function that the runtime runs."
+        ) from None
+
+
+def bind_current(effect: Effect) -> contextvars.Token[Effect]:
+    """Make `effect` the current effect of this task (the effect manager does this)."""
+    return _CURRENT.set(effect)
+
+
+# --- the built-in executors ---------------------------------------------------------------------
+
+
+class TimerExecutor:
+    """`timer`: waits `input["seconds"]` from the step's *first* journaled start (durable).
+
+    The deadline is `first_started_at + seconds`, so a timer restarted after a crash or resumed
+    after an interrupt waits only what is left of it, and one whose deadline has passed ends at
+    once (RT-10).
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self._clock = clock
+
+    def bind_clock(self, clock: Callable[[], float]) -> None:
+        """Use the runtime's clock (the one its journaled times come from)."""
+        if self._clock is None:
+            self._clock = clock
+
+    async def execute(self, effect: Effect) -> JsonValue:
+        seconds = _number_field(effect.input, "seconds")
+        clock = self._clock
+        assert clock is not None, "the runtime binds the timer's clock"
+        deadline = effect.first_started_at + seconds
+        remaining = deadline - clock()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        return {"waited": seconds, "deadline": deadline}
+
+
+class HumanGateExecutor:
+    """`human_gate`: waits for `Runtime.provide_input`; the core then completes the step and
+    cancels this waiter, so the executor itself never returns."""
+
+    async def execute(self, effect: Effect) -> JsonValue:
+        await asyncio.Event().wait()  # woken only by cancellation
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+Function = Callable[..., Any]
+
+
+class FunctionExecutor:
+    """`tool` and `system`: calls a registered plain callable with the step's arguments.
+
+    The step input is `{"name": str, "arguments": {...}}` (extra keys such as an agent loop's
+    `call_id` are ignored). An async callable is awaited on the loop. A synchronous one runs in a
+    worker thread when `threaded` (tools: they may block on IO) or on the loop otherwise (system
+    steps: short code of our own, where a thread hop would cost more than the call).
+    """
+
+    def __init__(self, functions: Mapping[str, Function] | None = None, *, threaded: bool) -> None:
+        self.functions: dict[str, Function] = dict(functions or {})
+        self.threaded = threaded
+        self._is_async: dict[str, bool] = {}
+
+    def register(self, name: str, function: Function) -> None:
+        """Add (or replace) the callable run for steps naming `name`."""
+        self.functions[name] = function
+        self._is_async.pop(name, None)
+
+    def is_inline(self, input: JsonValue) -> bool:
+        """Whether this input runs as a synchronous call on the loop (no task needed)."""
+        if self.threaded or not isinstance(input, Mapping):
+            return False
+        name = input.get("name")
+        function = self.functions.get(name) if isinstance(name, str) else None
+        return function is not None and not self._async(name, function)  # type: ignore[arg-type]
+
+    def _async(self, name: str, function: Function) -> bool:
+        known = self._is_async.get(name)
+        if known is None:
+            known = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+                getattr(function, "__call__", None)  # noqa: B004 - an object with async __call__
+            )
+            self._is_async[name] = known
+        return known
+
+    def resolve(self, effect: Effect) -> tuple[Function, dict[str, Any]]:
+        """The callable and keyword arguments for this effect, or an `EffectError`."""
+        input = effect.input
+        if not isinstance(input, Mapping) or not isinstance(input.get("name"), str):
+            raise EffectError(
+                FailureCategory.invalid_input,
+                f"a {effect.step_class.value} step's input must be "
+                f"{{'name': str, 'arguments': {{...}}}}, got {input!r}",
+            )
+        name: str = input["name"]
+        function = self.functions.get(name)
+        if function is None:
+            raise EffectError(
+                FailureCategory.not_found,
+                f"no {effect.step_class.value} named {name!r} is registered; registered: "
+                f"{sorted(self.functions)}",
+                retryable=False,
+            )
+        arguments = input.get("arguments") or {}
+        if not isinstance(arguments, Mapping):
+            raise EffectError(
+                FailureCategory.invalid_input, f"arguments of {name!r} must be an object"
+            )
+        return function, dict(arguments)
+
+    def call_inline(self, effect: Effect) -> JsonValue:
+        """Run a synchronous callable right here (the effect manager checked `is_inline`)."""
+        function, arguments = self.resolve(effect)
+        token = bind_current(effect)
+        try:
+            return function(**arguments)
+        finally:
+            _CURRENT.reset(token)
+
+    async def execute(self, effect: Effect) -> JsonValue:
+        function, arguments = self.resolve(effect)
+        name = effect.input["name"]
+        if self._async(name, function):
+            result: Awaitable[JsonValue] = function(**arguments)
+            return await result
+        if self.threaded:
+            # to_thread copies the context, so current_effect() works inside the thread too.
+            return await asyncio.to_thread(function, **arguments)
+        return function(**arguments)
+
+
+def _number_field(input: JsonValue, name: str) -> float:
+    value = input.get(name) if isinstance(input, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise EffectError(
+            FailureCategory.invalid_input,
+            f"expected input {{{name!r}: a number >= 0}}, got {input!r}",
+            retryable=False,
+        )
+    return float(value)

@@ -1,0 +1,545 @@
+"""`Runtime`: the embedded, asyncio-native runtime over the pure core and a journal.
+
+Theory of operation
+-------------------
+A `Runtime` owns a journal, a `Coordinator` (the pure core), a `Writer` (the single writer of
+every conversation, see `_writer.py`) and an `EffectManager` (asyncio tasks carrying out
+`start_effect` / `cancel_effects`, see `_effects.py`). Every public operation builds one event
+at the edge, with a fresh id and the clock's time (the core makes neither, CORE-4), posts it to
+its conversation's inbox and awaits the outcome, which the writer sets after the event is
+journaled and its directives carried out. A refusal is the core's typed error, raised as is; a
+duplicate (an interrupt of an interrupted run, a resume of a running run) returns the snapshot.
+
+Opening a runtime on an existing journal folds every conversation back (RT-8) and answers the
+effects left live by the previous process (`_recovery.py`), before any caller gets in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Final
+
+from .._core import (
+    HISTORY_LIMIT,
+    Authorizer,
+    Coordinator,
+    Disposition,
+    Mode,
+    RunState,
+    initial_state,
+)
+from .._errors import JournalError, RunNotFoundError
+from .._journal import Journal, open_journal
+from .._lifecycle import StepClass
+from .._vocabulary import (
+    CancelRequested,
+    Directive,
+    EffectStarted,
+    EmitAudit,
+    EmitLifecycle,
+    EmitOutput,
+    EmitProgress,
+    Event,
+    HumanInputReceived,
+    InterruptRequested,
+    JsonValue,
+    ResumeRequested,
+    RunRequested,
+)
+from ._effects import EffectManager, json_normalized
+from ._executors import Executor, FunctionExecutor, HumanGateExecutor, TimerExecutor
+from ._ids import UuidIds, new_run_id
+from ._llm import ChatModel, LlmExecutor
+from ._recovery import recovery_events
+from ._snapshot import RunSnapshot
+from ._subscription import Subscription
+from ._writer import SETTLED, Conversation, Writer
+
+log: Final = logging.getLogger("interruptible.runtime")
+audit_log: Final = logging.getLogger("interruptible.audit")
+
+JournalSpec = str | os.PathLike[str] | Journal
+
+
+class RecoveryReport:
+    """What opening the journal found: conversations, events, and what recovery restarted."""
+
+    __slots__ = ("conversations", "events", "rejected", "restarted_runs")
+
+    def __init__(self) -> None:
+        self.conversations = 0
+        self.events = 0
+        self.rejected: list[tuple[str, int, str]] = []  # (conversation, sequence, error)
+        self.restarted_runs: list[tuple[str, str]] = []  # (conversation, run) given new attempts
+
+    def __repr__(self) -> str:
+        return (
+            f"RecoveryReport(conversations={self.conversations}, events={self.events}, "
+            f"rejected={len(self.rejected)}, restarted_runs={len(self.restarted_runs)})"
+        )
+
+
+class RunHandle:
+    """A run started by `Runtime.run`: its ids, and shortcuts to the runtime's operations."""
+
+    __slots__ = ("conversation_id", "run_id", "runtime")
+
+    def __init__(self, runtime: Runtime, conversation_id: str, run_id: str) -> None:
+        self.runtime = runtime
+        self.conversation_id = conversation_id
+        self.run_id = run_id
+
+    def snapshot(self) -> RunSnapshot:
+        """The run now."""
+        return self.runtime.snapshot(self.conversation_id, self.run_id)
+
+    async def wait(self) -> RunSnapshot:
+        """Until the run is interrupted or has ended."""
+        return await self.runtime.wait(self.conversation_id, self.run_id)
+
+    async def interrupt(
+        self, reason: str = "interrupt_requested", *, principal: str | None = None
+    ) -> RunSnapshot:
+        """Interrupt the run (it may be resumed)."""
+        return await self.runtime.interrupt_run(
+            self.conversation_id, reason, run_id=self.run_id, principal=principal
+        )
+
+    async def resume(self, *, principal: str | None = None) -> RunSnapshot:
+        """Resume the interrupted run."""
+        return await self.runtime.resume_run(self.conversation_id, self.run_id, principal=principal)
+
+    async def cancel(
+        self, reason: str = "cancel_requested", *, principal: str | None = None
+    ) -> RunSnapshot:
+        """End the run for good."""
+        return await self.runtime.cancel_run(
+            self.conversation_id, self.run_id, principal=principal, reason=reason
+        )
+
+    async def provide_input(
+        self, step_id: str, value: JsonValue, *, principal: str | None = None
+    ) -> RunSnapshot:
+        """Answer the human gate `step_id`."""
+        return await self.runtime.provide_input(
+            self.conversation_id, self.run_id, step_id, value, principal=principal
+        )
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.conversation_id!r}, {self.run_id!r})"
+
+
+class Runtime:
+    """The embedded runtime: `async with Runtime("runs.db", modes=[...]) as rt: ...`.
+
+    `journal` is a SQLite file path (the default durable journal), `"memory"`, or any `Journal`.
+    `executors` maps step classes to executors, over the built-ins (`timer`, `human_gate`,
+    `system` over `functions`, `tool` over `tools`, `llm` over `model`). `clock` and `ids` make
+    the times and ids put into events (the core never makes them). `on_audit` is called with
+    every `emit_audit` directive (they are also logged on `interruptible.audit`).
+    """
+
+    def __init__(
+        self,
+        journal: JournalSpec = "memory",
+        *,
+        modes: Iterable[Mode] = (),
+        executors: Mapping[StepClass | str, Executor] | None = None,
+        tools: Mapping[str, Callable[..., Any]] | None = None,
+        functions: Mapping[str, Callable[..., Any]] | None = None,
+        model: ChatModel | None = None,
+        authorizer: Authorizer | None = None,
+        clock: Callable[[], float] = time.time,
+        ids: Callable[[], str] | None = None,
+        on_audit: Callable[[EmitAudit], None] | None = None,
+        history_limit: int = HISTORY_LIMIT,
+    ) -> None:
+        self._journal_spec = journal
+        self._own_journal = not isinstance(journal, Journal)
+        self._journal: Journal | None = None
+        self.coordinator = Coordinator(list(modes), authorizer, history_limit=history_limit)
+        self.clock = clock
+        self._ids: Callable[[], str] = ids if ids is not None else UuidIds()
+        self._run_ids: Callable[[], str] = ids if ids is not None else new_run_id
+        self.on_audit = on_audit
+        timer = TimerExecutor()
+        timer.bind_clock(clock)
+        table: dict[StepClass, Executor] = {
+            StepClass.timer: timer,
+            StepClass.human_gate: HumanGateExecutor(),
+            StepClass.system: FunctionExecutor(functions, threaded=False),
+            StepClass.tool: FunctionExecutor(tools, threaded=True),
+            StepClass.llm: LlmExecutor(model),
+        }
+        for key, executor in (executors or {}).items():
+            table[StepClass(key)] = executor
+            if isinstance(executor, TimerExecutor):
+                executor.bind_clock(clock)
+        self.effects = EffectManager(
+            table,
+            post=self._post_answer,
+            post_and_wait=self._submit,
+            first_start=self._first_start,
+            clock=clock,
+            ids=self._ids,
+        )
+        self._writer: Writer | None = None
+        self._subscribers: dict[str | None, list[Subscription]] = {}
+        self.recovery = RecoveryReport()
+        self._state = "new"
+
+    # --- opening and closing --------------------------------------------------------------------
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the journal, restore every conversation, restart live effects, start the pump."""
+        if self._state != "new":
+            raise RuntimeError(f"this runtime is {self._state}; make a new one")
+        self._state = "starting"
+        self._journal = open_journal(self._journal_spec)
+        self.effects.bind_loop(asyncio.get_running_loop())
+        writer = Writer(
+            self._journal,
+            self.coordinator,
+            self.effects,
+            publish=self._publish,
+            clock=self.clock,
+            ids=self._ids,
+        )
+        self._writer = writer
+        self._restore(writer)
+        writer.start()
+        self._state = "open"
+
+    async def close(self) -> None:
+        """Let cancelled effects answer, journal what is queued, stop; effects still running
+        are left for the next process to restart (they are cancelled without a report)."""
+        if self._state != "open":
+            return
+        self._state = "closing"
+        writer = self._writer
+        assert writer is not None
+        cancelling = self.effects.cancelling_tasks()
+        if cancelling:
+            await asyncio.wait(cancelling, timeout=1.0)
+        await writer.drained()
+        leftovers = self.effects.cancel_quietly()
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        await writer.stop()
+        for subscriptions in list(self._subscribers.values()):
+            for subscription in list(subscriptions):
+                subscription.close()
+        if self._own_journal and self._journal is not None:
+            self._journal.close()
+        self._state = "closed"
+
+    def _restore(self, writer: Writer) -> None:
+        journal = writer.journal
+        reduce = self.coordinator.reduce
+        report = self.recovery
+        for conversation_id in journal.conversations():
+            state = initial_state()
+            last = 0
+            starts: list[EffectStarted] = []
+            for record in journal.read(conversation_id):
+                outcome = reduce(state, record.event)
+                state = outcome.state
+                last = record.sequence
+                if outcome.disposition is Disposition.rejected and not any(
+                    isinstance(d, EmitAudit) for d in outcome.directives
+                ):
+                    report.rejected.append((conversation_id, record.sequence, str(outcome.error)))
+                elif outcome.applied and type(record.event) is EffectStarted:
+                    starts.append(record.event)
+            report.conversations += 1
+            report.events += last
+            conv = Conversation(conversation_id, state, last)
+            for started in starts:
+                if started.run_id == state.active_run_id:
+                    conv.note_start(started)
+            writer.conversations[conversation_id] = conv
+            events = recovery_events(self.coordinator, state, self._ids, self.clock)
+            if events:
+                assert state.active_run_id is not None
+                report.restarted_runs.append((conversation_id, state.active_run_id))
+                for event in events:
+                    writer.post(conv, event, None)
+        if report.rejected:
+            log.warning(
+                "%d journaled events were refused on replay (a mode not registered?): %s",
+                len(report.rejected),
+                report.rejected[:5],
+            )
+
+    # --- the operations ------------------------------------------------------------------------
+
+    async def run(
+        self,
+        conversation_id: str,
+        input: JsonValue = None,
+        *,
+        mode: str | Mode,
+        run_id: str | None = None,
+        principal: str | None = None,
+        supersede: bool = False,
+    ) -> RunHandle:
+        """Start a run of `mode` over `input`; a repeated request (same run id and input) returns
+        the existing run."""
+        name = self._register(mode)
+        run_id = run_id if run_id is not None else self._run_ids()
+        event = RunRequested(
+            self._ids(),
+            conversation_id,
+            run_id,
+            name,
+            json_normalized(input),
+            principal,
+            supersede,
+            self.clock(),
+        )
+        await self._submit(conversation_id, event, create=True)
+        return RunHandle(self, conversation_id, run_id)
+
+    async def interrupt_run(
+        self,
+        conversation_id: str,
+        reason: str = "interrupt_requested",
+        *,
+        run_id: str | None = None,
+        principal: str | None = None,
+    ) -> RunSnapshot:
+        """Interrupt the conversation's active run (or `run_id`); it may be resumed later."""
+        run_id = run_id if run_id is not None else self._current_run_id(conversation_id)
+        event = InterruptRequested(
+            self._ids(), conversation_id, run_id, reason, principal, self.clock()
+        )
+        return await self._request(conversation_id, run_id, event)
+
+    async def resume_run(
+        self, conversation_id: str, run_id: str, *, principal: str | None = None
+    ) -> RunSnapshot:
+        """Resume an interrupted run at its first step without a kept result."""
+        event = ResumeRequested(self._ids(), conversation_id, run_id, principal, self.clock())
+        return await self._request(conversation_id, run_id, event)
+
+    async def cancel_run(
+        self,
+        conversation_id: str,
+        run_id: str | None = None,
+        *,
+        principal: str | None = None,
+        reason: str = "cancel_requested",
+    ) -> RunSnapshot:
+        """End the conversation's active run (or `run_id`) for good: terminal `canceled`."""
+        run_id = run_id if run_id is not None else self._current_run_id(conversation_id)
+        event = CancelRequested(
+            self._ids(), conversation_id, run_id, reason, principal, self.clock()
+        )
+        return await self._request(conversation_id, run_id, event)
+
+    async def provide_input(
+        self,
+        conversation_id: str,
+        run_id: str,
+        step_id: str,
+        value: JsonValue,
+        *,
+        principal: str | None = None,
+    ) -> RunSnapshot:
+        """Answer the human gate `step_id` of the run (kept until the gate opens if early)."""
+        event = HumanInputReceived(
+            self._ids(),
+            conversation_id,
+            run_id,
+            step_id,
+            json_normalized(value),
+            principal,
+            self.clock(),
+        )
+        return await self._request(conversation_id, run_id, event)
+
+    async def wait(self, conversation_id: str, run_id: str) -> RunSnapshot:
+        """Until the run is interrupted or has ended (woken by the writer, never polled)."""
+        conv = self._conversation(conversation_id, run_id)
+        run = conv.state.runs.get(run_id)
+        if run is None:
+            raise self._run_not_found(conversation_id, run_id)
+        if run.status not in SETTLED:
+            future: asyncio.Future[RunState | None] = asyncio.get_running_loop().create_future()
+            if conv.waiters is None:
+                conv.waiters = {}
+            conv.waiters.setdefault(run_id, []).append(future)
+            settled = await future
+            run = settled if settled is not None else run
+        return RunSnapshot.of(conversation_id, run)
+
+    def snapshot(self, conversation_id: str, run_id: str | None = None) -> RunSnapshot:
+        """A run of the conversation: `run_id`, else the active run, else the latest one."""
+        conv = self._conversation(conversation_id, run_id)
+        state = conv.state
+        if run_id is None:
+            run_id = state.active_run_id or (state.history[-1] if state.history else None)
+        run = state.runs.get(run_id) if run_id is not None else None
+        if run is None:
+            raise self._run_not_found(conversation_id, run_id or "<none>")
+        return RunSnapshot.of(conversation_id, run)
+
+    def state(self, conversation_id: str) -> Any:
+        """The core's `ConversationState` of a conversation (exact, for tests and tools)."""
+        return self._conversation(conversation_id, None).state
+
+    def conversations(self) -> list[str]:
+        """Every conversation the runtime holds."""
+        return list(self._live_writer().conversations)
+
+    def find_run(self, run_id: str) -> str | None:
+        """The conversation a run id belongs to, if any (a scan: for tools, not hot paths)."""
+        for conversation_id, conv in self._live_writer().conversations.items():
+            if run_id in conv.state.run_ids:
+                return conversation_id
+        return None
+
+    def subscribe(self, conversation_id: str | None = None) -> Subscription:
+        """The published lifecycle, progress and output directives of one conversation (or,
+        with None, of every conversation), from now on."""
+        subscription = Subscription(conversation_id, self._unsubscribe)
+        self._subscribers.setdefault(conversation_id, []).append(subscription)
+        return subscription
+
+    @property
+    def journal(self) -> Journal:
+        """The journal this runtime writes."""
+        if self._journal is None:
+            raise JournalError("the runtime is not open; use `async with Runtime(...)`")
+        return self._journal
+
+    @property
+    def commits(self) -> int:
+        """How many journal writes the runtime made (each one commit)."""
+        return self._live_writer().commits
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _live_writer(self) -> Writer:
+        if self._writer is None or self._state not in ("open", "closing"):
+            raise JournalError(
+                f"the runtime is {self._state}; open it first (`async with Runtime(...) as rt`)",
+                reason="runtime_not_open",
+            )
+        return self._writer
+
+    def _register(self, mode: str | Mode) -> str:
+        if isinstance(mode, str):
+            return mode
+        known = self.coordinator.modes.get(mode.name)
+        if known is None:
+            self.coordinator = self.coordinator.with_modes(mode)
+            if self._writer is not None:
+                self._writer.coordinator = self.coordinator
+        elif known != mode:
+            raise ValueError(f"another mode is already registered as {mode.name!r}")
+        return mode.name
+
+    def _conversation(self, conversation_id: str, run_id: str | None) -> Conversation:
+        conv = self._live_writer().conversations.get(conversation_id)
+        if conv is None:
+            raise self._run_not_found(conversation_id, run_id)
+        return conv
+
+    def _current_run_id(self, conversation_id: str) -> str:
+        state = self._conversation(conversation_id, None).state
+        run_id = state.active_run_id or (state.history[-1] if state.history else None)
+        if run_id is None:
+            raise self._run_not_found(conversation_id, None)
+        return run_id
+
+    def _run_not_found(self, conversation_id: str, run_id: str | None) -> RunNotFoundError:
+        what = f"run {run_id!r}" if run_id else "a run"
+        return RunNotFoundError(
+            f"conversation {conversation_id!r} has no {what}; check the ids (conversations() "
+            f"lists what the runtime holds).",
+            conversation_id=conversation_id,
+            run_id=run_id,
+            reason="run_not_found",
+        )
+
+    async def _request(self, conversation_id: str, run_id: str, event: Event) -> RunSnapshot:
+        outcome = await self._submit(conversation_id, event)
+        run = outcome.state.runs.get(run_id)
+        if run is None:  # a late request for a forgotten ended run: nothing to show
+            raise self._run_not_found(conversation_id, run_id)
+        return RunSnapshot.of(conversation_id, run)
+
+    async def _submit(self, conversation_id: str, event: Event, create: bool = False) -> Any:
+        writer = self._live_writer()
+        if self._state != "open" and not isinstance(event, EffectStarted):
+            raise JournalError("the runtime is closing", reason="runtime_closing")
+        conv = writer.conversations.get(conversation_id)
+        if conv is None:
+            if not create:
+                raise self._run_not_found(conversation_id, getattr(event, "run_id", None))
+            conv = writer.conversations[conversation_id] = Conversation(
+                conversation_id, initial_state(conversation_id), 0
+            )
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        writer.post(conv, event, future)
+        return await future
+
+    def _post_answer(self, conversation_id: str, event: Event) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        conv = writer.conversations.get(conversation_id)
+        if conv is not None:
+            writer.post(conv, event, None)
+
+    def _first_start(self, conversation_id: str, run_id: str, step_id: str) -> float | None:
+        writer = self._writer
+        conv = writer.conversations.get(conversation_id) if writer is not None else None
+        return None if conv is None else conv.first_start(run_id, step_id)
+
+    def _publish(self, conv: Conversation, directive: Directive) -> None:
+        if type(directive) is EmitAudit:
+            assert isinstance(directive, EmitAudit)
+            audit_log.info(
+                "%s %s run %s by %r: %s",
+                "allowed" if directive.allowed else "refused",
+                directive.action.value,
+                directive.run_id,
+                directive.principal,
+                directive.reason,
+            )
+            if self.on_audit is not None:
+                self.on_audit(directive)
+            return
+        subscribers = self._subscribers
+        if not subscribers:
+            return
+        assert isinstance(directive, EmitLifecycle | EmitProgress | EmitOutput)
+        for key in (conv.conversation_id, None):
+            for subscription in subscribers.get(key, ()):
+                subscription.put(directive)
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        subscriptions = self._subscribers.get(subscription.conversation_id)
+        if subscriptions is not None and subscription in subscriptions:
+            subscriptions.remove(subscription)
+            if not subscriptions:
+                del self._subscribers[subscription.conversation_id]

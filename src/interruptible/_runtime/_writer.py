@@ -1,0 +1,388 @@
+"""The writer: one pump that journals, reduces and carries out every conversation's events.
+
+Theory of operation
+-------------------
+Every event (a caller's request, an effect's answer, a recovery event) is put in its
+conversation's inbox; nothing else touches a conversation's state. One asyncio task, the pump,
+takes the inboxes of every conversation that has work, and for each:
+
+1. folds the events through the pure `reduce`, in inbox order, into a *pending* state (nothing
+   is committed yet: `reduce` has no side effect, so computing first costs nothing if the write
+   fails);
+2. appends the events that the journal must hold to the journal, all conversations in one
+   `append_many` (group commit: 500 conversations, one commit), each fenced by its last
+   sequence, so a stale writer in another process is refused (RT-2);
+3. only then commits the pending state and carries out the directives, in event order:
+   `start_effect` and `cancel_effects` go to the effect manager, `emit_*` to subscribers, and the
+   callers waiting on the events get their outcome (RT-1, journal-first).
+
+One shortcut keeps a step at one commit: when a `start_effect` can start at once (no backoff
+delay, an executor is registered), the pump folds the step's `effect_started` right behind the
+event that asked for it and journals both in the same commit; the effect's task is created only
+after that commit, so journal-first holds (the journal may say "started" a moment before the
+task runs; a crash in that moment is an ordinary crash with a live effect, RT-8). The next
+step's `effect_started` thus shares a commit with the previous step's `effect_completed`.
+
+What the journal holds: every event `reduce` applied or ignored (a duplicate, a late result: a
+fact, with its reason reproduced on replay), and every *refused* request that carries an
+`emit_audit` (`not_authorized`), so the audit trail is in the journal and replay reproduces it
+(RT-13). A request refused without an audit (an unknown run, a run in progress, a malformed
+event) changed nothing, is raised to its caller, and is not journaled.
+
+If a write fails, nothing of that conversation's batch is committed: its callers get the error,
+and the conversation is *fenced* (its live effects are cancelled quietly and every later call
+raises the error): another process may own it now, and the journal is the truth. Opening a new
+runtime on the journal recovers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+from .._core import ConversationState, Coordinator, Disposition, Outcome
+from .._errors import InterruptibleError, JournalError, StaleWriterError
+from .._journal import AppendBatch, Journal
+from .._lifecycle import TERMINAL_RUN_STATUSES, RunStatus
+from .._vocabulary import (
+    CancelEffects,
+    Directive,
+    EffectStarted,
+    EmitAudit,
+    Event,
+    StartEffect,
+)
+from ._effects import EffectManager
+
+log: Final = logging.getLogger("interruptible.runtime")
+
+_REJECTED: Final = Disposition.rejected
+_APPLIED: Final = Disposition.applied
+# A `wait()` returns when its run is in one of these statuses.
+SETTLED: Final = frozenset({RunStatus.interrupted, *TERMINAL_RUN_STATUSES})
+
+Item = tuple[Event, "asyncio.Future[Outcome] | None"]
+
+
+class Conversation:
+    """One conversation as the runtime holds it: state, journal position, inbox, waiters."""
+
+    __slots__ = ("conversation_id", "fenced", "first_starts", "inbox", "last", "state", "waiters")
+
+    def __init__(self, conversation_id: str, state: ConversationState, last: int) -> None:
+        self.conversation_id = conversation_id
+        self.state = state
+        self.last = last  # the journal's last sequence for this conversation
+        self.inbox: list[Item] = []
+        self.waiters: dict[str, list[asyncio.Future[Any]]] | None = None
+        # run id -> step id -> the step's first journaled start (a timer's deadline origin)
+        self.first_starts: dict[str, dict[str, float]] | None = None
+        self.fenced: InterruptibleError | None = None
+
+    def first_start(self, run_id: str, step_id: str) -> float | None:
+        """When the step's first attempt started, if it did in the active run."""
+        if self.first_starts is None:
+            return None
+        steps = self.first_starts.get(run_id)
+        return None if steps is None else steps.get(step_id)
+
+    def note_start(self, event: EffectStarted) -> None:
+        """Remember a step's first start; forget those of runs no longer active."""
+        starts = self.first_starts
+        if starts is None:
+            starts = self.first_starts = {}
+        steps = starts.get(event.run_id)
+        if steps is None:
+            if starts:
+                active = self.state.active_run_id
+                for run_id in [r for r in starts if r != active]:
+                    del starts[run_id]
+            steps = starts[event.run_id] = {}
+        steps.setdefault(event.step_id, event.at)
+
+
+class _Batch:
+    """One conversation's share of one pump round."""
+
+    __slots__ = ("conv", "error", "events", "last", "results", "started", "starts", "state")
+
+    def __init__(self, conv: Conversation) -> None:
+        self.conv = conv
+        self.state = conv.state
+        self.events: list[Event] = []
+        self.results: list[tuple[asyncio.Future[Outcome] | None, Outcome]] = []
+        self.starts: dict[str, float] | None = None  # effect id -> start folded at once
+        self.started: list[EffectStarted] | None = None  # every applied effect_started
+        self.last = conv.last
+        self.error: InterruptibleError | None = None
+
+
+Publish = Callable[[Conversation, Directive], None]
+
+
+class Writer:
+    """The single writer of every conversation: inboxes, the pump, the journal."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        coordinator: Coordinator,
+        effects: EffectManager,
+        *,
+        publish: Publish,
+        clock: Callable[[], float],
+        ids: Callable[[], str],
+    ) -> None:
+        self.journal = journal
+        self.coordinator = coordinator
+        self.effects = effects
+        self.publish = publish
+        self.clock = clock
+        self.ids = ids
+        self.conversations: dict[str, Conversation] = {}
+        self.commits = 0  # journal writes made (for benchmarks and tests)
+        self._ready: list[Conversation] = []
+        self._waker: asyncio.Future[None] | None = None
+        self._stopping = False
+        self._busy = False
+        self._task: asyncio.Task[None] | None = None
+
+    # --- the inbox ------------------------------------------------------------------------------
+
+    def post(
+        self, conv: Conversation, event: Event, future: asyncio.Future[Outcome] | None
+    ) -> None:
+        """Queue an event for its conversation (the only way state ever changes)."""
+        if conv.fenced is not None:
+            if future is not None:
+                future.set_exception(conv.fenced)
+            return
+        if not conv.inbox:
+            self._ready.append(conv)
+        conv.inbox.append((event, future))
+        waker = self._waker
+        if waker is not None and not waker.done():
+            waker.set_result(None)
+
+    # --- the pump -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the pump on the running loop."""
+        self._task = asyncio.get_running_loop().create_task(self._pump(), name="interruptible pump")
+
+    async def stop(self) -> None:
+        """Process what is queued, then stop the pump."""
+        self._stopping = True
+        self._wake()
+        if self._task is not None:
+            await self._task
+
+    async def drained(self) -> None:
+        """Return once no conversation has queued work and no round is in progress."""
+        while self._ready or self._busy:
+            await asyncio.sleep(0)
+
+    def _wake(self) -> None:
+        waker = self._waker
+        if waker is not None and not waker.done():
+            waker.set_result(None)
+
+    async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._ready:
+                if self._stopping:
+                    return
+                self._waker = loop.create_future()
+                await self._waker
+                self._waker = None
+                continue
+            self._busy = True
+            try:
+                ready, self._ready = self._ready, []
+                batches = [self._fold(conv) for conv in ready]
+                self._write(batches)
+                for batch in batches:
+                    self._apply(batch)
+            except Exception:  # pragma: no cover - a bug here must not wedge every conversation
+                log.exception("the runtime's writer failed a round")
+            finally:
+                self._busy = False
+            # Let the effects just started run: their answers then share the next commit.
+            await asyncio.sleep(0)
+
+    def _fold(self, conv: Conversation) -> _Batch:
+        batch = _Batch(conv)
+        items, conv.inbox = conv.inbox, []
+        reduce = self.coordinator.reduce
+        state = conv.state
+        events = batch.events
+        results = batch.results
+        for event, future in items:
+            outcome = reduce(state, event)
+            if outcome.disposition is _REJECTED and not _audited(outcome):
+                results.append((future, outcome))  # refused, changed nothing: not journaled
+                continue
+            events.append(event)
+            state = outcome.state
+            results.append((future, outcome))
+            if outcome.disposition is _APPLIED and type(event) is EffectStarted:
+                assert isinstance(event, EffectStarted)
+                if batch.started is None:
+                    batch.started = []
+                batch.started.append(event)
+            if outcome.directives:
+                state = self._start_at_once(batch, state, outcome)
+        batch.state = state
+        return batch
+
+    def _start_at_once(self, batch: _Batch, state: ConversationState, outcome: Outcome) -> Any:
+        """Fold `effect_started` right behind each start that needs no wait (one commit/step)."""
+        pending = [outcome]
+        while pending:
+            current = pending.pop()
+            for directive in current.directives:
+                if type(directive) is not StartEffect or not self.effects.can_start_now(directive):
+                    continue
+                at = self.clock()
+                started = EffectStarted(
+                    self.ids(),
+                    directive.conversation_id,
+                    directive.run_id,
+                    directive.step_id,
+                    directive.effect_id,
+                    directive.attempt,
+                    at,
+                    directive.cause_id,
+                )
+                answer = self.coordinator.reduce(state, started)
+                if answer.disposition is not _APPLIED:
+                    continue  # cannot happen for a fresh start; the task reports it instead
+                state = answer.state
+                batch.events.append(started)
+                batch.results.append((None, answer))
+                if batch.starts is None:
+                    batch.starts = {}
+                    if batch.started is None:
+                        batch.started = []
+                batch.starts[directive.effect_id] = at
+                assert batch.started is not None
+                batch.started.append(started)
+                if answer.directives:
+                    pending.append(answer)
+        return state
+
+    def _write(self, batches: list[_Batch]) -> None:
+        todo = [batch for batch in batches if batch.events]
+        if not todo:
+            return
+        journal = self.journal
+        self.commits += 1
+        if len(todo) == 1:
+            self._write_one(todo[0])
+            return
+        try:
+            lasts = journal.append_many(
+                [AppendBatch(b.conv.conversation_id, b.conv.last, b.events) for b in todo]
+            )
+        except StaleWriterError:
+            # One stale conversation refused the whole group: write the others one by one.
+            for batch in todo:
+                self._write_one(batch)
+            return
+        except Exception as exc:
+            error = _journal_error(exc)
+            for batch in todo:
+                batch.error = error
+            return
+        for batch, last in zip(todo, lasts, strict=True):
+            batch.last = last
+
+    def _write_one(self, batch: _Batch) -> None:
+        try:
+            batch.last = self.journal.append(
+                batch.conv.conversation_id, batch.conv.last, batch.events
+            )
+        except Exception as exc:
+            batch.error = _journal_error(exc)
+
+    def _apply(self, batch: _Batch) -> None:
+        conv = batch.conv
+        if batch.error is not None:
+            self._fence(conv, batch)
+            return
+        conv.state = batch.state
+        conv.last = batch.last
+        if batch.started is not None:
+            for started in batch.started:
+                conv.note_start(started)
+        starts = batch.starts
+        effects = self.effects
+        for future, outcome in batch.results:
+            for directive in outcome.directives:
+                kind = type(directive)
+                if kind is StartEffect:
+                    assert isinstance(directive, StartEffect)
+                    at = None if starts is None else starts.get(directive.effect_id)
+                    first = conv.first_start(directive.run_id, directive.step_id)
+                    effects.start(directive, at, first)
+                elif kind is CancelEffects:
+                    assert isinstance(directive, CancelEffects)
+                    effects.cancel(directive)
+                else:
+                    self.publish(conv, directive)
+            if future is not None and not future.done():
+                if outcome.error is not None:
+                    future.set_exception(outcome.error)
+                else:
+                    future.set_result(outcome)
+        if conv.waiters:
+            self._wake_waiters(conv)
+
+    def _wake_waiters(self, conv: Conversation) -> None:
+        waiters = conv.waiters
+        assert waiters is not None
+        runs = conv.state.runs
+        for run_id in list(waiters):
+            run = runs.get(run_id)
+            if run is None or run.status in SETTLED:
+                for future in waiters.pop(run_id):
+                    if not future.done():
+                        future.set_result(run)
+
+    def _fence(self, conv: Conversation, batch: _Batch) -> None:
+        error = batch.error
+        assert error is not None
+        log.error(
+            "conversation %r is fenced: its journal write failed (%s); reopen the journal to "
+            "recover it",
+            conv.conversation_id,
+            error,
+        )
+        conv.fenced = error
+        for future, _outcome in batch.results:
+            if future is not None and not future.done():
+                future.set_exception(error)
+        for _event, future in conv.inbox:
+            if future is not None and not future.done():
+                future.set_exception(error)
+        conv.inbox = []
+        self.effects.cancel_quietly(conv.conversation_id)
+        if conv.waiters:
+            for futures in conv.waiters.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
+            conv.waiters = None
+
+
+def _audited(outcome: Outcome) -> bool:
+    return any(type(directive) is EmitAudit for directive in outcome.directives)
+
+
+def _journal_error(exc: Exception) -> InterruptibleError:
+    if isinstance(exc, InterruptibleError):
+        return exc
+    return JournalError(f"the journal failed: {type(exc).__name__}: {exc}")
