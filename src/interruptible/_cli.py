@@ -46,10 +46,17 @@ def _configure_spec(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_spec(args: argparse.Namespace) -> int:
+    try:
+        return _spec(args.out, args.check)
+    except FileNotFoundError as exc:  # python-statemachine's GraphvizNotFoundError is one
+        print(f"{exc}\nThe SVG diagrams need Graphviz's `dot` on PATH.", file=sys.stderr)
+        return 2
+
+
+def _spec(out: Path, check_only: bool) -> int:
     from ._spec import check, generate
 
-    out: Path = args.out
-    if args.check:
+    if check_only:
         stale = check(out)
         if stale:
             print(
