@@ -405,7 +405,8 @@ def test_core_23_human_gate_addressing(driver: CoreDriver) -> None:
     other = CoreDriver(make_coordinator())
     other.run("r2", "pipeline")
     other.cancel("r2")
-    assert isinstance(other.answer("r2", "approve", "x").error, StepNotFoundError)
+    assert isinstance(other.answer("r2", "approve", "x").error, RunTerminalError)
+    assert isinstance(other.answer("r2", "ghost", "x").error, StepNotFoundError)
     gate = Sequence(
         "gate",
         (
@@ -597,3 +598,21 @@ def test_plan_values_are_the_three_kinds() -> None:
     assert Complete() == Complete()
     assert Fail("x").category is FailureCategory.mode_error
     assert initial_state("c").conversation_id == "c"
+
+
+def test_core_24_answer_before_the_gate_is_planned_is_kept(driver: CoreDriver) -> None:
+    """CORE-24: an answer to a declared gate the run has not reached is kept and applied once."""
+    driver.run("r1", "pipeline")
+    kept = driver.answer("r1", "approve", "early")
+    assert kept.applied
+    assert driver.run_state("r1").early_inputs == (("approve", "early"),)
+    assert driver.answer("r1", "approve", "early").ignored is IgnoredReason.duplicate_input
+    assert isinstance(driver.answer("r1", "approve", "other").error, RunConflictError)
+    assert isinstance(driver.answer("r1", "plan", "x").error, StepNotFoundError)  # not a gate
+    finish_step(driver, "r1", "plan")
+    finish_step(driver, "r1", "fetch")
+    assert driver.run_state("r1").early_inputs == ()
+    assert driver.step("r1", "approve").input == "early"
+    opened = driver.started("r1", "approve")
+    assert driver.step("r1", "approve").status is StepStatus.completed
+    assert [d.step_id for d in opened.directives if isinstance(d, StartEffect)] == ["wait"]

@@ -52,6 +52,7 @@ from .._vocabulary import (
     InterruptRequested,
     ResumeRequested,
     RunRequested,
+    StepDefinition,
     StepFailure,
 )
 from ._authorizer import Authorizer, OwnerOrOperator
@@ -506,34 +507,14 @@ class Coordinator:
             ((i, s) for i, s in enumerate(run.steps) if s.step_id == event.step_id), (-1, None)
         )
         if step is None:
-            return _rejected(state, self._no_step(event, run))
+            return self._early_answer(state, event, run)
         if not STEP_CLASS_TRAITS[step.definition.step_class].awaits_input:
-            return _rejected(
-                state,
-                StepNotFoundError(
-                    f"step {event.step_id!r} of run {run.run_id!r} is a "
-                    f"{step.definition.step_class.value} step, not a human gate.",
-                    conversation_id=event.conversation_id,
-                    run_id=run.run_id,
-                    status=step.status.value,
-                    reason="not_a_gate",
-                ),
-            )
+            return _rejected(state, self._not_a_gate(event, run, step.definition))
         kept = step.result.output if step.result is not None else step.input
         if step.result is not None or step.input is not NO_INPUT:
             if kept == event.value:
                 return _ignored(state, IgnoredReason.duplicate_input)
-            return _rejected(
-                state,
-                RunConflictError(
-                    f"gate {event.step_id!r} of run {run.run_id!r} already has a different "
-                    f"answer; an answer cannot be changed.",
-                    conversation_id=event.conversation_id,
-                    run_id=run.run_id,
-                    status=step.status.value,
-                    reason="answer_conflict",
-                ),
-            )
+            return _rejected(state, self._answer_conflict(event, run, step.status.value))
         if run.is_terminal:
             return _rejected(state, self._gate_closed_run(event, run.status.value))
         if step.status in STEP.finals:
@@ -559,6 +540,55 @@ class Coordinator:
             # Kept until the gate opens (the run is interrupted or the step has not started).
             txn.steps[index] = with_input(step, event.value)
         return self._commit(state, txn)
+
+    def _early_answer(
+        self, state: ConversationState, event: HumanInputReceived, run: RunState
+    ) -> Outcome:
+        """An answer to a gate the run has not planned yet: kept if the mode declares the gate."""
+        mode = self._mode(run)
+        try:
+            definition = mode.declared_step(run.context, event.step_id)
+        except Exception:  # a mode bug must not escape reduce; the gate is then unknown
+            definition = None
+        if definition is None:
+            return _rejected(state, self._no_step(event, run))
+        if not STEP_CLASS_TRAITS[definition.step_class].awaits_input:
+            return _rejected(state, self._not_a_gate(event, run, definition))
+        kept = dict(run.early_inputs)
+        if event.step_id in kept:
+            if kept[event.step_id] == event.value:
+                return _ignored(state, IgnoredReason.duplicate_input)
+            return _rejected(state, self._answer_conflict(event, run, "pending"))
+        if run.is_terminal:
+            return _rejected(state, self._gate_closed_run(event, run.status.value))
+        txn = RunTxn(event.conversation_id, run, mode, event.event_id)
+        txn.directives.append(self._audit(event, run, AuditAction.provide_input, True, "kept"))
+        txn.early_inputs = (*run.early_inputs, (event.step_id, event.value))
+        return self._commit(state, txn)
+
+    def _not_a_gate(
+        self, event: HumanInputReceived, run: RunState, definition: StepDefinition
+    ) -> StepNotFoundError:
+        return StepNotFoundError(
+            f"step {event.step_id!r} of run {run.run_id!r} is a "
+            f"{definition.step_class.value} step, not a human gate.",
+            conversation_id=event.conversation_id,
+            run_id=run.run_id,
+            status=run.status.value,
+            reason="not_a_gate",
+        )
+
+    def _answer_conflict(
+        self, event: HumanInputReceived, run: RunState, status: str
+    ) -> RunConflictError:
+        return RunConflictError(
+            f"gate {event.step_id!r} of run {run.run_id!r} already has a different "
+            f"answer; an answer cannot be changed.",
+            conversation_id=event.conversation_id,
+            run_id=run.run_id,
+            status=status,
+            reason="answer_conflict",
+        )
 
     def _gate_closed_run(self, event: HumanInputReceived, status: str) -> RunTerminalError:
         return RunTerminalError(

@@ -99,6 +99,13 @@ class Mode(Protocol):
         """The run's terminal output for `status`."""
         ...
 
+    def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
+        """A step the mode will plan later, if it knows it already (None when it cannot tell).
+
+        Lets an early human answer to a gate the run has not reached yet be kept (CORE-24).
+        """
+        ...
+
 
 class _PassiveCallbacks:
     """Defaults for the callbacks most modes do not need."""
@@ -108,6 +115,9 @@ class _PassiveCallbacks:
 
     def on_resume(self, context: JsonValue) -> JsonValue:
         return context
+
+    def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +156,9 @@ class Sequence(_PassiveCallbacks):
 
     def finalize(self, context: JsonValue, status: RunStatus) -> JsonValue:
         return {"outputs": context["outputs"], "failed": context["failed"]}
+
+    def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
+        return next((step for step in self.steps if step.step_id == step_id), None)
 
 
 DEFAULT_MAX_TURNS: Final = 8

@@ -75,6 +75,7 @@ class RunState:
     output: JsonValue = None
     error: StepFailure | None = None
     requested_at: float = 0.0
+    early_inputs: tuple[tuple[str, JsonValue], ...] = ()  # answers to gates not planned yet
 
     @property
     def is_terminal(self) -> bool:

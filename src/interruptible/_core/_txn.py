@@ -72,6 +72,7 @@ class RunTxn:
         "context",
         "conversation_id",
         "directives",
+        "early_inputs",
         "error",
         "mode",
         "output",
@@ -92,6 +93,7 @@ class RunTxn:
         self.reason = run.reason
         self.output = run.output
         self.error = run.error
+        self.early_inputs = run.early_inputs
         self.directives: list[Directive] = []
         self.cancel_ids: list[str] = []
         self.cancel_reason = "interrupted"
@@ -267,7 +269,12 @@ class RunTxn:
         if definition.step_class not in STEP_CLASS_TRAITS:
             self.fail_protocol(f"step {definition.step_id!r} has no known step class")
             return None
-        self.steps.append(StepState(definition))
+        step = StepState(definition)
+        for step_id, value in self.early_inputs:
+            if step_id == definition.step_id:  # an answer that came before the gate was planned
+                step = with_input(step, value)
+                self.early_inputs = tuple(e for e in self.early_inputs if e[0] != step_id)
+        self.steps.append(step)
         return len(self.steps) - 1
 
     def fail(self, failure: StepFailure) -> None:
@@ -322,6 +329,7 @@ class RunTxn:
             output=self.output,
             error=self.error,
             requested_at=run.requested_at,
+            early_inputs=self.early_inputs,
         )
         return state, tuple(directives)
 
