@@ -40,6 +40,9 @@ FAST_RETRY = StepPolicy(
 )
 
 
+ANSWERED = (StepStatus.completed, StepStatus.pending)
+
+
 def _journal_types(path: Path, cid: str) -> list[str]:
     journal = SQLiteJournal(path)
     try:
@@ -402,8 +405,7 @@ def test_rt_5_interrupt_racing_a_finishing_tool_has_one_answer(tmp_path: Path) -
                 snapshot = await handle.interrupt()
                 if snapshot.status is RunStatus.completed:
                     continue  # the whole run finished first: the interrupt was late
-                answered = (StepStatus.completed, StepStatus.pending)
-                await until(lambda c=cid: rt.snapshot(c).steps[0].status in answered)
+                await until(lambda c=cid: rt.snapshot(c).steps[0].status in ANSWERED)
                 kept = rt.snapshot(cid).steps[0].status is StepStatus.completed
                 outcomes["kept" if kept else "rerun"] += 1
                 await handle.resume()
