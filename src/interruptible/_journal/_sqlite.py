@@ -42,7 +42,7 @@ from .._errors import JournalError, StaleWriterError
 from .._vocabulary import Event
 from ._check import check_target, closed, stale
 from ._protocol import AppendBatch, JournalRecord
-from ._records import RecoveryNote, Row, TornRecord, decode_record, encode_rows, find_tear
+from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
 from ._schema import prepare
 
 logger = logging.getLogger("interruptible.journal")
@@ -60,8 +60,12 @@ _PAGE: Final = 1024
 DEFAULT_BUSY_TIMEOUT: Final = 30.0
 
 _LAST: Final = "SELECT coalesce(max(sequence), 0) FROM events WHERE conversation_id = ?"
-_INSERT: Final = (
-    "INSERT INTO events (conversation_id, sequence, type, body, crc) VALUES (?, ?, ?, ?, ?)"
+# A row goes in only if the conversation's last sequence is the row's predecessor: the
+# `expected_last` check of JRN-3, made by SQLite row by row inside the write transaction, so the
+# hot path needs no extra round trip. A batch is stale iff fewer rows went in than were given.
+_APPEND: Final = (
+    "INSERT INTO events (conversation_id, sequence, type, body, crc) SELECT ?1, ?2, ?3, ?4, ?5 "
+    "WHERE (SELECT coalesce(max(sequence), 0) FROM events WHERE conversation_id = ?1) = ?2 - 1"
 )
 _PAGE_QUERY: Final = (
     "SELECT sequence, type, body, crc FROM events WHERE conversation_id = ? AND sequence > ? "
@@ -73,6 +77,7 @@ _TAIL_QUERY: Final = (
 )
 
 Synchronous = Literal["FULL", "NORMAL"]
+_Target = tuple[str, int, int]  # (conversation_id, expected_last, events in the batch)
 
 
 def _sqlite_error(exc: sqlite3.Error, doing: str) -> JournalError:
@@ -80,6 +85,28 @@ def _sqlite_error(exc: sqlite3.Error, doing: str) -> JournalError:
         f"SQLite failed while {doing}: {exc}; nothing was written. Check the file, its disk and "
         "its permissions, then retry.",
         reason="sqlite_error",
+    )
+
+
+def _first_stale(conn: sqlite3.Connection, targets: Sequence[_Target]) -> StaleWriterError | None:
+    """The error for the first batch whose `expected_last` is not its conversation's last."""
+    pending: dict[str, int] = {}
+    for cid, expected_last, count in targets:
+        last = pending.get(cid)
+        if last is None:
+            (last,) = conn.execute(_LAST, (cid,)).fetchone()
+        if last != expected_last:
+            return stale(cid, expected_last, last)
+        # A conversation may appear in several batches; a later one follows the earlier ones.
+        pending[cid] = last + count
+    return None
+
+
+def _stale_batches() -> StaleWriterError:
+    return StaleWriterError(
+        "another writer advanced a conversation of this batch while it was written, and nothing "
+        "was written; read the conversations again, fold what you missed, and decide again.",
+        reason="stale_writer",
     )
 
 
@@ -125,7 +152,8 @@ class SQLiteJournal:
             conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
-        self.recover(tail=check_tail)
+        if check_tail > 0:  # 0 opts out; `read` still refuses a torn record (JRN-6)
+            self.recover(tail=check_tail)
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -133,67 +161,47 @@ class SQLiteJournal:
         """Append `events` after sequence `expected_last`; durable when it returns."""
         check_target(conversation_id, expected_last)
         rows = encode_rows(conversation_id, expected_last, events)
-        with self._lock:
-            conn = self._live()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    (last,) = conn.execute(_LAST, (conversation_id,)).fetchone()
-                    if last != expected_last:
-                        raise stale(conversation_id, expected_last, last)
-                    conn.executemany(_INSERT, rows)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.IntegrityError:
-                # Only a writer that bypassed the check above can collide on the primary key.
-                actual = self._last(conn, conversation_id)
-                raise stale(conversation_id, expected_last, actual) from None
-            except sqlite3.Error as exc:
-                raise _sqlite_error(exc, f"appending to {conversation_id!r}") from None
+        self._write(rows, ((conversation_id, expected_last, len(rows)),))
         return expected_last + len(rows)
 
     def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
         """Append several conversations' events in one transaction, one commit; all or nothing."""
         rows: list[Row] = []
+        targets: list[_Target] = []
         for batch in batches:
             check_target(batch.conversation_id, batch.expected_last)
-            rows.extend(encode_rows(batch.conversation_id, batch.expected_last, batch.events))
-        results: list[int] = []
+            batch_rows = encode_rows(batch.conversation_id, batch.expected_last, batch.events)
+            rows.extend(batch_rows)
+            targets.append((batch.conversation_id, batch.expected_last, len(batch_rows)))
+        self._write(rows, targets)
+        return [expected_last + count for _, expected_last, count in targets]
+
+    def _write(self, rows: list[Row], targets: Sequence[_Target]) -> None:
         with self._lock:
             conn = self._live()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    # A conversation may appear in several batches; later ones follow earlier ones.
-                    pending: dict[str, int] = {}
-                    for batch in batches:
-                        cid = batch.conversation_id
-                        last = pending.get(cid)
-                        if last is None:
-                            (last,) = conn.execute(_LAST, (cid,)).fetchone()
-                        if last != batch.expected_last:
-                            raise stale(cid, batch.expected_last, last)
-                        pending[cid] = last + len(batch.events)
-                        results.append(pending[cid])
-                    conn.executemany(_INSERT, rows)
+                    # An empty batch is a bare fence probe: only an explicit check can refuse it.
+                    if any(count == 0 for _, _, count in targets):
+                        error = _first_stale(conn, targets)
+                        if error is not None:
+                            raise error
+                    written = conn.executemany(_APPEND, rows).rowcount if rows else 0
+                    if written != len(rows):
+                        conn.execute("ROLLBACK")
+                        raise _first_stale(conn, targets) or _stale_batches()
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
             except sqlite3.IntegrityError:
-                # Only a writer that bypassed the checks above can collide on the primary key.
-                raise StaleWriterError(
-                    "a batch collided with another writer's records, and nothing was written; "
-                    "read the conversations again, fold what you missed, and decide again.",
-                    reason="stale_writer",
-                ) from None
+                # The conditional insert makes a key collision impossible for this writer; a
+                # foreign writer's row in the way is still another writer first.
+                raise _first_stale(conn, targets) or _stale_batches() from None
             except sqlite3.Error as exc:
-                raise _sqlite_error(exc, f"appending {len(batches)} batches") from None
-        return results
+                raise _sqlite_error(exc, f"appending {len(rows)} event(s)") from None
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -207,13 +215,12 @@ class SQLiteJournal:
         expected = after + 1
         while True:
             page = self._query(_PAGE_QUERY, (conversation_id, expected - 1, _PAGE))
-            for sequence, type_, body, crc in page:
-                try:
-                    event = decode_record(conversation_id, expected, sequence, type_, body, crc)
-                except TornRecord as torn:
-                    raise self._torn_error(conversation_id, torn) from None
-                yield JournalRecord(conversation_id, sequence, event)
+            events, torn = decode_page(conversation_id, expected, page)
+            for event in events:
+                yield JournalRecord(conversation_id, expected, event)
                 expected += 1
+            if torn is not None:
+                raise self._torn_error(conversation_id, torn)
             if len(page) < _PAGE:
                 return
 
@@ -238,6 +245,8 @@ class SQLiteJournal:
 
     def verify(self, *, tail: int | None = None) -> list[RecoveryNote]:
         """Check the last `tail` records of every conversation (all when None); change nothing."""
+        if tail is not None and tail < 1:
+            raise ValueError(f"tail must be at least 1 (or None for every record), got {tail}")
         notes = []
         for cid in self.conversations():
             torn = self._tear(cid, tail)
@@ -293,9 +302,9 @@ class SQLiteJournal:
                 conn,
             )
             return find_tear(cid, rows, 1)
-        rows = self._query(_TAIL_QUERY, (cid, max(tail, 1)), conn)[::-1]
+        rows = self._query(_TAIL_QUERY, (cid, tail), conn)[::-1]
         # Fewer rows than asked for means the window reaches the conversation's first record.
-        first = 1 if len(rows) < max(tail, 1) else rows[0][0]
+        first = 1 if len(rows) < tail else rows[0][0]
         return find_tear(cid, rows, first)
 
     def _quarantine(self, conn: sqlite3.Connection, cid: str, torn: TornRecord) -> RecoveryNote:
