@@ -53,11 +53,24 @@ def _run_spec(args: argparse.Namespace) -> int:
         return 2
 
 
+def _traces_dir(out: Path) -> Path:
+    """The golden traces live beside the generated directory: spec/generated -> spec/traces."""
+    return out.parent / "traces"
+
+
 def _spec(out: Path, check_only: bool) -> int:
     from ._spec import check, generate
+    from ._traces import SCENARIOS, record, render, write_traces
 
+    traces = _traces_dir(out)
     if check_only:
         stale = check(out)
+        stale += [
+            f"../traces/{name}.jsonl"
+            for name in SCENARIOS
+            if not (traces / f"{name}.jsonl").exists()
+            or (traces / f"{name}.jsonl").read_text() != render(record(name))
+        ]
         if stale:
             print(
                 f"{out} is stale: {len(stale)} file(s) differ from the lifecycle classes:",
@@ -72,7 +85,8 @@ def _spec(out: Path, check_only: bool) -> int:
         print(f"{out} is up to date.")
         return 0
     written = generate(out)
-    print(f"wrote {len(written)} files under {out}")
+    written += write_traces(traces)
+    print(f"wrote {len(written)} files under {out} and {traces}")
     return 0
 
 

@@ -14,7 +14,7 @@ from interruptible import (
     StepClass,
     StepStatus,
 )
-from interruptible.testing._driver import CoreDriver
+from interruptible._driver import CoreDriver
 
 from .conftest import STEPS, finish_step
 

@@ -1,9 +1,41 @@
-"""The conformance kit: Hypothesis strategies (and, later, stateful bases) for the vocabulary.
+"""The conformance kit: check that your executor, journal or mode obeys the protocol.
 
-Test authors import it to check that their executor, journal or mode obeys the protocol:
-`from interruptible.testing import strategies`. It needs Hypothesis, which the core does not.
+- `strategies`: Hypothesis strategies for every event, directive, step definition and JSON value.
+- `ModeConformance`, `JournalConformance`: rule-based state machines to subclass.
+- `CoreDriver`: drive the pure core event by event.
+- Golden traces (`record`, `verify_trace`, `load_trace`): the vectors in `spec/traces/`, for a
+  runtime in another language to replay.
+- A pytest plugin (installed with the package) with fixtures `core_driver`, `golden_traces`,
+  `memory_journal` and `journal_path`.
+
+It needs Hypothesis and pytest, which the core does not.
 """
 
 from __future__ import annotations
 
-__all__ = ["strategies"]
+from .._driver import CoreDriver
+from .._traces import (
+    Trace,
+    iter_traces,
+    load_trace,
+    project_state,
+    record,
+    verify_trace,
+    write_traces,
+)
+from . import strategies
+from ._machines import JournalConformance, ModeConformance
+
+__all__ = [
+    "CoreDriver",
+    "JournalConformance",
+    "ModeConformance",
+    "Trace",
+    "iter_traces",
+    "load_trace",
+    "project_state",
+    "record",
+    "strategies",
+    "verify_trace",
+    "write_traces",
+]

@@ -1,0 +1,221 @@
+"""Rule-based state machines another project subclasses to test its own mode or journal.
+
+Theory of operation
+-------------------
+`ModeConformance` drives a user's `Mode` through the real core with every interleaving Hypothesis
+can find of run requests, effect answers (outputs drawn from a strategy the subclass gives),
+failures, interrupts, resumes and cancels, and checks after every rule what the protocol promises
+a mode: a JSON-serializable context (MODE-1), pure callbacks (replay parity, CORE-5), never
+planning a finished step again (CORE-11), and one terminal output per run (DIR-1).
+
+`JournalConformance` checks a `Journal` implementation against an in-memory model: appends read
+back in order with gapless sequences, a stale append is refused and writes nothing, a group
+commit is all or nothing (JRN rules in spec/journal.md).
+
+Subclass, set the class attributes, and expose `.TestCase` to pytest:
+
+    class TestMyMode(ModeConformance):
+        mode = MyMode()
+        run_inputs = st.just({"prompt": "hi"})
+
+    TestMyModeCase = TestMyMode.TestCase
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, ClassVar
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from .._core import Coordinator, Mode, replay
+from .._driver import CoreDriver
+from .._errors import StaleWriterError
+from .._journal import AppendBatch, Journal
+from .._lifecycle import LIVE_STEP_STATUSES, RunStatus, StepStatus
+from .._vocabulary import EmitOutput, Event, FailureCategory, JsonValue, StepDefinition
+from .strategies import events as any_events
+from .strategies import json_values
+
+
+class ModeConformance(RuleBasedStateMachine):
+    """Checks a `Mode` against the protocol; set `mode` and `run_inputs` in a subclass."""
+
+    mode: ClassVar[Mode]
+    run_inputs: ClassVar[st.SearchStrategy[JsonValue]] = st.none()
+
+    def step_outputs(self, step: StepDefinition) -> st.SearchStrategy[JsonValue]:
+        """Outputs an effect of `step` may return; override for modes that read outputs."""
+        return json_values()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.driver = CoreDriver(Coordinator([self.mode]), principal="owner")
+        self.runs = 0
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _active(self) -> Any:
+        return self.driver.state.active_run
+
+    def _live_step(self) -> Any:
+        run = self._active()
+        if run is None:
+            return None
+        return next((s for s in run.steps if s.status in LIVE_STEP_STATUSES), None)
+
+    # --- rules -----------------------------------------------------------------------------------
+
+    @precondition(lambda self: self._active() is None)
+    @rule(data=st.data())
+    def request_run(self, data: st.DataObject) -> None:
+        """Start a run over a drawn input."""
+        self.runs += 1
+        self.driver.run(f"r{self.runs}", self.mode.name, data.draw(self.run_inputs))
+
+    @precondition(lambda self: self._live_step() is not None)
+    @rule(data=st.data())
+    def answer_effect(self, data: st.DataObject) -> None:
+        """Answer the live step's effect: started, progress, completed or failed."""
+        run, step = self._active(), self._live_step()
+        if step.status is StepStatus.scheduled:
+            self.driver.started(run.run_id, step.step_id)
+            return
+        if step.status is StepStatus.cancelling:
+            self.driver.canceled(run.run_id, step.step_id)
+            return
+        answer = data.draw(st.sampled_from(["complete", "fail", "progress"]))
+        if answer == "complete":
+            output = data.draw(self.step_outputs(step.definition))
+            self.driver.complete(run.run_id, step.step_id, output)
+        elif answer == "fail":
+            retryable = data.draw(st.booleans())
+            self.driver.fail(
+                run.run_id, step.step_id, FailureCategory.transient, retryable=retryable
+            )
+        else:
+            self.driver.progress(run.run_id, step.step_id, step.progress_sequence + 1)
+
+    @precondition(lambda self: self._active() is not None)
+    @rule()
+    def interrupt(self) -> None:
+        """Interrupt the active run."""
+        self.driver.interrupt(self._active().run_id)
+
+    @precondition(lambda self: self._active() is not None)
+    @rule()
+    def resume(self) -> None:
+        """Resume the active run (ignored unless interrupted)."""
+        self.driver.resume(self._active().run_id)
+
+    @precondition(lambda self: self._active() is not None)
+    @rule()
+    def cancel(self) -> None:
+        """Cancel the active run."""
+        self.driver.cancel(self._active().run_id)
+
+    # --- invariants ------------------------------------------------------------------------------
+
+    @invariant()
+    def mode_1_context_is_json(self) -> None:
+        """MODE-1: every run's context survives a JSON round trip unchanged."""
+        for run in self.driver.state.runs.values():
+            assert json.loads(json.dumps(run.context)) == run.context, run.run_id
+
+    @invariant()
+    def core_11_no_finished_step_is_planned_again(self) -> None:
+        """CORE-11: the mode never plans a finished step again or breaks the protocol."""
+        for run in self.driver.state.runs.values():
+            assert run.error is None or run.error.category is not FailureCategory.protocol_error, (
+                run.error.message
+            )
+
+    @invariant()
+    def dir_1_one_output_per_run(self) -> None:
+        """DIR-1: each run emits at most one emit_output, and exactly one once it has ended."""
+        outputs: dict[str, int] = {}
+        for directive in self.driver.directives:
+            if isinstance(directive, EmitOutput):
+                outputs[directive.run_id] = outputs.get(directive.run_id, 0) + 1
+        for run in self.driver.state.runs.values():
+            expected = 1 if run.status not in (RunStatus.running, RunStatus.interrupted) else 0
+            assert outputs.get(run.run_id, 0) == expected, run.run_id
+
+    @invariant()
+    def core_5_replay_parity(self) -> None:
+        """CORE-5: the mode's callbacks are pure: replaying the events gives the same result."""
+        folded = replay(Coordinator([self.mode]), self.driver.events)
+        assert folded.state == self.driver.state
+        assert list(folded.directives) == self.driver.directives
+
+
+class JournalConformance(RuleBasedStateMachine):
+    """Checks a `Journal` against an in-memory model; implement `make_journal` in a subclass."""
+
+    conversations: ClassVar[tuple[str, ...]] = ("c1", "c2", "c3")
+
+    def make_journal(self) -> Journal:
+        """A fresh, empty journal of the implementation under test."""
+        raise NotImplementedError("subclass JournalConformance and implement make_journal()")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.journal = self.make_journal()
+        self.model: dict[str, list[Event]] = {c: [] for c in self.conversations}
+
+    def teardown(self) -> None:
+        self.journal.close()
+
+    def _events_for(self, data: st.DataObject, conversation: str, count: int) -> list[Event]:
+        drawn = [data.draw(any_events()) for _ in range(count)]
+        return [dataclasses.replace(event, conversation_id=conversation) for event in drawn]
+
+    @rule(data=st.data(), count=st.integers(min_value=1, max_value=3))
+    def append(self, data: st.DataObject, count: int) -> None:
+        """Append events after the conversation's true last sequence."""
+        conversation = data.draw(st.sampled_from(self.conversations))
+        events = self._events_for(data, conversation, count)
+        last = self.journal.append(conversation, len(self.model[conversation]), events)
+        self.model[conversation].extend(events)
+        assert last == len(self.model[conversation])
+
+    @rule(data=st.data(), offset=st.sampled_from([-1, 1, 5]))
+    def stale_append(self, data: st.DataObject, offset: int) -> None:
+        """An append from a writer whose view is stale is refused and writes nothing."""
+        conversation = data.draw(st.sampled_from(self.conversations))
+        expected = len(self.model[conversation]) + offset
+        if expected < 0:
+            return
+        try:
+            self.journal.append(conversation, expected, self._events_for(data, conversation, 1))
+        except StaleWriterError:
+            return
+        raise AssertionError("a stale append was accepted")
+
+    @rule(data=st.data(), stale=st.booleans())
+    def append_many(self, data: st.DataObject, stale: bool) -> None:
+        """A group commit over every conversation: all of it, or (one batch stale) none of it."""
+        batches = [
+            AppendBatch(c, len(self.model[c]) + (stale and i == 0), self._events_for(data, c, 1))
+            for i, c in enumerate(self.conversations)
+        ]
+        try:
+            self.journal.append_many(batches)
+        except StaleWriterError:
+            assert stale
+            return
+        assert not stale
+        for batch in batches:
+            self.model[batch.conversation_id].extend(batch.events)
+
+    @invariant()
+    def jrn_reads_equal_the_model(self) -> None:
+        """JRN: each conversation reads back exactly what was appended, with gapless sequences."""
+        for conversation, events in self.model.items():
+            records = list(self.journal.read(conversation))
+            assert [r.sequence for r in records] == list(range(1, len(events) + 1))
+            assert [r.event for r in records] == events
+            assert self.journal.last_sequence(conversation) == len(events)
+        assert self.journal.conversations() == sorted(c for c, e in self.model.items() if e)
