@@ -5,8 +5,8 @@ Theory of operation
 At import, every vocabulary class is read once (`typing.get_type_hints`) and each field gets a
 `_Codec`: a pair of functions that encode a value to JSON and decode (with checking) from JSON,
 plus a JSON Schema fragment. Encoding and decoding are then loops over those precompiled codecs.
-The same field codecs produce the JSON Schemas in `spec/schemas/`, so the documents and the
-schemas cannot disagree.
+The same field codecs produce the JSON Schemas in `spec/generated/schemas/`, so the documents and
+the schemas cannot disagree.
 
 Decoding never trusts its input: a wrong type, a missing field, an unknown field or an unknown
 enum value raises `DecodeError` naming the field's path (`policy.backoff.initial`).
@@ -59,6 +59,8 @@ def _primitive(kind: type[Any], name: str) -> _Codec:
         # bool is an int in Python but not in JSON's eyes; a float field accepts a JSON integer.
         if kind is float and type(value) is int:
             return float(value)
+        if kind is int and type(value) is float and value.is_integer():
+            return int(value)  # JSON has one number type: 1.0 is the integer 1 (as in the schema)
         if type(value) is not kind or (kind is float and not math.isfinite(value)):  # type: ignore[arg-type]
             raise DecodeError(path, name, value)
         return value
@@ -210,7 +212,7 @@ def to_json(value: Event | Directive) -> dict[str, object]:
 
 
 def dumps(value: Event | Directive) -> str:
-    """`to_json` as a compact, key-ordered string (the journal's record format)."""
+    """`to_json` as a compact string, fields in declaration order (the journal's record format)."""
     return json.dumps(to_json(value), separators=(",", ":"), allow_nan=False)
 
 
@@ -243,6 +245,15 @@ def loads_event(text: str | bytes) -> Event:
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError("$", "JSON text", str(exc)) from None
     return event_from_json(document)
+
+
+def loads_directive(text: str | bytes) -> Directive:
+    """Decode one directive from JSON text."""
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError("$", "JSON text", str(exc)) from None
+    return directive_from_json(document)
 
 
 def value_to_json(value: Any) -> dict[str, object]:

@@ -114,8 +114,8 @@ class MissingGuardError(InterruptibleError):
     def __init__(self, machine: str, status: str, event: str, guard: str) -> None:
         self.guard = guard
         super().__init__(
-            f"{machine}: firing {event!r} from {status!r} needs guard {guard!r}; "
-            f"pass it in the guard context (a mapping of guard name to bool).",
+            f"{machine}: firing {event!r} from {status!r} needs guard {guard!r} as a bool; "
+            f"pass it in the guard context (a mapping of guard name to True or False).",
             status=status,
             reason="missing_guard",
         )

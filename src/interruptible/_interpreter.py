@@ -73,6 +73,8 @@ class CompiledLifecycle(Generic[S]):
     transitions: tuple[Transition[S], ...]
     index: Mapping[tuple[S, str], tuple[Transition[S], ...]]
     allowed: Mapping[S, tuple[str, ...]]
+    # For each (status, event) whose candidates have guards: every guard name any of them reads.
+    needs: Mapping[tuple[S, str], frozenset[str]]
 
     def fire(self, status: S, event: str, guards: Mapping[str, bool] = NO_GUARDS) -> Transition[S]:
         """The transition that `event` takes from `status` under `guards`.
@@ -80,17 +82,23 @@ class CompiledLifecycle(Generic[S]):
         Raises `IllegalTransition` when the event is not allowed there or no guard set holds,
         and `MissingGuardError` when `guards` lacks a name a candidate transition needs.
         """
-        candidates = self.index.get((status, event))
+        key = (status, event)
+        candidates = self.index.get(key)
         if candidates is None:
             raise IllegalTransition(self.name, status.value, event, self.allowed.get(status, ()))
+        needed = self.needs.get(key)
+        if needed is None:
+            return candidates[0]  # one unguarded transition: the common case, a single lookup
+        # Every guard any candidate reads must be given as a bool, even those an earlier
+        # candidate would make unnecessary: a forgotten guard is an error, never a silent pass.
+        for name in needed:
+            value = guards.get(name)
+            if value is not True and value is not False:
+                raise MissingGuardError(self.name, status.value, event, name)
         failed: list[str] = []
         for transition in candidates:
             for guard in transition.guards:
-                try:
-                    value = guards[guard.name]
-                except KeyError:
-                    raise MissingGuardError(self.name, status.value, event, guard.name) from None
-                if value is not guard.expected:
+                if guards[guard.name] is not guard.expected:
                     failed.append(str(guard))
                     break
             else:
@@ -133,7 +141,9 @@ def compile_lifecycle(machine: type[Any], status_type: type[S]) -> CompiledLifec
 
     transitions: list[Transition[S]] = []
     for state in states:
+        _refuse_callbacks(name, f"state {state.id}", (state.enter, state.exit))
         for raw in state.transitions:
+            _refuse_callbacks(name, f"{raw.source.id} -> {raw.target.id}", (raw.before, raw.after))
             transitions.extend(_compile_transition(name, raw, by_value))
 
     index: dict[tuple[S, str], list[Transition[S]]] = {}
@@ -158,7 +168,25 @@ def compile_lifecycle(machine: type[Any], status_type: type[S]) -> CompiledLifec
         transitions=tuple(transitions),
         index=MappingProxyType({key: tuple(value) for key, value in index.items()}),
         allowed=MappingProxyType({key: tuple(value) for key, value in allowed.items()}),
+        needs=MappingProxyType(
+            {
+                key: frozenset(g.name for t in value for g in t.guards)
+                for key, value in index.items()
+                if len(value) > 1 or value[0].guards
+            }
+        ),
     )
+
+
+def _refuse_callbacks(name: str, where: str, groups: tuple[Any, ...]) -> None:
+    """Refuse declared callbacks the table would drop: behaviour belongs in directives."""
+    for group in groups:
+        for spec in group:
+            if not getattr(spec, "is_convention", False):
+                raise LifecycleDefinitionError(
+                    f"{name}: {where} declares callback {spec.func!r}; a lifecycle declares "
+                    f"states, events, guards and directive templates (on=) only."
+                )
 
 
 def _compile_transition(name: str, raw: Any, by_value: Mapping[str, S]) -> list[Transition[S]]:

@@ -25,6 +25,7 @@ What differs per step class (`llm`, `tool`, `timer`, `human_gate`, `system`) is 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -187,54 +188,21 @@ class StepLifecycle(StateMachine):
     )
 
 
+@dataclass(frozen=True, slots=True)
 class StepClassTraits:
-    """What a step class declares about itself; read by guards, never by `if` chains."""
+    """What a step class declares about itself; read by guards and runtimes, never `if` chains."""
 
-    __slots__ = ("awaits_input", "default_max_attempts", "default_timeout", "durable_deadline")
-
-    def __init__(
-        self,
-        *,
-        awaits_input: bool,
-        default_max_attempts: int,
-        default_timeout: float | None,
-        durable_deadline: bool,
-    ) -> None:
-        self.awaits_input = awaits_input
-        self.default_max_attempts = default_max_attempts
-        self.default_timeout = default_timeout
-        self.durable_deadline = durable_deadline
-
-    def __repr__(self) -> str:
-        return (
-            f"StepClassTraits(awaits_input={self.awaits_input}, "
-            f"default_max_attempts={self.default_max_attempts}, "
-            f"default_timeout={self.default_timeout}, durable_deadline={self.durable_deadline})"
-        )
+    awaits_input: bool  # the step waits for a human answer (the `awaits_input` guard)
+    durable_deadline: bool  # a runtime derives its deadline from the journaled start time
 
 
-# Defaults: model calls and tools fail transiently (rate limits, flaky services), so they retry;
-# a timer or a human gate that fails is a real failure; a system step is our own code.
 STEP_CLASS_TRAITS: Final = MappingProxyType(
     {
-        StepClass.llm: StepClassTraits(
-            awaits_input=False,
-            default_max_attempts=3,
-            default_timeout=120.0,
-            durable_deadline=False,
-        ),
-        StepClass.tool: StepClassTraits(
-            awaits_input=False, default_max_attempts=3, default_timeout=60.0, durable_deadline=False
-        ),
-        StepClass.timer: StepClassTraits(
-            awaits_input=False, default_max_attempts=1, default_timeout=None, durable_deadline=True
-        ),
-        StepClass.human_gate: StepClassTraits(
-            awaits_input=True, default_max_attempts=1, default_timeout=None, durable_deadline=False
-        ),
-        StepClass.system: StepClassTraits(
-            awaits_input=False, default_max_attempts=1, default_timeout=30.0, durable_deadline=False
-        ),
+        StepClass.llm: StepClassTraits(awaits_input=False, durable_deadline=False),
+        StepClass.tool: StepClassTraits(awaits_input=False, durable_deadline=False),
+        StepClass.timer: StepClassTraits(awaits_input=False, durable_deadline=True),
+        StepClass.human_gate: StepClassTraits(awaits_input=True, durable_deadline=False),
+        StepClass.system: StepClassTraits(awaits_input=False, durable_deadline=False),
     }
 )
 

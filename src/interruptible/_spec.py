@@ -77,8 +77,6 @@ def _step_extra() -> Mapping[str, object]:
         "step_class_traits": {
             step_class.value: {
                 "awaits_input": traits.awaits_input,
-                "default_max_attempts": traits.default_max_attempts,
-                "default_timeout": traits.default_timeout,
                 "durable_deadline": traits.durable_deadline,
             }
             for step_class, traits in STEP_CLASS_TRAITS.items()

@@ -98,9 +98,15 @@ def test_int_4_missing_guard_raises_missing_guard_error() -> None:
 
 
 def test_int_4_truthy_non_bool_is_not_true() -> None:
-    """Guard values are compared as booleans by identity: 1 is not accepted as True."""
-    with pytest.raises(IllegalTransition):
+    """INT-4: a guard value must be a bool: 1 is refused, not taken as True."""
+    with pytest.raises(MissingGuardError):
         RUN.fire(RunStatus.running, "complete", {"no_step_left": 1})  # type: ignore[dict-item]
+
+
+def test_int_4_every_candidate_guard_is_required() -> None:
+    """INT-4: a guard only a later candidate reads is still required, so none is forgotten."""
+    with pytest.raises(MissingGuardError, match="is_retryable"):
+        STEP.fire(StepStatus.running, "effect_failed", {"attempts_left": False})
 
 
 # --- INT-5: definitions the table cannot express ----------------------------------------------

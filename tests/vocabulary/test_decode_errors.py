@@ -49,12 +49,18 @@ def _without(document: dict[str, object], key: str) -> dict[str, Any]:
     return copy
 
 
+def test_voc_2_integral_float_is_an_integer() -> None:
+    """JSON has one number type: 1.0 decodes as the integer 1, as the schema's "integer" says."""
+    event = event_from_json(_with(STARTED, "attempt", 1.0))
+    assert event.attempt == 1 and type(event.attempt) is int
+
+
 @pytest.mark.parametrize(
     ("document", "path"),
     [
         (_with(STARTED, "attempt", "1"), "attempt"),
         (_with(STARTED, "attempt", True), "attempt"),
-        (_with(STARTED, "attempt", 1.0), "attempt"),
+        (_with(STARTED, "attempt", 1.5), "attempt"),
         (_with(STARTED, "run_id", 7), "run_id"),
         (_with(STARTED, "cause_id", ["x"]), "cause_id"),
         (_with(FAILED, "retryable", "yes"), "retryable"),
