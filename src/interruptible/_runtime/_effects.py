@@ -71,15 +71,16 @@ def json_normalized(value: JsonValue) -> JsonValue:
 class _Live:
     """One live effect: its task, and what a cancel needs."""
 
-    __slots__ = ("conversation_id", "effect", "executor", "quiet", "sequence", "task")
+    __slots__ = ("directive", "effect", "entered", "executor", "quiet", "sequence", "task")
 
-    def __init__(self, conversation_id: str, executor: Executor | None) -> None:
-        self.conversation_id = conversation_id
+    def __init__(self, directive: StartEffect, executor: Executor | None) -> None:
+        self.directive = directive
         self.executor = executor
         self.effect: Effect | None = None
         self.task: asyncio.Task[None] | None = None
         self.quiet = False
         self.sequence = 0
+        self.entered = False  # the task's body has begun (a task cancelled before never does)
 
 
 class EffectManager:
@@ -128,7 +129,7 @@ class EffectManager:
             else:
                 self._post(d.conversation_id, self._completed(d, output))
             return
-        live = _Live(d.conversation_id, executor)
+        live = _Live(d, executor)
         self._live[d.effect_id] = live
         live.task = asyncio.get_running_loop().create_task(
             self._run(live, d, started_at, first_started_at), name=f"effect {d.effect_id}"
@@ -146,6 +147,13 @@ class EffectManager:
                     hook(live.effect)
                 except Exception:
                     log.exception("the cancel hook of %s raised", effect_id)
+            if not live.entered:
+                # Cancelled before its first step, the task would end without running a line of
+                # its body, so without answering: answer for it here.
+                live.task.cancel(d.reason)
+                start = live.directive
+                self._answer(live, start, self._canceled(start))
+                continue
             live.task.cancel(d.reason)
 
     def cancel_quietly(self, conversation_id: str | None = None) -> list[asyncio.Task[None]]:
@@ -154,11 +162,13 @@ class EffectManager:
         for live in list(self._live.values()):
             task = live.task
             if task is None or (
-                conversation_id is not None and live.conversation_id != conversation_id
+                conversation_id is not None and live.directive.conversation_id != conversation_id
             ):
                 continue
             live.quiet = True
             task.cancel("runtime closing")
+            if not live.entered:
+                self._live.pop(live.directive.effect_id, None)
             tasks.append(task)
         return tasks
 
@@ -184,6 +194,7 @@ class EffectManager:
         first_started_at: float | None,
     ) -> None:
         cid = d.conversation_id
+        live.entered = True
         try:
             if started_at is None:
                 if d.delay > 0:
