@@ -159,35 +159,30 @@ TORN_TAILS: dict[str, Callable[[str], tuple[str, int]]] = {
 }
 
 
+@pytest.mark.parametrize("whole", [3, 40])  # 40: the checked tail starts mid-history
 @pytest.mark.parametrize("damage", sorted(TORN_TAILS))
 def test_jrn_9_a_torn_last_record_is_quarantined_and_appends_continue(
-    db_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+    db_path: Path, damage: str, whole: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Opening moves a torn last record to quarantine, says so, and appends go on from it."""
-    events = some_events("c1", 4)
+    events = some_events("c1", whole + 1)
     with SQLiteJournal(db_path) as journal:
-        journal.append("c1", 0, events[:3])
+        journal.append("c1", 0, events[:whole])
         journal.append("c2", 0, some_events("c2", 2))
-    body, stored_crc = TORN_TAILS[damage](dumps(events[3]))
-    insert_row(db_path, "c1", 4, "run_requested", body, stored_crc)
+    body, stored_crc = TORN_TAILS[damage](dumps(events[whole]))
+    insert_row(db_path, "c1", whole + 1, "run_requested", body, stored_crc)
 
     with caplog.at_level(logging.WARNING, logger="interruptible.journal"):
         journal = SQLiteJournal(db_path)
     with journal:
         [note] = journal.recovered
-        assert (note.conversation_id, note.last_good, note.first_bad, note.quarantined) == (
-            "c1",
-            3,
-            4,
-            1,
-        )
-        assert note.problem
-        assert "torn at sequence 4" in caplog.text
-        assert journal.quarantined() == [("c1", 4, note.problem)]
-        assert journal.last_sequence("c1") == 3
-        assert [r.event for r in journal.read("c1")] == events[:3]
+        assert note == RecoveryNote("c1", whole, whole + 1, 1, note.problem) and note.problem
+        assert f"torn at sequence {whole + 1}" in caplog.text
+        assert journal.quarantined() == [("c1", whole + 1, note.problem)]
+        assert journal.last_sequence("c1") == whole
+        assert [r.event for r in journal.read("c1")] == events[:whole]
         assert journal.last_sequence("c2") == 2  # the other conversation is untouched
-        assert journal.append("c1", 3, [events[3]]) == 4
+        assert journal.append("c1", whole, [events[whole]]) == whole + 1
         assert [r.event for r in journal.read("c1")] == events
     with SQLiteJournal(db_path) as reopened:
         assert reopened.recovered == []  # nothing torn any more

@@ -1,9 +1,11 @@
-"""The journal protocol: an append-only, per-conversation sequence of events.
+"""The journal protocol: an append-only, per-conversation sequence of events (spec/journal.md).
 
-Every journal numbers the events of each conversation 1, 2, 3, ... with no gap. `append` takes the
-sequence number the writer believes is the conversation's last (`expected_last`): if another
-writer got there first, the append fails with `StaleWriterError` and writes nothing, so two
-writers can never fork one conversation's history (JRN-3). Nothing is ever updated or deleted.
+Every journal numbers the events of each conversation 1, 2, 3, ... with no gap (JRN-1). `append`
+takes the sequence number the writer believes is the conversation's last (`expected_last`): if
+another writer got there first, the append fails with `StaleWriterError` and writes nothing, so
+two writers can never fork one conversation's history (JRN-3). Nothing is ever updated or deleted
+(JRN-11); the one exception is a SQLite journal's recovery, which moves torn records to a
+quarantine table (JRN-9).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ class Journal(Protocol):
     def append(self, conversation_id: str, expected_last: int, events: Sequence[Event]) -> int:
         """Append `events` after sequence `expected_last`; return the new last sequence.
 
-        Durable when it returns. Raises `StaleWriterError` (and writes nothing) when the
-        conversation's last sequence is not `expected_last`.
+        Durable when it returns (JRN-5). Raises `StaleWriterError` (and writes nothing) when the
+        conversation's last sequence is not `expected_last` (JRN-3); an empty `events` only checks
+        that. Raises `JournalError` (and writes nothing) for an item that is not a well-formed
+        event of this conversation (JRN-10).
         """
         ...
 
@@ -54,7 +58,11 @@ class Journal(Protocol):
         ...
 
     def read(self, conversation_id: str, after: int = 0) -> Iterator[JournalRecord]:
-        """The conversation's records with sequence > `after`, in order."""
+        """The conversation's records with sequence > `after`, in order.
+
+        A record that is not whole (torn, damaged) raises `JournalError` when reached, after the
+        whole records before it (JRN-6); nothing is skipped.
+        """
         ...
 
     def last_sequence(self, conversation_id: str) -> int:
@@ -66,5 +74,8 @@ class Journal(Protocol):
         ...
 
     def close(self) -> None:
-        """Release the journal's resources; later calls raise `JournalError`."""
+        """Release the journal's resources; later calls raise `JournalError` (JRN-8).
+
+        Closing a closed journal does nothing.
+        """
         ...
