@@ -1,0 +1,32 @@
+"""The exhaustive bounded model checker and the properties it shares with the stateful tests."""
+
+from ._explore import Counterexample, Explorer, Report, explore, parity_violations, replay_trace
+from ._key import KeyCache, conversation_key
+from ._properties import (
+    PROPERTIES,
+    EffectView,
+    Violation,
+    ledger_violations,
+    transition_violations,
+)
+from ._world import Bounds, Ledger, Model, World
+
+__all__ = [
+    "PROPERTIES",
+    "Bounds",
+    "Counterexample",
+    "EffectView",
+    "Explorer",
+    "KeyCache",
+    "Ledger",
+    "Model",
+    "Report",
+    "Violation",
+    "World",
+    "conversation_key",
+    "explore",
+    "ledger_violations",
+    "parity_violations",
+    "replay_trace",
+    "transition_violations",
+]

@@ -1,0 +1,78 @@
+"""Seeded defects: coordinators with one deliberate bug each, which the verification must catch.
+
+A property that no broken core can violate proves nothing; each class here breaks exactly one
+promise of the design, the way a plausible bug would, and the stateful machines and the model
+checker are tested against all of them (VER-15, style rule 14). They subclass the real
+`Coordinator` and override one handler, so everything else is the real core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Final
+
+from .._core import ConversationState, Coordinator, Mode, Outcome
+from .._lifecycle import RunStatus, StepStatus
+from .._vocabulary import (
+    CancelEffects,
+    EffectCompleted,
+    EmitOutput,
+    InterruptRequested,
+    ResumeRequested,
+)
+
+
+class TerminalTwice(Coordinator):
+    """Defect (a): a late `effect_completed` for an ended run completes it again."""
+
+    def _effect_completed(self, state: ConversationState, event: EffectCompleted) -> Outcome:
+        run = state.run(event.run_id)
+        if run is not None and run.is_terminal:
+            again = EmitOutput(
+                conversation_id=event.conversation_id,
+                run_id=run.run_id,
+                status=RunStatus.completed.value,
+                output=event.output,
+                error=None,
+                cause_id=event.event_id,
+            )
+            return Outcome(state, (again,))
+        return super()._effect_completed(state, event)
+
+
+class EagerResume(Coordinator):
+    """Defect (b): resume schedules the interrupted step again without waiting for the answer
+    to its cancel, so the step has two live effects."""
+
+    def _resume_requested(self, state: ConversationState, event: ResumeRequested) -> Outcome:
+        run = state.active_run
+        if run is None or run.run_id != event.run_id or run.status is not RunStatus.interrupted:
+            return super()._resume_requested(state, event)
+        steps = tuple(
+            replace(step, status=StepStatus.pending)
+            if step.status is StepStatus.cancelling
+            else step
+            for step in run.steps
+        )
+        eager = replace(state, active_run=replace(run, steps=steps))
+        outcome = super()._resume_requested(eager, event)
+        return outcome if outcome.applied else super()._resume_requested(state, event)
+
+
+class LostCancel(Coordinator):
+    """Defect (c): an interrupt forgets its `cancel_effects`; the effects run on."""
+
+    def _interrupt_requested(self, state: ConversationState, event: InterruptRequested) -> Outcome:
+        outcome = super()._interrupt_requested(state, event)
+        kept = tuple(d for d in outcome.directives if type(d) is not CancelEffects)
+        return replace(outcome, directives=kept)
+
+
+DefectFactory = Callable[[Iterable[Mode]], Coordinator]
+
+DEFECTS: Final[dict[str, type[Coordinator]]] = {
+    "terminal_twice": TerminalTwice,
+    "eager_resume": EagerResume,
+    "lost_cancel": LostCancel,
+}

@@ -1,0 +1,380 @@
+"""The exhaustive bounded model checker: breadth-first over (conversation, environment) states.
+
+Theory of operation
+-------------------
+A state of the checked system is a pair: the core's `ConversationState` and the world's `Env`
+(`_world.py`). From each state, the world's every possible next event is sent to the real
+`Coordinator.reduce`; the outcome's state and directives give the successor. States are
+identified by a canonical key (`_key.py`), and explored level by level, so the first violation
+found has a shortest trace.
+
+Two tables keep this fast without checking less:
+
+* Conversation states are interned: each distinct one gets a number, and a product state's key is
+  `(number, env)`. Many product states share one conversation state (they differ in the world's
+  budgets or ledger), so
+* `reduce` results are memoized per (conversation number, event). `reduce` is a pure function of
+  those two (CORE-4, checked by VER-11), so each distinct pair is reduced, and its transition
+  properties checked, exactly once.
+
+Ledger properties (VER-4, VER-5) depend on the env too and are checked on every new product
+state. A move that changes neither the conversation nor the ledger (an ignored duplicate, a
+refused request) is checked and then not followed: its target differs from its source only by a
+smaller budget, so it has no behaviour the source lacks (see `_world.py`).
+
+Liveness (VER-12) is checked after the search, by reverse reachability over the explored edges:
+every state must reach a state where the conversation has runs and none is active. States left
+unexpanded by a depth bound are counted apart and never reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from array import array
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._codec import to_json
+from .._core import ConversationState, Outcome, initial_state
+from .._vocabulary import Event
+from ._key import KeyCache, conversation_key
+from ._properties import (
+    Violation,
+    ledger_violations,
+    transition_violations,
+)
+from ._world import Env, Ledger, Start, World, directive_summary, effect_views
+
+
+@dataclass(frozen=True, slots=True)
+class Counterexample:
+    """A shortest trace to a violation, as events that replay it from `initial_state()`."""
+
+    violation: Violation
+    events: tuple[Event, ...]
+
+    def to_json(self) -> list[dict[str, object]]:
+        """The trace as a list of JSON events (`interruptible._codec.to_json`)."""
+        return [to_json(event) for event in self.events]
+
+
+@dataclass(slots=True)
+class Report:
+    """What one exploration did and found."""
+
+    model: str
+    bounds: str
+    states: int = 0
+    conversation_states: int = 0
+    transitions: int = 0
+    reductions: int = 0
+    pruned: int = 0
+    max_depth: int = 0
+    unexpanded: int = 0
+    seconds: float = 0.0
+    liveness_checked: bool = False
+    counterexample: Counterexample | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether no property failed."""
+        return self.counterexample is None
+
+    @property
+    def states_per_second(self) -> float:
+        """Distinct states explored per second of wall time."""
+        return self.states / self.seconds if self.seconds > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        """The figures, one per line, for a terminal or a log."""
+        out = [
+            f"model: {self.model}",
+            f"bounds: {self.bounds}",
+            f"states: {self.states} distinct ({self.conversation_states} conversation states)",
+            f"transitions: {self.transitions} ({self.reductions} distinct reduce calls, "
+            f"{self.pruned} no-op moves checked and not followed)",
+            f"max depth: {self.max_depth}"
+            + (f" ({self.unexpanded} states left unexpanded)" if self.unexpanded else ""),
+            f"seconds: {self.seconds:.2f}",
+            f"states/s: {self.states_per_second:,.0f}",
+        ]
+        if self.counterexample is None:
+            liveness = "checked" if self.liveness_checked else "not checked"
+            out.append(f"result: no violation (liveness {liveness})")
+        else:
+            cx = self.counterexample
+            out.append(f"result: VIOLATION {cx.violation}")
+            out.append(f"counterexample: {len(cx.events)} events")
+        return out
+
+
+class Explorer:
+    """Breadth-first search of one `World`, keeping what a counterexample needs."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.keys = KeyCache()
+        self.conv_index: dict[Hashable, int] = {}
+        self.convs: list[ConversationState] = []
+        self.conv_moves: list[list[tuple[str, Any, str, str]] | None] = []
+        self.memo: list[dict[str, tuple[int, tuple[Start, ...], tuple[str, ...], bool]]] = []
+        # Per conversation: the budget-only moves that the core answered with a no-op.
+        self.noops: list[set[str]] = []
+        self.state_index: dict[tuple[int, Env], int] = {}
+        self.states: list[tuple[int, Env]] = []
+        self.parent = array("i")
+        self.via: list[str] = []
+        self.depth = array("i")
+        self.edge_from = array("i")
+        self.edge_to = array("i")
+
+    # --- interning -----------------------------------------------------------------------------
+
+    def _intern_conv(self, state: ConversationState) -> int:
+        key = self.keys.conversation_key(state)
+        index = self.conv_index.get(key)
+        if index is None:
+            index = len(self.convs)
+            self.conv_index[key] = index
+            self.convs.append(state)
+            self.conv_moves.append(None)
+            self.memo.append({})
+            self.noops.append(set())
+            self.keys.keep(state)
+        return index
+
+    def _add_state(self, conv: int, env: Env, parent: int, via: str, depth: int) -> int | None:
+        key = (conv, env)
+        if key in self.state_index:
+            return None
+        index = len(self.states)
+        self.state_index[key] = index
+        self.states.append(key)
+        self.parent.append(parent)
+        self.via.append(via)
+        self.depth.append(depth)
+        return index
+
+    # --- the search ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        depth: int | None = None,
+        check_liveness: bool = True,
+        max_states: int | None = None,
+    ) -> Report:
+        """Explore until no new state appears (or `depth`), stopping at the first violation."""
+        world = self.world
+        report = Report(world.model.name, world.bounds.describe())
+        started = time.perf_counter()
+        conversation, env = world.initial()
+        root = self._add_state(self._intern_conv(conversation), env, -1, "", 0)
+        assert root == 0
+        frontier = [0]
+        level = 0
+        reduce = world.coordinator.reduce
+        moves_of = world.moves
+        absorb = world.absorb
+        violation: tuple[Violation, int, str] | None = None
+        while frontier and violation is None:
+            if depth is not None and level >= depth:
+                report.unexpanded = len(frontier)
+                break
+            next_frontier: list[int] = []
+            for source in frontier:
+                conv, env = self.states[source]
+                conv_moves = self.conv_moves[conv]
+                if conv_moves is None:
+                    conv_moves = world.conversation_moves(self.convs[conv])
+                    self.conv_moves[conv] = conv_moves
+                memo = self.memo[conv]
+                noops = self.noops[conv]
+                moves, skipped = moves_of(conv_moves, env, noops)
+                report.transitions += skipped
+                report.pruned += skipped
+                for label, event, env_after in moves:
+                    report.transitions += 1
+                    entry = memo.get(label)
+                    if entry is None:
+                        report.reductions += 1
+                        pre = self.convs[conv]
+                        try:
+                            outcome = reduce(pre, event)
+                        except Exception as exc:  # VER-10: reduce must be total
+                            found = [Violation("VER-10", f"reduce raised {exc!r}")]
+                            violation = (found[0], source, label)
+                            break
+                        found = transition_violations(pre, event, outcome)
+                        target_conv = (
+                            conv if outcome.state is pre else self._intern_conv(outcome.state)
+                        )
+                        starts, cancels = directive_summary(outcome.directives)
+                        entry = (target_conv, starts, cancels, bool(found))
+                        memo[label] = entry
+                        if target_conv == conv and not starts and not cancels:
+                            noops.add(label)  # only a budget-spending move can be skipped
+                        if found:
+                            violation = (found[0], source, label)
+                            break
+                    target_conv, starts, cancels, _bad = entry
+                    target_env = absorb(env_after, starts, cancels)
+                    if target_conv == conv and target_env[3:] == env[3:]:
+                        report.pruned += 1
+                        continue
+                    target = self._add_state(target_conv, target_env, source, label, level + 1)
+                    if target is None:
+                        target = self.state_index[(target_conv, target_env)]
+                    else:
+                        found = ledger_violations(self.convs[target_conv], effect_views(target_env))
+                        if found:
+                            violation = (found[0], source, label)
+                            break
+                        next_frontier.append(target)
+                    self.edge_from.append(source)
+                    self.edge_to.append(target)
+                if violation is not None or (
+                    max_states is not None and len(self.states) >= max_states
+                ):
+                    break
+            if next_frontier:
+                level += 1
+            frontier = next_frontier
+            if max_states is not None and len(self.states) >= max_states:
+                report.unexpanded = len(frontier)
+                break
+        report.states = len(self.states)
+        report.conversation_states = len(self.convs)
+        report.max_depth = level
+        if violation is not None:
+            found_violation, source, label = violation
+            report.counterexample = Counterexample(found_violation, self.trace(source, label))
+        elif check_liveness and report.unexpanded == 0:
+            stuck = self.stuck_state()
+            report.liveness_checked = True
+            if stuck is not None:
+                report.counterexample = Counterexample(
+                    Violation(
+                        "VER-12",
+                        "from the state this trace reaches, no state where every run has ended "
+                        "is reachable",
+                    ),
+                    self.trace(stuck, None),
+                )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # --- liveness ------------------------------------------------------------------------------
+
+    def stuck_state(self) -> int | None:
+        """The shallowest state from which no state with every run ended is reachable."""
+        count = len(self.states)
+        # Reverse adjacency in compressed form: the predecessors of t are pred[start[t]:start[t+1]].
+        degree = array("i", bytes(4 * (count + 1)))
+        for target in self.edge_to:
+            degree[target + 1] += 1
+        for index in range(count):
+            degree[index + 1] += degree[index]
+        start = array("i", degree)
+        fill = array("i", degree)
+        pred = array("i", bytes(4 * len(self.edge_to)))
+        for source, target in zip(self.edge_from, self.edge_to, strict=True):
+            pred[fill[target]] = source
+            fill[target] += 1
+        good = bytearray(count)
+        stack = []
+        for index, (conv, _env) in enumerate(self.states):
+            state = self.convs[conv]
+            if state.active_run_id is None and state.run_ids:
+                good[index] = 1
+                stack.append(index)
+        while stack:
+            target = stack.pop()
+            for position in range(start[target], start[target + 1]):
+                source = pred[position]
+                if not good[source]:
+                    good[source] = 1
+                    stack.append(source)
+        for index in range(count):  # states are numbered in breadth-first order
+            if not good[index]:
+                return index
+        return None
+
+    # --- traces --------------------------------------------------------------------------------
+
+    def trace(self, state: int, last: str | None) -> tuple[Event, ...]:
+        """The events from the initial state to `state` (then `last`), with ids e1, e2, ..."""
+        labels: list[str] = [] if last is None else [last]
+        while state > 0:
+            labels.append(self.via[state])
+            state = self.parent[state]
+        labels.reverse()
+        events = self.world._events
+        return tuple(
+            dataclasses.replace(events[label], event_id=f"e{number}")
+            for number, label in enumerate(labels, start=1)
+        )
+
+
+def explore(
+    world: World,
+    *,
+    depth: int | None = None,
+    check_liveness: bool = True,
+    max_states: int | None = None,
+) -> Report:
+    """Explore `world` exhaustively (within its bounds) and report figures and a counterexample."""
+    return Explorer(world).run(
+        depth=depth if depth is not None else world.bounds.depth,
+        check_liveness=check_liveness,
+        max_states=max_states,
+    )
+
+
+def replay_trace(
+    world: World, events: tuple[Event, ...] | list[Event]
+) -> tuple[list[Violation], list[Outcome]]:
+    """Replay a trace with a fresh coordinator, checking every property after every event.
+
+    Returns the violations of the first event that has any (or none), and the outcomes so far.
+    Replay parity (VER-11) is checked too: a second fresh fold must give equal state keys and
+    equal directives.
+    """
+    coordinator = world.fresh_coordinator()
+    state = initial_state()
+    ledger = Ledger()
+    outcomes: list[Outcome] = []
+    for event in events:
+        try:
+            outcome = coordinator.reduce(state, event)
+        except Exception as exc:
+            return [Violation("VER-10", f"reduce raised {exc!r}")], outcomes
+        outcomes.append(outcome)
+        found = transition_violations(state, event, outcome)
+        ledger.sent(event)
+        ledger.absorb(outcome)
+        found.extend(ledger_violations(outcome.state, ledger.views()))
+        state = outcome.state
+        if found:
+            return found, outcomes
+    return parity_violations(world.fresh_coordinator().reduce, events, outcomes), outcomes
+
+
+def parity_violations(
+    reduce: Callable[[ConversationState, Event], Outcome],
+    events: tuple[Event, ...] | list[Event],
+    outcomes: list[Outcome],
+) -> list[Violation]:
+    """VER-11: folding `events` again gives the same states and directives as `outcomes`."""
+    state = initial_state()
+    for number, (event, expected) in enumerate(zip(events, outcomes, strict=False), start=1):
+        outcome = reduce(state, event)
+        if outcome.directives != expected.directives:
+            return [Violation("VER-11", f"event {number}: directives differ on replay")]
+        if conversation_key(outcome.state) != conversation_key(expected.state):
+            return [Violation("VER-11", f"event {number}: state differs on replay")]
+        state = outcome.state
+    return []
