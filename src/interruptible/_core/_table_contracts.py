@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Final
 
 from .._errors import IllegalTransition
-from .._lifecycle import RunStatus, StepStatus
+from .._lifecycle import (  # the final-status sets are read by the docstring contracts
+    FINAL_STEP_STATUSES,  # noqa: F401
+    TERMINAL_RUN_STATUSES,  # noqa: F401
+    RunStatus,
+    StepStatus,
+)
 from ._txn import RUN, STEP
 
 # design.md's run matrix, written out literally so the contract compares the table against it.
