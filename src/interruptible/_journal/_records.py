@@ -29,7 +29,7 @@ import json
 import types
 import typing
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
@@ -113,17 +113,10 @@ def decode_record(
 
 
 def find_tear(
-    conversation_id: str, rows: Iterable[tuple[int, Any, Any, Any]], first: int
+    conversation_id: str, rows: Sequence[tuple[int, Any, Any, Any]], first: int
 ) -> TornRecord | None:
     """The first torn record among `rows` (sequence, type, body, crc), which start at `first`."""
-    expected = first
-    for sequence, type_, body, crc in rows:
-        try:
-            decode_record(conversation_id, expected, sequence, type_, body, crc)
-        except TornRecord as torn:
-            return torn
-        expected += 1
-    return None
+    return decode_page(conversation_id, first, rows)[1]
 
 
 # --- the fast path of `read` -------------------------------------------------------------------

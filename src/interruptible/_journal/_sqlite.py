@@ -3,12 +3,14 @@
 Theory of operation
 -------------------
 Writes. Every append is one write transaction: `BEGIN IMMEDIATE` takes SQLite's write lock
-first, so the `expected_last` check and the inserts that follow see the same last sequence; a
-stale writer gets `StaleWriterError` and the transaction is rolled back with nothing written
-(JRN-3). The primary key (conversation_id, sequence) backs that check: a writer that skipped it
-still cannot fork a history, its insert fails and is reported as stale too. `append_many` puts
-every batch in the same transaction, so 500 conversations cost one commit, one fsync (JRN-4).
-Rows are encoded before the lock is taken; under it the hot path is four statements.
+first, so no other writer can move a conversation between the `expected_last` check and the
+insert. The check is inside the insert (`_APPEND`: a row goes in only after its predecessor), so
+a stale batch inserts fewer rows than it has; the transaction is then rolled back, nothing is
+written, and `StaleWriterError` names the first stale batch (JRN-3). The primary key
+(conversation_id, sequence) backs the check: a foreign writer that skipped it still cannot fork a
+history, its insert fails. `append_many` puts every batch in the same transaction, so 500
+conversations cost one commit, one fsync (JRN-4). Rows are encoded before the lock is taken;
+under it the hot path is three statements: BEGIN IMMEDIATE, one executemany, COMMIT.
 
 Durability. WAL mode with `synchronous=FULL` (the default) fsyncs the log at every commit, so an
 append that returned survives a power loss; `NORMAL` fsyncs only at checkpoints, so an append
@@ -48,9 +50,10 @@ from ._schema import prepare
 logger = logging.getLogger("interruptible.journal")
 
 # A torn write can only hit the last transaction a writer made, and one transaction adds one
-# batch per conversation, rarely more than a few events; 32 records cover that with room to
-# spare while keeping the check on open at a few rows per conversation.
-DEFAULT_CHECK_TAIL: Final = 32
+# batch per conversation: the runtime's batches hold the few events a conversation got since the
+# previous commit. 8 records cover that with room to spare and keep opening cheap (about 50 ms
+# per 1,000 conversations); damage deeper in history is found by `read` (JRN-6) or `verify`.
+DEFAULT_CHECK_TAIL: Final = 8
 
 # Rows fetched per query by `read`: large enough that the query overhead vanishes against
 # decoding, small enough that the lock is never held for long and memory stays flat.
@@ -199,7 +202,11 @@ class SQLiteJournal:
             except sqlite3.IntegrityError:
                 # The conditional insert makes a key collision impossible for this writer; a
                 # foreign writer's row in the way is still another writer first.
-                raise _first_stale(conn, targets) or _stale_batches() from None
+                try:
+                    error = _first_stale(conn, targets) or _stale_batches()
+                except sqlite3.Error:
+                    error = _stale_batches()
+                raise error from None
             except sqlite3.Error as exc:
                 raise _sqlite_error(exc, f"appending {len(rows)} event(s)") from None
 
