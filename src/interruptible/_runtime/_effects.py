@@ -245,7 +245,8 @@ class EffectManager:
         # No await between the removal and the report: a cancel sees one or the other.
         if self._live.get(d.effect_id) is live:
             del self._live[d.effect_id]
-        self._post(d.conversation_id, event)
+        if not live.quiet:
+            self._post(d.conversation_id, event)
 
     def _effect(
         self,

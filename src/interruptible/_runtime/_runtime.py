@@ -65,6 +65,10 @@ audit_log: Final = logging.getLogger("interruptible.audit")
 
 JournalSpec = str | os.PathLike[str] | Journal
 
+# How long `close` waits for cancelled effects to answer: long enough for an executor's own
+# cleanup (closing a connection), short enough that Ctrl-C in the demo feels immediate.
+CLOSE_GRACE: Final = 1.0
+
 
 class RecoveryReport:
     """What opening the journal found: conversations, events, and what recovery restarted."""
@@ -237,11 +241,13 @@ class Runtime:
         assert writer is not None
         cancelling = self.effects.cancelling_tasks()
         if cancelling:
-            await asyncio.wait(cancelling, timeout=1.0)
+            await asyncio.wait(cancelling, timeout=CLOSE_GRACE)
         await writer.drained()
         leftovers = self.effects.cancel_quietly()
         if leftovers:
-            await asyncio.gather(*leftovers, return_exceptions=True)
+            # An executor that ignores cancellation is abandoned after a second (its answer, if
+            # it ever gives one, is dropped: the next process restarts the effect anyway).
+            await asyncio.wait(leftovers, timeout=CLOSE_GRACE)
         await writer.stop()
         for subscriptions in list(self._subscribers.values()):
             for subscription in list(subscriptions):

@@ -1,0 +1,197 @@
+"""The Runtime's operations: typed errors, identity, supersede, authorization, wait, subscribe."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from interruptible import (
+    AuditAction,
+    EmitAudit,
+    EmitLifecycle,
+    EmitOutput,
+    InterruptRequested,
+    JournalError,
+    NotAuthorizedError,
+    OwnerOrOperator,
+    ResumeNotAllowedError,
+    RunConflictError,
+    RunInProgressError,
+    RunNotFoundError,
+    RunStatus,
+    StepClass,
+    StepDefinition,
+    StepStatus,
+)
+from interruptible._journal import MemoryJournal
+from interruptible._runtime import Runtime
+from tests.runtime.support import arun, pipeline, system_step, tool_step, until
+
+GATED = pipeline(
+    "gated",
+    [system_step("before", "noop"), StepDefinition("ask", StepClass.human_gate, {"q": "?"})],
+)
+
+
+async def _forever() -> None:
+    await asyncio.sleep(60)
+
+
+def _runtime(**options: Any) -> Runtime:
+    mode = pipeline("p", [tool_step("t", "forever")])
+    return Runtime(
+        options.pop("journal", "memory"),
+        modes=[mode, GATED],
+        tools={"forever": _forever},
+        functions={"noop": lambda: None},
+        **options,
+    )
+
+
+def test_rt_16_unknown_ids_fail_at_once_with_run_not_found() -> None:
+    """Interrupting, resuming, cancelling, answering, waiting for or looking at a run of an
+    unknown conversation, or an unknown run of a known one, raises `RunNotFoundError` at once."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            for call in (
+                rt.interrupt_run("nope"),
+                rt.resume_run("nope", "r"),
+                rt.cancel_run("nope"),
+                rt.provide_input("nope", "r", "s", 1),
+                rt.wait("nope", "r"),
+            ):
+                with pytest.raises(RunNotFoundError):
+                    await call
+            with pytest.raises(RunNotFoundError):
+                rt.snapshot("nope")
+            await rt.run("c", None, mode="p")
+            for call in (rt.resume_run("c", "other"), rt.wait("c", "other")):
+                with pytest.raises(RunNotFoundError):
+                    await call
+            with pytest.raises(RunNotFoundError):
+                rt.snapshot("c", "other")
+
+    arun(scenario())
+
+
+def test_rt_16_one_active_run_identity_and_supersede() -> None:
+    """A second run in a busy conversation is `RunInProgressError`; the same run id with the same
+    input returns the existing run (no new event), with other input `RunConflictError`;
+    `supersede=True` cancels the interrupted run (reason `superseded`) and starts the new one."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            first = await rt.run("c", {"n": 1}, mode="p", run_id="r1")
+            with pytest.raises(RunInProgressError):
+                await rt.run("c", {"n": 2}, mode="p")
+            events = rt.journal.last_sequence("c")
+            again = await rt.run("c", {"n": 1}, mode="p", run_id="r1")
+            assert again.run_id == "r1" and rt.snapshot("c").status is RunStatus.running
+            assert rt.journal.last_sequence("c") == events + 1  # journaled, ignored
+            with pytest.raises(RunConflictError):
+                await rt.run("c", {"n": 9}, mode="p", run_id="r1")
+            await first.interrupt()
+            second = await rt.run("c", {"n": 2}, mode="p", run_id="r2", supersede=True)
+            old = rt.snapshot("c", "r1")
+            assert (old.status, old.reason) == (RunStatus.canceled, "superseded")
+            assert rt.snapshot("c").run_id == second.run_id == "r2"
+
+    arun(scenario())
+
+
+def test_rt_13_refused_requests_are_audited_and_journaled() -> None:
+    """An interrupt by a principal the authorizer refuses raises `NotAuthorizedError`, changes
+    nothing, and its `emit_audit` reaches `on_audit`; the refused request is journaled so the
+    audit trail survives and replays. Allowed actions are audited too."""
+    audits: list[EmitAudit] = []
+
+    async def scenario() -> None:
+        async with _runtime(
+            authorizer=OwnerOrOperator(frozenset({"ops"})), on_audit=audits.append
+        ) as rt:
+            handle = await rt.run("c", None, mode="p", principal="alice")
+            with pytest.raises(NotAuthorizedError):
+                await rt.interrupt_run("c", principal="mallory")
+            assert rt.snapshot("c").status is RunStatus.running
+            journal = rt.journal
+            assert isinstance(journal, MemoryJournal)
+            last = [r.event for r in journal.read("c")][-1]
+            assert isinstance(last, InterruptRequested) and last.principal == "mallory"
+            await handle.interrupt(principal="ops")
+
+    arun(scenario())
+    assert [(a.action, a.principal, a.allowed) for a in audits] == [
+        (AuditAction.interrupt, "mallory", False),
+        (AuditAction.interrupt, "ops", True),
+    ]
+
+
+def test_rt_14_wait_returns_when_interrupted_or_ended_and_subscribe_follows_the_run() -> None:
+    """`wait` wakes when its run is interrupted (or at once if it already is) and when it ends;
+    `subscribe` delivers the run's lifecycle directives in order and one terminal output."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            subscription = rt.subscribe("c")
+            handle = await rt.run("c", None, mode="p")
+            waiter = asyncio.ensure_future(handle.wait())
+            await asyncio.sleep(0.01)
+            assert not waiter.done()
+            await handle.interrupt()
+            assert (await waiter).status is RunStatus.interrupted
+            assert (await handle.wait()).status is RunStatus.interrupted
+            await handle.resume()
+            waiter = asyncio.ensure_future(handle.wait())
+            await handle.cancel()
+            assert (await waiter).status is RunStatus.canceled
+            subscription.close()
+            seen = [d async for d in subscription]
+        runs = [d.name for d in seen if isinstance(d, EmitLifecycle) and d.step_id is None]
+        assert runs == ["run.running", "run.interrupted", "run.running", "run.canceled"]
+        assert [d.status for d in seen if isinstance(d, EmitOutput)] == ["canceled"]
+
+    arun(scenario())
+
+
+def test_rt_16_human_gate_answers_early_late_and_conflicting() -> None:
+    """An answer given before the gate opens is kept and completes the gate when it opens; the
+    same answer again is a no-op; a different one is `RunConflictError`; a resume of a running
+    run is a no-op but of an ended one `ResumeNotAllowedError`."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            handle = await rt.run("c", None, mode="gated")
+            await handle.provide_input("ask", "yes")
+            final = await handle.wait()
+            assert final.status is RunStatus.completed
+            assert final.output["outputs"]["ask"] == "yes"
+            await handle.provide_input("ask", "yes")
+            with pytest.raises(RunConflictError):
+                await handle.provide_input("ask", "no")
+            with pytest.raises(ResumeNotAllowedError):
+                await handle.resume()
+            handle = await rt.run("c", None, mode="gated")
+            await until(lambda: rt.snapshot("c").steps[-1].status is StepStatus.waiting_input)
+            assert (await handle.resume()).status is RunStatus.running
+            await handle.provide_input("ask", {"ok": True})
+            assert (await handle.wait()).status is RunStatus.completed
+
+    arun(scenario())
+
+
+def test_rt_16_a_closed_runtime_refuses_calls() -> None:
+    """Operations on a runtime that is not open raise `JournalError` saying so."""
+
+    async def scenario() -> None:
+        rt = _runtime()
+        with pytest.raises(JournalError, match="open it first"):
+            await rt.run("c", None, mode="p")
+        async with rt:
+            await rt.run("c", None, mode="p")
+        with pytest.raises(JournalError):
+            rt.snapshot("c")
+
+    arun(scenario())

@@ -1,0 +1,145 @@
+"""The writer: journal-first, group commit, fencing of a stale writer, journal failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interruptible import (
+    EffectStarted,
+    Event,
+    JournalError,
+    RunStatus,
+    StaleWriterError,
+    StepStatus,
+)
+from interruptible._journal import AppendBatch, MemoryJournal
+from interruptible._runtime import Runtime, current_effect
+from tests.runtime.support import arun, pipeline, system_step, tool_step, until
+
+
+class _Recording(MemoryJournal):
+    """A memory journal that can be told to fail, and counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = False
+        self.writes = 0
+
+    def append(self, conversation_id: str, expected_last: int, events: Sequence[Event]) -> int:
+        return self.append_many([AppendBatch(conversation_id, expected_last, events)])[0]
+
+    def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
+        if self.fail:
+            raise JournalError("disk full")
+        self.writes += 1
+        return super().append_many(batches)
+
+
+def test_rt_1_an_effect_starts_only_after_its_start_is_journaled() -> None:
+    """Journal-first: when an executor runs, the journal already holds the `effect_started` of
+    its effect (and the event that asked for it); each step costs one journal write, the next
+    step's start sharing the commit of the previous step's completion."""
+    journal = _Recording()
+    seen: list[bool] = []
+
+    def check() -> str:
+        effect = current_effect()
+        events = [r.event for r in journal.read(effect.conversation_id)]
+        seen.append(
+            any(isinstance(e, EffectStarted) and e.effect_id == effect.effect_id for e in events)
+        )
+        return "ok"
+
+    async def scenario() -> None:
+        mode = pipeline("p", [tool_step(f"s{n}", "check") for n in range(5)])
+        async with Runtime(journal, modes=[mode], tools={"check": check}) as rt:
+            handle = await rt.run("c", None, mode="p")
+            assert (await handle.wait()).status is RunStatus.completed
+            assert rt.commits == journal.writes
+
+    arun(scenario())
+    assert seen == [True] * 5
+    assert journal.writes <= 6  # the run request (with s0's start), then one per step
+
+
+def test_rt_1_a_failed_write_commits_nothing_and_fences_the_conversation() -> None:
+    """If the journal refuses a write, the caller gets the error, the state is unchanged, no
+    directive of those events is carried out (the tool never runs), and the conversation is
+    fenced: later calls raise the same error until a new runtime recovers it from the journal."""
+    journal = _Recording()
+    calls: list[str] = []
+
+    async def scenario() -> None:
+        mode = pipeline("p", [tool_step("t", "tool")])
+        async with Runtime(journal, modes=[mode], tools={"tool": lambda: calls.append("x")}) as rt:
+            journal.fail = True
+            with pytest.raises(JournalError, match="disk full"):
+                await rt.run("c", None, mode="p", run_id="r")
+            journal.fail = False
+            with pytest.raises(JournalError, match="disk full"):
+                await rt.interrupt_run("c", run_id="r")
+            await rt.run("other", None, mode="p")  # other conversations go on
+
+    arun(scenario())
+    assert calls == ["x"]  # only the other conversation's tool
+    assert journal.last_sequence("c") == 0
+
+
+def test_rt_2_a_stale_writer_is_fenced(tmp_path: Path) -> None:
+    """Two runtimes on one SQLite journal: after the second advanced a conversation, the first
+    one's write for it fails with `StaleWriterError` (nothing written, nothing carried out) and
+    the first runtime stops driving that conversation; the journal stays one history."""
+    db = tmp_path / "two.db"
+    release = asyncio.Event()
+
+    async def tool() -> str:
+        await release.wait()
+        return "done"
+
+    mode = pipeline("p", [tool_step("t", "tool"), system_step("u", "noop")])
+    options: dict[str, Any] = {
+        "modes": [mode],
+        "tools": {"tool": tool},
+        "functions": {"noop": lambda: 1},
+    }
+
+    async def scenario() -> None:
+        async with Runtime(db, **options) as first:
+            handle = await first.run("c", None, mode="p", run_id="r")
+            await handle.interrupt()
+            await until(lambda: first.snapshot("c").steps[0].status is StepStatus.pending)
+            async with Runtime(db, **options) as second:
+                await second.resume_run("c", "r")
+                with pytest.raises(StaleWriterError):
+                    await first.cancel_run("c", "r")
+                with pytest.raises(StaleWriterError):
+                    await first.resume_run("c", "r")
+                release.set()
+                final = await second.wait("c", "r")
+                assert final.status is RunStatus.completed
+            assert first.snapshot("c").status is RunStatus.interrupted  # its stale view
+
+    arun(scenario())
+
+
+def test_rt_2_conversations_share_commits() -> None:
+    """Group commit: 200 conversations stepping at once share journal writes (one
+    `append_many` per round), far fewer writes than events."""
+    journal = _Recording()
+
+    async def scenario() -> int:
+        mode = pipeline("p", [system_step(f"s{n}", "noop") for n in range(5)])
+        async with Runtime(journal, modes=[mode], functions={"noop": lambda: None}) as rt:
+            handles = await asyncio.gather(*(rt.run(f"c{i}", None, mode="p") for i in range(200)))
+            finals = await asyncio.gather(*(h.wait() for h in handles))
+            assert {f.status for f in finals} == {RunStatus.completed}
+            return sum(journal.last_sequence(cid) for cid in journal.conversations())
+
+    events = arun(scenario())
+    assert events == 200 * 11  # run_requested, then started and completed per step
+    assert journal.writes * 20 < events, (journal.writes, events)
