@@ -155,6 +155,7 @@ class SQLiteJournal:
             conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
+        self._cursor = conn.cursor()
         if check_tail > 0:  # 0 opts out; `read` still refuses a torn record (JRN-6)
             self.recover(tail=check_tail)
 
@@ -164,7 +165,7 @@ class SQLiteJournal:
         """Append `events` after sequence `expected_last`; durable when it returns."""
         check_target(conversation_id, expected_last)
         rows = encode_rows(conversation_id, expected_last, events)
-        self._write(rows, ((conversation_id, expected_last, len(rows)),))
+        self._write(rows, ((conversation_id, expected_last, len(rows)),), probe=not rows)
         return expected_last + len(rows)
 
     def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
@@ -176,25 +177,29 @@ class SQLiteJournal:
             batch_rows = encode_rows(batch.conversation_id, batch.expected_last, batch.events)
             rows.extend(batch_rows)
             targets.append((batch.conversation_id, batch.expected_last, len(batch_rows)))
-        self._write(rows, targets)
+        self._write(rows, targets, probe=any(count == 0 for _, _, count in targets))
         return [expected_last + count for _, expected_last, count in targets]
 
-    def _write(self, rows: list[Row], targets: Sequence[_Target]) -> None:
+    def _write(self, rows: list[Row], targets: Sequence[_Target], *, probe: bool) -> None:
         with self._lock:
             conn = self._live()
+            cursor = self._cursor  # one cursor for every write: no allocation per append
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN IMMEDIATE")
                 try:
                     # An empty batch is a bare fence probe: only an explicit check can refuse it.
-                    if any(count == 0 for _, _, count in targets):
+                    if probe:
                         error = _first_stale(conn, targets)
                         if error is not None:
                             raise error
-                    written = conn.executemany(_APPEND, rows).rowcount if rows else 0
+                    if len(rows) == 1:  # the runtime's most common write
+                        written = cursor.execute(_APPEND, rows[0]).rowcount
+                    else:
+                        written = cursor.executemany(_APPEND, rows).rowcount if rows else 0
                     if written != len(rows):
-                        conn.execute("ROLLBACK")
+                        cursor.execute("ROLLBACK")
                         raise _first_stale(conn, targets) or _stale_batches()
-                    conn.execute("COMMIT")
+                    cursor.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
