@@ -14,6 +14,7 @@ from ._vocabulary import (
     EffectCanceled,
     EffectCompleted,
     EffectFailed,
+    EffectLost,
     EffectProgress,
     EffectStarted,
     Event,
@@ -173,6 +174,10 @@ class CoreDriver:
     def canceled(self, run_id: str, step_id: str, *, attempt: int | None = None) -> Outcome:
         """Send `effect_canceled`."""
         return self.send(EffectCanceled(**self._effect(run_id, step_id, attempt)))
+
+    def lost(self, run_id: str, step_id: str, *, attempt: int | None = None) -> Outcome:
+        """Send `effect_lost` (the runtime's process stopped with the effect in flight)."""
+        return self.send(EffectLost(**self._effect(run_id, step_id, attempt)))
 
     def answer(
         self,

@@ -170,6 +170,13 @@ class StepLifecycle(StateMachine):
         | cancelling.to(pending, on="emit_lifecycle")
     )
     effect_canceled = cancelling.to(pending, on="emit_lifecycle")
+    # The runtime lost the effect (its process stopped): the step is pending again, uncounted.
+    effect_lost = (
+        scheduled.to(pending, on="emit_lifecycle")
+        | running.to(pending, on="emit_lifecycle")
+        | waiting_input.to(pending, on="emit_lifecycle")
+        | cancelling.to(pending, on="emit_lifecycle")
+    )
     # The run was interrupted: the live effect gets its one cancel, and the step waits for it.
     interrupt = (
         scheduled.to(cancelling, on=["cancel_effects", "emit_lifecycle"])

@@ -286,6 +286,21 @@ class EffectCanceled:
 
 
 @dataclass(frozen=True, slots=True)
+class EffectLost:
+    """The runtime lost an effect without an answer (its process stopped); it never answers."""
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    step_id: str
+    effect_id: str
+    attempt: int
+    reason: str = "process_restart"
+    at: float = 0.0
+    cause_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HumanInputReceived:
     """A person answered the human gate `step_id` of the run."""
 
@@ -309,10 +324,11 @@ Event: TypeAlias = (
     | EffectCompleted
     | EffectFailed
     | EffectCanceled
+    | EffectLost
     | HumanInputReceived
 )
 EffectEvent: TypeAlias = (
-    EffectStarted | EffectProgress | EffectCompleted | EffectFailed | EffectCanceled
+    EffectStarted | EffectProgress | EffectCompleted | EffectFailed | EffectCanceled | EffectLost
 )
 
 # --- directives ----------------------------------------------------------------------------------
@@ -414,6 +430,7 @@ EVENT_TYPES: Final[dict[str, type[Any]]] = {
     "effect_completed": EffectCompleted,
     "effect_failed": EffectFailed,
     "effect_canceled": EffectCanceled,
+    "effect_lost": EffectLost,
     "human_input_received": HumanInputReceived,
 }
 DIRECTIVE_TYPES: Final[dict[str, type[Any]]] = {

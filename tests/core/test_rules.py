@@ -616,3 +616,25 @@ def test_core_24_answer_before_the_gate_is_planned_is_kept(driver: CoreDriver) -
     opened = driver.started("r1", "approve")
     assert driver.step("r1", "approve").status is StepStatus.completed
     assert [d.step_id for d in opened.directives if isinstance(d, StartEffect)] == ["wait"]
+
+
+def test_core_25_a_lost_effect_restarts_with_a_new_uncounted_attempt(driver: CoreDriver) -> None:
+    """CORE-25: effect_lost makes the step pending; a running run restarts it at once."""
+    driver.run("r1", "pipeline")
+    driver.started("r1", "plan")
+    outcome = driver.lost("r1", "plan")
+    starts = [
+        (d.step_id, d.attempt, d.delay) for d in outcome.directives if isinstance(d, StartEffect)
+    ]
+    assert starts == [("plan", 2, 0.0)]
+    assert driver.step("r1", "plan").failures == 0
+    assert driver.complete("r1", "plan", "old", attempt=1).ignored is IgnoredReason.stale_effect
+    driver.started("r1", "plan")
+    driver.interrupt("r1")
+    lost = driver.lost("r1", "plan")  # lost while cancelling: the cancel needs no answer now
+    assert not any(isinstance(d, StartEffect) for d in lost.directives)
+    assert driver.step("r1", "plan").status is StepStatus.pending
+    resumed = driver.resume("r1")
+    assert [(d.step_id, d.attempt) for d in resumed.directives if isinstance(d, StartEffect)] == [
+        ("plan", 3)
+    ]

@@ -86,6 +86,7 @@ def test_step_5_cancel_answer_decides() -> None:
     assert outcomes == {
         "effect_canceled": S.pending,
         "effect_failed": S.pending,
+        "effect_lost": S.pending,
         "effect_completed": S.completed,
         "abandon": S.canceled,
     }
@@ -195,3 +196,9 @@ def test_step_13_only_human_gates_await_input() -> None:
             S.scheduled, "effect_started", {"awaits_input": traits.awaits_input, "has_input": False}
         ).target
         assert (target is S.waiting_input) is (cls is StepClass.human_gate)
+
+
+def test_step_14_a_lost_effect_leaves_the_step_pending() -> None:
+    """STEP-14: effect_lost takes every live status, and only those, back to pending."""
+    lost = {t.source: t.target for t in STEP.transitions if t.event == "effect_lost"}
+    assert lost == {source: S.pending for source in (*UNCANCELLED_LIVE, S.cancelling)}

@@ -44,6 +44,7 @@ from .._vocabulary import (
     EffectCanceled,
     EffectCompleted,
     EffectFailed,
+    EffectLost,
     EffectProgress,
     EffectStarted,
     EmitAudit,
@@ -114,6 +115,7 @@ class Coordinator:
             EffectCompleted: self._effect_completed,
             EffectFailed: self._effect_failed,
             EffectCanceled: self._effect_canceled,
+            EffectLost: self._effect_lost,
             HumanInputReceived: self._human_input_received,
         }
 
@@ -491,6 +493,18 @@ class Coordinator:
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.fire_step(index, "effect_canceled")  # IllegalTransition unless a cancel was asked for
         txn.advance()
+        return self._commit(state, txn)
+
+    def _effect_lost(self, state: ConversationState, event: EffectLost) -> Outcome:
+        target = self._effect_target(state, event)
+        if isinstance(target, Outcome):
+            return target
+        run, index, step = target
+        if not step.is_live:
+            return _ignored(state, IgnoredReason.effect_already_answered)
+        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
+        txn.fire_step(index, "effect_lost")  # pending again; the lost attempt is not counted
+        txn.advance()  # a running run starts the step again with a new attempt at once
         return self._commit(state, txn)
 
     # --- human gates --------------------------------------------------------------------------

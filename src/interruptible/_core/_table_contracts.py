@@ -37,7 +37,7 @@ RUN_EDGES: Final = frozenset(
 # The only step statuses from which a new effect may start: neither has a live effect.
 _STARTABLE: Final = frozenset({StepStatus.pending, StepStatus.retrying})
 _EFFECT_ANSWERS: Final = frozenset(
-    {"effect_completed", "effect_failed", "effect_canceled", "abandon"}
+    {"effect_completed", "effect_failed", "effect_canceled", "effect_lost", "abandon"}
 )
 
 
