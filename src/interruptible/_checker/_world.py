@@ -521,7 +521,11 @@ class Ledger:
             return
         if type(event) is EffectStarted and entry.phase == REQUESTED:
             entry.phase = STARTED
-        elif type(event) in (EffectCompleted, EffectFailed, EffectCanceled):
+        elif type(event) in (EffectCompleted, EffectFailed) or (
+            type(event) is EffectCanceled and entry.cancels
+        ):
+            # An effect that was never asked to cancel cannot answer `canceled`: such an event
+            # is bad input (the core rejects it), not the effect's answer.
             entry.phase = ANSWERED
 
     def absorb(self, outcome: Outcome) -> None:
