@@ -161,8 +161,9 @@ class TimerExecutor:
         deadline = effect.first_started_at + seconds
         remaining = deadline - clock()
         if remaining > 0:
+            effect.progress({"deadline": deadline, "remaining": remaining})
             await asyncio.sleep(remaining)
-        return {"waited": seconds, "deadline": deadline}
+        return {"seconds": seconds, "deadline": deadline}
 
 
 class HumanGateExecutor:

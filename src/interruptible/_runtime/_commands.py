@@ -1,0 +1,339 @@
+"""The runtime's subcommands: `demo`, `resume`, `inspect`, `replay`.
+
+`add_parsers(subparsers)` registers them on an argparse subparsers object; each sets
+`func` (and `run`, the name the package's CLI table uses) to a function taking the parsed
+namespace and returning the exit status. Everything heavy is imported inside the functions, so
+`interruptible --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Final
+
+DEMO_DB: Final = "interruptible-demo.db"
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register `demo`, `resume`, `inspect` and `replay` on an argparse subparsers object."""
+    for name, func, help_text, configure in (
+        ("demo", demo, "run the demo pipeline live (Ctrl-C interrupts the run)", _demo_options),
+        ("resume", resume, "resume an interrupted demo run in this process", _resume_options),
+        (
+            "inspect",
+            inspect,
+            "show conversations, runs, steps and a run's events",
+            _inspect_options,
+        ),
+        ("replay", replay, "re-fold the journal and report replay parity", _db_option),
+    ):
+        parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        configure(parser)
+        parser.set_defaults(func=func, run=func)
+
+
+def _db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=DEMO_DB, help=f"the SQLite journal (default: ./{DEMO_DB})")
+
+
+def _display_options(parser: argparse.ArgumentParser) -> None:
+    _db_option(parser)
+    parser.add_argument("--ask", action="store_true", help="answer the human gate yourself")
+    parser.add_argument("--plain", action="store_true", help="plain lines instead of a live table")
+
+
+def _demo_options(parser: argparse.ArgumentParser) -> None:
+    _display_options(parser)
+    parser.add_argument(
+        "--new",
+        action="store_true",
+        help="start a new run even if one is interrupted (it is canceled: superseded)",
+    )
+
+
+def _resume_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run to resume")
+    _display_options(parser)
+
+
+def _inspect_options(parser: argparse.ArgumentParser) -> None:
+    _db_option(parser)
+    parser.add_argument(
+        "--run", dest="run_id", metavar="RUN_ID", help="show this run's steps and events"
+    )
+
+
+# --- demo and resume ----------------------------------------------------------------------------
+
+
+def demo(args: argparse.Namespace) -> int:
+    """`interruptible demo`: start the demo pipeline and follow it live."""
+    import asyncio
+
+    return asyncio.run(_demo(args))
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from .._lifecycle import RunStatus
+    from ._demo import CONVERSATION, DEMO_MODE, Display, closing_words, demo_runtime, follow
+    from ._runtime import RunHandle
+
+    out = sys.stdout
+    async with demo_runtime(args.db) as rt:
+        handle = None
+        state = rt.state(CONVERSATION) if CONVERSATION in rt.conversations() else None
+        active = state.active_run if state is not None else None
+        if active is not None and active.status is RunStatus.interrupted and not args.new:
+            print(f"run {active.run_id} is interrupted in {args.db}.", file=out)
+            print(f"resume with: interruptible resume {active.run_id}", file=out)
+            print("or start over with: interruptible demo --new", file=out)
+            return 2
+        if active is not None and active.status is RunStatus.running:
+            print(
+                f"continuing run {active.run_id}, left running by a process that stopped", file=out
+            )
+            handle = RunHandle(rt, CONVERSATION, active.run_id)
+        if handle is None:
+            handle = await rt.run(
+                CONVERSATION, {"topic": "European capitals"}, mode=DEMO_MODE, supersede=args.new
+            )
+        print(f"journal: {Path(args.db).resolve()}  run: {handle.run_id}", file=out)
+        with Display(out, plain=args.plain) as display:
+            final = await follow(rt, handle, display, ask=args.ask)
+    return closing_words(final, out)
+
+
+def resume(args: argparse.Namespace) -> int:
+    """`interruptible resume RUN_ID`: resume an interrupted demo run and follow it live."""
+    import asyncio
+
+    return asyncio.run(_resume(args))
+
+
+async def _resume(args: argparse.Namespace) -> int:
+    from .._errors import InterruptibleError
+    from ._demo import Display, closing_words, demo_runtime, follow
+    from ._runtime import RunHandle
+
+    out = sys.stdout
+    if not Path(args.db).exists():
+        print(
+            f"no journal at {args.db}; run `interruptible demo` first (or pass --db)",
+            file=sys.stderr,
+        )
+        return 2
+    async with demo_runtime(args.db) as rt:
+        conversation_id = rt.find_run(args.run_id)
+        if conversation_id is None:
+            print(
+                f"no run {args.run_id!r} in {args.db}; `interruptible inspect` lists them",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            snapshot = await rt.resume_run(conversation_id, args.run_id)
+        except InterruptibleError as exc:
+            print(exc.message, file=sys.stderr)
+            return 1
+        print(f"resumed run {args.run_id} ({snapshot.status.value})", file=out)
+        handle = RunHandle(rt, conversation_id, args.run_id)
+        with Display(out, plain=args.plain) as display:
+            final = await follow(rt, handle, display, ask=args.ask)
+    return closing_words(final, out)
+
+
+# --- inspect and replay -------------------------------------------------------------------------
+
+
+def _open(db: str) -> Any:
+    from .._journal import SQLiteJournal
+
+    if not Path(db).exists():
+        raise SystemExit(f"no journal at {db}; pass --db PATH")
+    return SQLiteJournal(db)
+
+
+def _coordinator() -> Any:
+    from .._core import Coordinator
+    from ._demo import DEMO_MODE
+
+    return Coordinator([DEMO_MODE])
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """`interruptible inspect [--run RUN_ID]`: what the journal holds."""
+    from .._core import initial_state
+
+    journal = _open(args.db)
+    coordinator = _coordinator()
+    out = sys.stdout
+    try:
+        found = False
+        for conversation_id in journal.conversations():
+            records = list(journal.read(conversation_id))
+            state = initial_state()
+            outcomes = []
+            for record in records:
+                outcome = coordinator.reduce(state, record.event)
+                outcomes.append(outcome)
+                state = outcome.state
+            if args.run_id is None:
+                _conversation_summary(conversation_id, records, state, out)
+                continue
+            if args.run_id not in {getattr(r.event, "run_id", None) for r in records}:
+                continue
+            found = True
+            _run_detail(conversation_id, args.run_id, records, outcomes, state, out)
+        if args.run_id is not None and not found:
+            print(f"no run {args.run_id!r} in {args.db}", file=sys.stderr)
+            return 2
+    finally:
+        journal.close()
+    return 0
+
+
+def _conversation_summary(conversation_id: str, records: list[Any], state: Any, out: Any) -> None:
+    print(f"conversation {conversation_id}: {len(records)} events", file=out)
+    requested = [r.event for r in records if type(r.event).__name__ == "RunRequested"]
+    for event in requested:
+        run = state.runs.get(event.run_id)
+        if run is None:
+            known = "forgotten (older than the retained history)"
+            if event.run_id not in state.run_ids:
+                known = f"mode {event.mode!r} unknown to this command"
+            print(f"  run {event.run_id}  {known}", file=out)
+            continue
+        steps = ", ".join(f"{s.step_id}={s.status.value}" for s in run.steps)
+        reason = f" ({run.reason})" if run.reason else ""
+        print(f"  run {run.run_id}  {run.status.value}{reason}  [{steps}]", file=out)
+
+
+def _run_detail(
+    conversation_id: str, run_id: str, records: list[Any], outcomes: list[Any], state: Any, out: Any
+) -> None:
+    from .._vocabulary import type_name
+
+    run = state.runs.get(run_id)
+    print(f"run {run_id} in conversation {conversation_id}", file=out)
+    if run is not None:
+        print(f"  status {run.status.value}" + (f" ({run.reason})" if run.reason else ""), file=out)
+        for step in run.steps:
+            detail = ""
+            if step.result is not None:
+                detail = _short(step.result.output)
+            elif step.failure is not None:
+                detail = f"{step.failure.category.value}: {step.failure.message}"
+            print(
+                f"  step {step.step_id:<12} {step.definition.step_class.value:<10} "
+                f"{step.status.value:<13} attempt {step.attempt}  {detail}",
+                file=out,
+            )
+        if run.error is not None:
+            print(f"  error {run.error.category.value}: {run.error.message}", file=out)
+    print("  events:", file=out)
+    start = None
+    for record, outcome in zip(records, outcomes, strict=True):
+        event = record.event
+        if getattr(event, "run_id", None) != run_id:
+            continue
+        start = event.at if start is None else start
+        where = getattr(event, "step_id", "") or ""
+        attempt = getattr(event, "attempt", None)
+        if attempt is not None:
+            where += f"#{attempt}"
+        disposition = outcome.disposition.value
+        if outcome.ignored is not None:
+            disposition += f" ({outcome.ignored.value})"
+        elif outcome.error is not None:
+            disposition += f" ({outcome.error.code})"
+        extra = getattr(event, "reason", None) or getattr(event, "message", None) or ""
+        print(
+            f"  {record.sequence:>5}  +{event.at - start:7.3f}s  {type_name(event):<22} "
+            f"{where:<14} {disposition:<10} {extra}".rstrip(),
+            file=out,
+        )
+
+
+def _short(value: Any, width: int = 50) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def replay(args: argparse.Namespace) -> int:
+    """`interruptible replay`: fold the journal twice and check replay parity."""
+    from .._core import Disposition
+    from .._core import replay as fold
+    from .._vocabulary import EmitAudit, StartEffect
+
+    journal = _open(args.db)
+    coordinator = _coordinator()
+    out = sys.stdout
+    problems: list[str] = []
+    totals: Counter[str] = Counter()
+    try:
+        for conversation_id in journal.conversations():
+            events = [record.event for record in journal.read(conversation_id)]
+            first = fold(coordinator, events)
+            second = fold(coordinator, events)
+            totals["conversations"] += 1
+            totals["events"] += len(events)
+            totals["directives"] += len(first.directives)
+            if first.state != second.state or first.directives != second.directives:
+                problems.append(
+                    f"{conversation_id}: two folds differ (reduce is not deterministic)"
+                )
+            started: set[str] = set()
+            for event, outcome in zip(events, first.outcomes, strict=True):
+                effect_id = getattr(event, "effect_id", None)
+                if effect_id is not None and effect_id not in started:
+                    problems.append(
+                        f"{conversation_id}: {type(event).__name__} for {effect_id}, which no "
+                        "replayed start_effect asked for"
+                    )
+                if outcome.disposition is Disposition.rejected and not any(
+                    isinstance(d, EmitAudit) for d in outcome.directives
+                ):
+                    problems.append(
+                        f"{conversation_id}: a journaled {type(event).__name__} is refused on "
+                        f"replay ({outcome.error})"
+                    )
+                if outcome.disposition is Disposition.ignored:
+                    totals["ignored"] += 1
+                for directive in outcome.directives:
+                    if isinstance(directive, StartEffect):
+                        started.add(directive.effect_id)
+            for status, n in Counter(r.status.value for r in first.state.runs.values()).items():
+                totals[f"runs {status}"] += n
+    finally:
+        journal.close()
+    summary = ", ".join(f"{n} {what}" for what, n in totals.items())
+    print(f"folded {args.db}: {summary}", file=out)
+    if problems:
+        for problem in problems[:20]:
+            print(f"  {problem}", file=out)
+        print(f"replay parity: FAIL ({len(problems)} problems)", file=out)
+        return 1
+    print(
+        "replay parity: PASS (two folds agree; every journaled effect event answers a replayed "
+        "start_effect; no journaled event is refused)",
+        file=out,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one of these subcommands alone (for tests, before the CLI wires them in)."""
+    parser = argparse.ArgumentParser(prog="interruptible")
+    add_parsers(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,426 @@
+"""The demo: a realistic pipeline on a SQLite journal, with a live display and Ctrl-C.
+
+The pipeline plans with a (scripted) model, calls two tools, asks a person to approve, waits out
+an embargo timer and publishes: every step class once. Ctrl-C interrupts the *run* (the process
+catches SIGINT, asks the runtime to interrupt, waits until the run is interrupted and prints how
+to resume it); `interruptible resume RUN_ID`, in a new process, continues it from the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from .._core import Sequence
+from .._lifecycle import RunStatus, StepClass, StepStatus
+from .._vocabulary import (
+    Backoff,
+    EmitLifecycle,
+    EmitOutput,
+    EmitProgress,
+    FailureCategory,
+    JsonValue,
+    StepDefinition,
+    StepPolicy,
+)
+from ._executors import current_effect
+from ._llm import ScriptedModel
+from ._runtime import RunHandle, Runtime
+from ._snapshot import RunSnapshot
+
+DEMO_DB: Final = "interruptible-demo.db"
+# Tests run the demo faster; every process of one demo journal must use the same value, since
+# the timer's seconds are part of the step definitions.
+SPEED: Final = float(os.environ.get("INTERRUPTIBLE_DEMO_SPEED", "1") or 1)
+CONVERSATION: Final = "demo"
+CITIES: Final = ("Paris", "Berlin", "Rome", "Madrid")
+POPULATIONS: Final = {"Paris": 2.1, "Berlin": 3.7, "Rome": 2.8, "Madrid": 3.3}
+TOOL_POLICY: Final = StepPolicy(
+    timeout=30.0,
+    max_attempts=3,
+    backoff=Backoff(initial=0.5, multiplier=2.0, max_delay=4.0),
+    retry_on=(FailureCategory.transient, FailureCategory.timeout),
+)
+
+PLAN: Final = (
+    "Look up the populations of four capitals, summarise them, ask the editor, wait for the "
+    "embargo, publish."
+)
+
+DEMO_MODE: Final = Sequence(
+    "demo-brief",
+    (
+        StepDefinition(
+            "plan",
+            StepClass.llm,
+            {"messages": [{"role": "user", "content": "Write a brief on European capitals."}]},
+            StepPolicy(timeout=30.0, max_attempts=2),
+            "plan the brief (model)",
+        ),
+        StepDefinition(
+            "lookup",
+            StepClass.tool,
+            {"name": "lookup_populations", "arguments": {"cities": list(CITIES)}},
+            TOOL_POLICY,
+            "look up populations (tool)",
+        ),
+        StepDefinition(
+            "summarize",
+            StepClass.tool,
+            {"name": "summarize", "arguments": {}},
+            TOOL_POLICY,
+            "summarise (tool, in a thread)",
+        ),
+        StepDefinition(
+            "approve",
+            StepClass.human_gate,
+            {"question": "Publish the brief?"},
+            StepPolicy(),
+            "editor approval (human gate)",
+        ),
+        StepDefinition(
+            "embargo",
+            StepClass.timer,
+            {"seconds": 4 / SPEED},
+            StepPolicy(),
+            "embargo (timer, 4 s)",
+        ),
+        StepDefinition(
+            "publish",
+            StepClass.system,
+            {"name": "publish", "arguments": {"channel": "newsroom"}},
+            StepPolicy(),
+            "publish (system)",
+        ),
+    ),
+)
+
+
+async def lookup_populations(cities: list[str]) -> dict[str, float]:
+    """The first tool: slow on purpose, one city at a time, reporting progress."""
+    effect = current_effect()
+    found: dict[str, float] = {}
+    for index, city in enumerate(cities):
+        await asyncio.sleep(0.8 / SPEED)
+        found[city] = POPULATIONS.get(city, 1.0)
+        effect.progress({"done": index + 1, "of": len(cities), "city": city})
+    return found
+
+
+def summarize() -> str:
+    """The second tool: synchronous (it runs in a worker thread)."""
+    time.sleep(1.5 / SPEED)
+    return "Four capitals, 2.1 to 3.7 million people each; Berlin is the largest."
+
+
+def publish(channel: str) -> JsonValue:
+    """The system step: our own short code."""
+    return {"channel": channel, "published_by": current_effect().idempotency_key}
+
+
+def demo_runtime(db: str | Path) -> Runtime:
+    """The runtime of the demo: its mode, a scripted model, its tools and its system step."""
+    return Runtime(
+        db,
+        modes=[DEMO_MODE],
+        model=ScriptedModel([PLAN], delay=1.0 / SPEED),
+        tools={"lookup_populations": lookup_populations, "summarize": summarize},
+        functions={"publish": publish},
+    )
+
+
+# --- the display --------------------------------------------------------------------------------
+
+_STYLE: Final = {
+    "pending": "dim",
+    "scheduled": "cyan",
+    "running": "bold cyan",
+    "waiting_input": "bold yellow",
+    "cancelling": "magenta",
+    "retrying": "yellow",
+    "completed": "green",
+    "failed": "bold red",
+    "canceled": "red",
+    "interrupted": "bold magenta",
+}
+
+
+def _short(value: JsonValue, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class Display:
+    """The run's steps, their statuses and progress: a rich live table, or plain lines."""
+
+    def __init__(self, out: TextIO, *, plain: bool) -> None:
+        self.out = out
+        self.progress: dict[str, str] = {}
+        self.deadlines: dict[str, float] = {}  # a running timer's deadline, for a countdown
+        self.note = ""
+        self._live: Any = None
+        self._last_line: dict[str, str] = {}
+        if not plain:
+            try:
+                from rich.console import Console
+                from rich.live import Live
+            except ImportError:  # rich is optional: `pip install interruptible[cli]`
+                plain = True
+            else:
+                console = Console(file=out)
+                self._console = console
+                self._live = Live(console=console, refresh_per_second=12, transient=False)
+        self.plain = plain
+
+    def __enter__(self) -> Display:
+        if self._live is not None:
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def pause(self) -> Any:
+        """A context in which the terminal is free for a prompt."""
+        if self._live is None:
+            return contextlib.nullcontext()
+        live = self._live
+
+        @contextlib.contextmanager
+        def paused() -> Any:
+            live.stop()
+            try:
+                yield
+            finally:
+                live.start()
+
+        return paused()
+
+    def show(self, snapshot: RunSnapshot) -> None:
+        """Render the run as it is now."""
+        if self._live is not None:
+            self._live.update(self._table(snapshot))
+        else:
+            self._lines(snapshot)
+
+    def say(self, text: str) -> None:
+        """A line under the display (or printed, in plain mode)."""
+        self.note = text
+        if self._live is None and text:
+            print(text, file=self.out, flush=True)
+
+    def _rows(self, snapshot: RunSnapshot) -> list[tuple[str, str, str, str, str]]:
+        planned = {step.step_id: step for step in snapshot.steps}
+        rows = []
+        for definition in DEMO_MODE.steps:
+            step = planned.get(definition.step_id)
+            status = step.status.value if step is not None else "pending"
+            attempt = str(step.attempt) if step is not None and step.attempt else ""
+            detail = self.progress.get(definition.step_id, "")
+            deadline = self.deadlines.get(definition.step_id)
+            if step is not None and step.status is StepStatus.running and deadline is not None:
+                detail = f"{max(0.0, deadline - time.time()):.1f} s left"
+            if step is not None and step.status is StepStatus.completed:
+                detail = _short(step.output)
+            elif step is not None and step.failure is not None:
+                detail = step.failure.message
+            rows.append((definition.step_id, definition.label, status, attempt, detail))
+        return rows
+
+    def _table(self, snapshot: RunSnapshot) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(
+            title=f"run {snapshot.run_id}  [{_STYLE.get(snapshot.status.value, '')}]"
+            f"{snapshot.status.value}[/]",
+            title_justify="left",
+            expand=False,
+        )
+        for column in ("step", "what", "status", "try", "detail"):
+            table.add_column(column, no_wrap=column != "detail")
+        for step_id, label, status, attempt, detail in self._rows(snapshot):
+            table.add_row(
+                step_id, label, Text(status, style=_STYLE.get(status, "")), attempt, detail
+            )
+        hint = self.note or ("Ctrl-C interrupts the run" if not snapshot.is_terminal else "")
+        return Group(table, Text(hint, style="dim"))
+
+    def _lines(self, snapshot: RunSnapshot) -> None:
+        head = f"run {snapshot.run_id}: {snapshot.status.value}"
+        if self._last_line.get("") != head:
+            self._last_line[""] = head
+            print(head, file=self.out, flush=True)
+        for step_id, _label, status, attempt, detail in self._rows(snapshot):
+            line = (
+                f"  {step_id:<10} {status:<13} {('try ' + attempt) if attempt else '':<6} {detail}"
+            )
+            if self._last_line.get(step_id) != line and status != "pending":
+                self._last_line[step_id] = line
+                print(line.rstrip(), file=self.out, flush=True)
+
+
+# --- following a run ----------------------------------------------------------------------------
+
+
+def _ask_in_thread(question: str, loop: asyncio.AbstractEventLoop) -> asyncio.Future[str]:
+    """`input()` in a daemon thread (a blocked prompt must never keep the process alive)."""
+    future: asyncio.Future[str] = loop.create_future()
+
+    def prompt() -> None:
+        try:
+            answer = input(question)
+        except (EOFError, OSError):
+            answer = "yes"
+
+        def deliver() -> None:
+            if not future.done():
+                future.set_result(answer)
+
+        loop.call_soon_threadsafe(deliver)
+
+    threading.Thread(target=prompt, daemon=True).start()
+    return future
+
+
+async def follow(
+    rt: Runtime,
+    handle: RunHandle,
+    display: Display,
+    *,
+    ask: bool,
+    answer_after: float = 1.5 / SPEED,
+    on_sigint: Callable[[], None] | None = None,
+) -> RunSnapshot:
+    """Show the run until it is interrupted or ends, answering its gate; Ctrl-C interrupts it."""
+    loop = asyncio.get_running_loop()
+    subscription = rt.subscribe(handle.conversation_id)
+    interrupting = False
+    tasks: set[asyncio.Task[Any]] = set()  # kept referenced until done
+
+    def spawn(coro: Any) -> None:
+        task = loop.create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def interrupt() -> None:
+        nonlocal interrupting
+        if interrupting:
+            raise SystemExit(130)  # a second Ctrl-C: leave now (the journal is consistent)
+        interrupting = True
+        display.say("interrupting the run…")
+        spawn(rt.interrupt_run(handle.conversation_id, "ctrl-c", run_id=handle.run_id))
+
+    installed = False
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, on_sigint or interrupt)
+        installed = True
+
+    async def answer_gate(step_id: str) -> None:
+        if ask:
+            with display.pause():
+                reply = await _ask_in_thread("Publish the brief? [Y/n] ", loop)
+            value: JsonValue = {"approved": reply.strip().lower() not in ("n", "no")}
+        else:
+            display.say(f"the editor answers the gate in {answer_after:g} s (use --ask to answer)")
+            await asyncio.sleep(answer_after)
+            value = {"approved": True, "by": "demo-editor"}
+        with contextlib.suppress(Exception):
+            await handle.provide_input(step_id, value)
+        display.say("")
+
+    async def consume() -> None:
+        async for directive in subscription:
+            if isinstance(directive, EmitProgress):
+                progress = directive.progress
+                if isinstance(progress, dict) and "done" in progress:
+                    display.progress[directive.step_id] = (
+                        f"{progress['done']}/{progress['of']} {progress.get('city', '')}"
+                    )
+                elif isinstance(progress, dict) and "deadline" in progress:
+                    display.deadlines[directive.step_id] = progress["deadline"]
+            elif (
+                isinstance(directive, EmitLifecycle)
+                and directive.status == StepStatus.waiting_input.value
+                and directive.step_id is not None
+            ):
+                spawn(answer_gate(directive.step_id))
+            now = rt.snapshot(handle.conversation_id, handle.run_id)
+            display.show(now)
+            if not any(step.status is StepStatus.cancelling for step in now.steps):
+                quiet.set()
+            else:
+                quiet.clear()
+            if isinstance(directive, EmitOutput):
+                return
+
+    async def tick() -> None:
+        # Redraws for the timer's countdown only; state changes arrive by subscription.
+        while True:
+            await asyncio.sleep(0.2)
+            if display.deadlines:
+                display.show(rt.snapshot(handle.conversation_id, handle.run_id))
+
+    quiet = asyncio.Event()  # no step is waiting for its cancel to be answered
+    consumer = loop.create_task(consume())
+    ticker = loop.create_task(tick())
+    try:
+        current = rt.snapshot(handle.conversation_id, handle.run_id)
+        display.show(current)
+        for step in current.steps:
+            if step.status is StepStatus.waiting_input:
+                spawn(answer_gate(step.step_id))
+        final = await handle.wait()
+        if final.status is RunStatus.interrupted and any(
+            step.status is StepStatus.cancelling
+            for step in rt.snapshot(handle.conversation_id, handle.run_id).steps
+        ):
+            # Show the interrupted step pending again, once its effect answered the cancel.
+            quiet.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await quiet.wait()
+            final = rt.snapshot(handle.conversation_id, handle.run_id)
+        display.show(final)
+        return final
+    finally:
+        subscription.close()
+        consumer.cancel()
+        ticker.cancel()
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        if installed:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def closing_words(snapshot: RunSnapshot, out: TextIO) -> int:
+    """What to print once the run settled, and the exit status."""
+    if snapshot.status is RunStatus.interrupted:
+        print(f"run {snapshot.run_id} interrupted ({snapshot.reason}).", file=out)
+        print(f"resume with: interruptible resume {snapshot.run_id}", file=out)
+        return 130
+    if snapshot.status is RunStatus.completed:
+        print(f"run {snapshot.run_id} completed.", file=out)
+        return 0
+    error = snapshot.error
+    why = f": {error.category.value}: {error.message}" if error is not None else ""
+    print(f"run {snapshot.run_id} {snapshot.status.value}{why}", file=out)
+    return 1
+
+
+def out_stream() -> TextIO:
+    """Where the demo writes (stdout)."""
+    return sys.stdout

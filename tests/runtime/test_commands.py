@@ -1,0 +1,101 @@
+"""The runtime's subcommands: demo (Ctrl-C), resume in a new process, inspect, replay."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from interruptible._runtime._commands import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _command(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "INTERRUPTIBLE_DEMO_SPEED": "8"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "interruptible._runtime._commands", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _read_until(process: subprocess.Popen[str], pattern: str, timeout: float = 20) -> str:
+    assert process.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            line = process.stdout.readline()
+            seen += line
+            if re.search(pattern, line):
+                return seen
+    raise AssertionError(f"{pattern!r} not seen in:\n{seen}")
+
+
+def test_rt_7_demo_ctrl_c_interrupts_the_run_and_resume_finishes_it_in_a_new_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`interruptible demo` on ./interruptible-demo.db: SIGINT (Ctrl-C) interrupts the run, not
+    the process abruptly: it waits until the run is interrupted and prints the resume command
+    (exit 130); a second `demo` refuses to start over an interrupted run; `interruptible resume
+    RUN_ID` in a new process finishes it; `inspect` shows the run and its events; `replay`
+    reports parity."""
+    demo = _command(tmp_path, "demo", "--plain")
+    _read_until(demo, r"lookup\s+running")
+    demo.send_signal(signal.SIGINT)
+    out, err = demo.communicate(timeout=20)
+    assert demo.returncode == 130, err
+    match = re.search(r"resume with: interruptible resume (\S+)", out)
+    assert match, out
+    run_id = match.group(1)
+    assert (tmp_path / "interruptible-demo.db").exists()
+
+    again = _command(tmp_path, "demo", "--plain")
+    out, _ = again.communicate(timeout=20)
+    assert again.returncode == 2 and f"interruptible resume {run_id}" in out
+
+    resumed = _command(tmp_path, "resume", run_id, "--plain")
+    out, err = resumed.communicate(timeout=30)
+    assert resumed.returncode == 0, err
+    assert f"run {run_id} completed." in out
+    assert "lookup" in out and "publish" in out
+
+    db = str(tmp_path / "interruptible-demo.db")
+    assert main(["inspect", "--db", db]) == 0
+    assert main(["inspect", "--db", db, "--run", run_id]) == 0
+    assert main(["replay", "--db", db]) == 0
+    printed = capsys.readouterr().out
+    assert f"run {run_id}  completed" in printed
+    assert "interrupt_requested" in printed and "ctrl-c" in printed
+    assert "resume_requested" in printed
+    assert "replay parity: PASS" in printed
+
+
+def test_rt_16_commands_explain_missing_journals_and_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`resume` of an unknown run or journal, and `inspect --run` of an unknown run, say what is
+    missing and exit 2."""
+    db = str(tmp_path / "none.db")
+    assert main(["resume", "run-x", "--db", db]) == 2
+    assert "no journal" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no journal"):
+        main(["inspect", "--db", db])
+    from interruptible._journal import SQLiteJournal
+
+    SQLiteJournal(db).close()
+    assert main(["resume", "run-x", "--db", db]) == 2
+    assert "no run 'run-x'" in capsys.readouterr().err
+    assert main(["inspect", "--db", db, "--run", "run-x"]) == 2
