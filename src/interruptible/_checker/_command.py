@@ -102,8 +102,11 @@ def run(args: argparse.Namespace) -> int:
     counterexample = report.counterexample
     if counterexample is None:
         return 0
-    replayed, _ = replay_trace(world, counterexample.events)
-    print("replayed: " + ("; ".join(map(str, replayed)) if replayed else "no violation"))
+    if counterexample.violation.property_id == "VER-12":
+        print("replayed: the trace reaches a state from which no run can end (liveness)")
+    else:
+        replayed, _ = replay_trace(world, counterexample.events)
+        print("replayed: " + ("; ".join(map(str, replayed)) if replayed else "no violation"))
     trace = json.dumps(counterexample.to_json(), indent=2)
     if args.trace_out is not None:
         args.trace_out.write_text(trace + "\n")

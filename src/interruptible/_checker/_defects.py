@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Final
 
-from .._core import ConversationState, Coordinator, Mode, Outcome
+from .._core import ConversationState, Coordinator, Disposition, IgnoredReason, Mode, Outcome
 from .._lifecycle import RunStatus, StepStatus
 from .._vocabulary import (
     CancelEffects,
+    CancelRequested,
     EffectCompleted,
     EmitOutput,
     InterruptRequested,
@@ -69,10 +70,38 @@ class LostCancel(Coordinator):
         return replace(outcome, directives=kept)
 
 
+class WedgedInterrupt(Coordinator):
+    """Defect (d), for liveness: an interrupted run ignores resume and cancel, so once no fresh
+    run can supersede it, it never ends."""
+
+    def _resume_requested(self, state: ConversationState, event: ResumeRequested) -> Outcome:
+        if self._is_interrupted(state, event.run_id):
+            return Outcome(state, (), Disposition.ignored, IgnoredReason.duplicate_request)
+        return super()._resume_requested(state, event)
+
+    def _cancel_requested(self, state: ConversationState, event: CancelRequested) -> Outcome:
+        if self._is_interrupted(state, event.run_id):
+            return Outcome(state, (), Disposition.ignored, IgnoredReason.duplicate_request)
+        return super()._cancel_requested(state, event)
+
+    @staticmethod
+    def _is_interrupted(state: ConversationState, run_id: str) -> bool:
+        run = state.run(run_id)
+        return run is not None and run.status is RunStatus.interrupted
+
+
 DefectFactory = Callable[[Iterable[Mode]], Coordinator]
 
 DEFECTS: Final[dict[str, type[Coordinator]]] = {
     "terminal_twice": TerminalTwice,
     "eager_resume": EagerResume,
     "lost_cancel": LostCancel,
+    "wedged_interrupt": WedgedInterrupt,
+}
+# The property each defect breaks: the first one the checker must report.
+BROKEN_PROPERTY: Final = {
+    "terminal_twice": "VER-3",
+    "eager_resume": "VER-4",
+    "lost_cancel": "VER-5",
+    "wedged_interrupt": "VER-12",
 }
