@@ -228,7 +228,7 @@ def test_rt_15_a_step_never_has_two_live_effects() -> None:
     assert slow.most == 1
 
 
-def test_rt_5_effect_error_carries_category_retryable_and_details() -> None:
+def test_rt_12_effect_error_carries_category_retryable_and_details() -> None:
     """`EffectError` sets the failure's category, retryability (by category unless given) and
     JSON details, which reach the run's error envelope."""
 

@@ -12,11 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from interruptible import (
-    EffectCanceled,
-    EffectFailed,
-    FailureCategory,
-    InterruptRequested,
-    ResumeRequested,
+    EffectLost,
+    EffectStarted,
     RunStatus,
     StepClass,
     StepDefinition,
@@ -39,9 +36,8 @@ def _events(db: Path, cid: str) -> list[Any]:
 
 def test_rt_8_effects_in_flight_at_close_restart_with_a_new_attempt(tmp_path: Path) -> None:
     """A runtime closed while a tool runs leaves it live in the journal; the next runtime on the
-    journal interrupts the run (reason `process_restart`), answers the dead effect
-    `effect_canceled`, resumes, and the step runs again with attempt 2, even with
-    `max_attempts=1`: a restart never counts as a failure. The state is the journal's fold."""
+    journal journals `effect_lost` (reason `process_restart`) for it, and the step runs again
+    with attempt 2 at once, even with `max_attempts=1`: a restart never counts as a failure."""
     db = tmp_path / "r.db"
     ledger = Ledger()
     release = asyncio.Event()
@@ -65,10 +61,9 @@ def test_rt_8_effects_in_flight_at_close_restart_with_a_new_attempt(tmp_path: Pa
     final = arun(scenario())
     assert final.status is RunStatus.completed
     assert final.output["outputs"] == {"t": "r:t:2"}
-    tail = [type(e) for e in _events(db, "c")][2:5]
-    assert tail == [InterruptRequested, EffectCanceled, ResumeRequested]
-    interrupt = _events(db, "c")[2]
-    assert interrupt.reason == RESTART_REASON
+    events = _events(db, "c")
+    assert [type(e) for e in events][2:4] == [EffectLost, EffectStarted]
+    assert (events[2].attempt, events[2].reason, events[3].attempt) == (1, RESTART_REASON, 2)
 
 
 class _Stubborn:
@@ -86,7 +81,7 @@ def test_rt_8_an_interrupted_run_stays_interrupted_and_its_dead_effect_is_answer
 ) -> None:
     """A run interrupted before the process stopped, whose effect never answered its cancel,
     is still `interrupted` after recovery, with the step pending again (the dead effect gets its
-    `effect_canceled`); only a resume continues it."""
+    `effect_lost`); only a resume continues it, with a new attempt."""
     db = tmp_path / "r.db"
     mode = pipeline("p", [tool_step("t", "x")])
 
@@ -107,10 +102,9 @@ def test_rt_8_an_interrupted_run_stays_interrupted_and_its_dead_effect_is_answer
     arun(scenario())
 
 
-def test_rt_8_without_the_runs_principal_recovery_fails_the_attempt(tmp_path: Path) -> None:
-    """If the authorizer refuses the run's own principal, recovery falls back to
-    `effect_failed` (`executor_error`, retryable, "interrupted by a process restart"), which
-    counts toward `max_attempts`."""
+def test_rt_8_recovery_needs_no_authorization(tmp_path: Path) -> None:
+    """Recovery acts for no principal: `effect_lost` is the runtime's own report, so even an
+    authorizer that refuses everyone does not stop a lost effect from restarting."""
     db = tmp_path / "r.db"
     mode = pipeline("p", [tool_step("t", "x")])
 
@@ -122,13 +116,11 @@ def test_rt_8_without_the_runs_principal_recovery_fails_the_attempt(tmp_path: Pa
         async with Runtime(db, modes=[mode], executors={"tool": _Stubborn()}) as rt:
             await rt.run("c", None, mode="p")
             await until(lambda: rt.snapshot("c").steps[0].status is StepStatus.running)
-        async with Runtime(db, modes=[mode], authorizer=Nobody()) as rt:
+        async with Runtime(db, modes=[mode], authorizer=Nobody(), tools={"x": lambda: 1}) as rt:
             return await rt.wait("c", rt.snapshot("c").run_id)
 
     final = arun(scenario())
-    assert final.status is RunStatus.failed
-    assert final.error.category is FailureCategory.executor_error
-    assert any(isinstance(e, EffectFailed) for e in _events(db, "c"))
+    assert final.status is RunStatus.completed and final.steps[0].attempt == 2
 
 
 def test_rt_10_a_timer_restarted_after_a_crash_waits_only_the_rest(tmp_path: Path) -> None:

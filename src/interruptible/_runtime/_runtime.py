@@ -281,7 +281,7 @@ class Runtime:
                 if started.run_id == state.active_run_id:
                     conv.note_start(started)
             writer.conversations[conversation_id] = conv
-            events = recovery_events(self.coordinator, state, self._ids, self.clock)
+            events = recovery_events(state, self._ids, self.clock)
             if events:
                 assert state.active_run_id is not None
                 report.restarted_runs.append((conversation_id, state.active_run_id))
