@@ -43,6 +43,7 @@ from ._key import KeyCache, conversation_key
 from ._properties import (
     Violation,
     ledger_violations,
+    refusals_change_nothing,
     transition_violations,
 )
 from ._world import Env, Ledger, Start, World, directive_summary, effect_views
@@ -74,6 +75,7 @@ class Report:
     max_depth: int = 0
     unexpanded: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time: the figure that other load cannot skew
     liveness_checked: bool = False
     counterexample: Counterexample | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -88,6 +90,11 @@ class Report:
         """Distinct states explored per second of wall time."""
         return self.states / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def cpu_states_per_second(self) -> float:
+        """Distinct states explored per second of this process's CPU time."""
+        return self.states / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
+
     def lines(self) -> list[str]:
         """The figures, one per line, for a terminal or a log."""
         out = [
@@ -98,8 +105,8 @@ class Report:
             f"{self.pruned} no-op moves checked and not followed)",
             f"max depth: {self.max_depth}"
             + (f" ({self.unexpanded} states left unexpanded)" if self.unexpanded else ""),
-            f"seconds: {self.seconds:.2f}",
-            f"states/s: {self.states_per_second:,.0f}",
+            f"seconds: {self.seconds:.2f} wall, {self.cpu_seconds:.2f} CPU",
+            f"states/s: {self.states_per_second:,.0f} wall, {self.cpu_states_per_second:,.0f} CPU",
         ]
         if self.counterexample is None:
             liveness = "checked" if self.liveness_checked else "not checked"
@@ -130,6 +137,7 @@ class Explorer:
         self.depth = array("i")
         self.edge_from = array("i")
         self.edge_to = array("i")
+        self.reductions = 0
 
     # --- interning -----------------------------------------------------------------------------
 
@@ -171,14 +179,19 @@ class Explorer:
         world = self.world
         report = Report(world.model.name, world.bounds.describe())
         started = time.perf_counter()
+        cpu_started = time.process_time()
+        absorb = world.absorb
         conversation, env = world.initial()
         root = self._add_state(self._intern_conv(conversation), env, -1, "", 0)
         assert root == 0
         frontier = [0]
         level = 0
-        reduce = world.coordinator.reduce
         moves_of = world.moves
-        absorb = world.absorb
+        state_index = self.state_index
+        states = self.states
+        parent, via, depths = self.parent, self.via, self.depth
+        edge_from, edge_to = self.edge_from, self.edge_to
+        transitions = pruned = 0
         violation: tuple[Violation, int, str] | None = None
         while frontier and violation is None:
             if depth is not None and level >= depth:
@@ -186,67 +199,64 @@ class Explorer:
                 break
             next_frontier: list[int] = []
             for source in frontier:
-                conv, env = self.states[source]
+                conv, env = states[source]
                 conv_moves = self.conv_moves[conv]
                 if conv_moves is None:
                     conv_moves = world.conversation_moves(self.convs[conv])
                     self.conv_moves[conv] = conv_moves
                 memo = self.memo[conv]
-                noops = self.noops[conv]
-                moves, skipped = moves_of(conv_moves, env, noops)
-                report.transitions += skipped
-                report.pruned += skipped
+                moves, skipped = moves_of(conv_moves, env, self.noops[conv])
+                transitions += skipped + len(moves)
+                pruned += skipped
+                ledger, gates = env[3], env[4]
                 for label, event, env_after in moves:
-                    report.transitions += 1
                     entry = memo.get(label)
                     if entry is None:
-                        report.reductions += 1
-                        pre = self.convs[conv]
-                        try:
-                            outcome = reduce(pre, event)
-                        except Exception as exc:  # VER-10: reduce must be total
-                            found = [Violation("VER-10", f"reduce raised {exc!r}")]
-                            violation = (found[0], source, label)
+                        reduced = self._reduce(conv, label, event)
+                        if isinstance(reduced, Violation):
+                            violation = (reduced, source, label)
                             break
-                        found = transition_violations(pre, event, outcome)
-                        target_conv = (
-                            conv if outcome.state is pre else self._intern_conv(outcome.state)
-                        )
-                        starts, cancels = directive_summary(outcome.directives)
-                        entry = (target_conv, starts, cancels, bool(found))
-                        memo[label] = entry
-                        if target_conv == conv and not starts and not cancels:
-                            noops.add(label)  # only a budget-spending move can be skipped
-                        if found:
-                            violation = (found[0], source, label)
-                            break
-                    target_conv, starts, cancels, _bad = entry
-                    target_env = absorb(env_after, starts, cancels)
-                    if target_conv == conv and target_env[3:] == env[3:]:
-                        report.pruned += 1
+                        entry = reduced
+                    target_conv, starts, cancels, _ = entry
+                    target_env = (
+                        env_after
+                        if not starts and not cancels
+                        else absorb(env_after, starts, cancels)
+                    )
+                    if target_conv == conv and target_env[3] == ledger and target_env[4] == gates:
+                        pruned += 1  # only a budget changed: nothing new can happen there
                         continue
-                    target = self._add_state(target_conv, target_env, source, label, level + 1)
+                    key = (target_conv, target_env)
+                    target = state_index.get(key)
                     if target is None:
-                        target = self.state_index[(target_conv, target_env)]
-                    else:
-                        found = ledger_violations(self.convs[target_conv], effect_views(target_env))
-                        if found:
-                            violation = (found[0], source, label)
-                            break
+                        target = len(states)
+                        state_index[key] = target
+                        states.append(key)
+                        parent.append(source)
+                        via.append(label)
+                        depths.append(level + 1)
+                        if target_env[3]:
+                            found = ledger_violations(
+                                self.convs[target_conv], effect_views(target_env)
+                            )
+                            if found:
+                                violation = (found[0], source, label)
+                                break
                         next_frontier.append(target)
-                    self.edge_from.append(source)
-                    self.edge_to.append(target)
-                if violation is not None or (
-                    max_states is not None and len(self.states) >= max_states
-                ):
+                    edge_from.append(source)
+                    edge_to.append(target)
+                if violation is not None or (max_states is not None and len(states) >= max_states):
                     break
             if next_frontier:
                 level += 1
             frontier = next_frontier
-            if max_states is not None and len(self.states) >= max_states:
+            if max_states is not None and len(states) >= max_states:
                 report.unexpanded = len(frontier)
                 break
+        report.transitions = transitions
+        report.pruned = pruned
         report.states = len(self.states)
+        report.reductions = self.reductions
         report.conversation_states = len(self.convs)
         report.max_depth = level
         if violation is not None:
@@ -265,7 +275,33 @@ class Explorer:
                     self.trace(stuck, None),
                 )
         report.seconds = time.perf_counter() - started
+        report.cpu_seconds = time.process_time() - cpu_started
         return report
+
+    def _reduce(
+        self, conv: int, label: str, event: Event
+    ) -> tuple[int, tuple[Start, ...], tuple[str, ...], bool] | Violation:
+        """Reduce one (conversation, event) pair, check its transition properties, memoize."""
+        self.reductions += 1
+        pre = self.convs[conv]
+        try:
+            outcome = self.world.coordinator.reduce(pre, event)
+        except Exception as exc:  # VER-10: reduce must be total
+            return Violation("VER-10", f"reduce raised {exc!r}")
+        if outcome.state is pre and not outcome.directives:
+            # Nothing happened: only VER-9 can fail (the others hold trivially).
+            found = refusals_change_nothing(pre, event, outcome)
+        else:
+            found = transition_violations(pre, event, outcome)
+        if found:
+            return found[0]
+        target = conv if outcome.state is pre else self._intern_conv(outcome.state)
+        starts, cancels = directive_summary(outcome.directives)
+        entry = (target, starts, cancels, False)
+        self.memo[conv][label] = entry
+        if target == conv and not starts and not cancels:
+            self.noops[conv].add(label)  # a budget-only move with this label can be skipped
+        return entry
 
     # --- liveness ------------------------------------------------------------------------------
 

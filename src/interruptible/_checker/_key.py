@@ -26,7 +26,8 @@ from .._vocabulary import JsonValue, StepDefinition, StepFailure, StepResult
 
 Key = Hashable
 
-# Enough for every context alive in one breadth-first level of the CI bound; cleared when full.
+# Enough for the contexts and steps alive in one breadth-first level of the CI bound; an identity
+# cache that is full is cleared (its entries keep their objects alive, so ids are never reused).
 _JSON_CACHE_LIMIT: Final = 1 << 18
 
 _NO_INPUT_KEY: Final = ("<no input>",)
@@ -63,10 +64,11 @@ def result_key(result: StepResult | None) -> Key:
 class KeyCache:
     """Keys of conversations, runs and step definitions, with identity caches for the hot parts."""
 
-    __slots__ = ("_definitions", "_json", "_runs")
+    __slots__ = ("_definitions", "_json", "_runs", "_steps")
 
     def __init__(self) -> None:
         self._runs: dict[int, tuple[RunState, Key]] = {}
+        self._steps: dict[int, tuple[StepState, Key]] = {}
         self._definitions: dict[int, tuple[StepDefinition, Key]] = {}
         self._json: dict[int, tuple[JsonValue, Key]] = {}
 
@@ -105,8 +107,11 @@ class KeyCache:
         return key
 
     def step_key(self, step: StepState) -> Key:
-        """The key of one step."""
-        return (
+        """The key of one step, remembered by identity: a transaction keeps untouched steps."""
+        cached = self._steps.get(id(step))
+        if cached is not None and cached[0] is step:
+            return cached[1]
+        key = (
             self.definition_key(step.definition),
             step.status.value,
             step.attempt,
@@ -117,6 +122,10 @@ class KeyCache:
             failure_key(step.failure),
             _NO_INPUT_KEY if step.input is NO_INPUT else json_key(step.input),
         )
+        if len(self._steps) >= _JSON_CACHE_LIMIT:
+            self._steps.clear()
+        self._steps[id(step)] = (step, key)
+        return key
 
     def run_key(self, run: RunState) -> Key:
         """The key of one run: every field, steps in planning order."""

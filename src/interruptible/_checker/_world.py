@@ -164,6 +164,9 @@ class World:
         self.coordinator = coordinator_factory(model.modes(bounds))
         self.gates = tuple(model.gates(bounds))
         self._events: dict[str, Event] = {}
+        self._head_moves: dict[tuple[bool, int], list[tuple[str, Event, str, str]]] = {}
+        # By identity, keeping the run alive so that its id is not reused while cached.
+        self._run_moves: dict[int, tuple[RunState, list[tuple[str, Event, str, str]]]] = {}
         self._effect_moves: dict[
             EffectEntry, tuple[tuple[str, Event, EffectEntry | None, str], ...]
         ] = {}
@@ -189,43 +192,59 @@ class World:
     def conversation_moves(self, state: ConversationState) -> list[tuple[str, Event, str, str]]:
         """The moves that depend on the conversation only: (label, event, cost, subject), where
         the subject is the gate a first answer opens or the effect a late event names."""
+        head_key = (state.active_run is None, len(state.run_ids))
+        head = self._head_moves.get(head_key)
+        if head is None:
+            head = self._build_head_moves(*head_key)
+            self._head_moves[head_key] = head
+        out = list(head)
+        for run in retained_runs(state):
+            # A run's moves depend on that run alone; ended runs are shared by many states.
+            cached = self._run_moves.get(id(run))
+            if cached is None or cached[0] is not run:
+                cached = (run, self._build_run_moves(run))
+                self._run_moves[id(run)] = cached
+            out.extend(cached[1])
+        return out
+
+    def _build_head_moves(self, idle: bool, used: int) -> list[tuple[str, Event, str, str]]:
         moves: list[tuple[tuple[str, Event], str]] = []
-        active = state.active_run_id
-        fresh_index = len(state.run_ids) + 1
+        fresh_index = used + 1
         if fresh_index <= self.bounds.runs:
             mode, payload = self.model.run_request(fresh_index)
             run_id = f"r{fresh_index}"
-            if active is None:
+            if idle:
                 moves.append((self._request(run_id, mode, payload, False, OWNER), FREE))
             else:
                 moves.append((self._request(run_id, mode, payload, True, OWNER), FREE))
                 moves.append((self._request(run_id, mode, payload, False, OWNER), DUPLICATE))
                 moves.append((self._request(run_id, mode, payload, True, INTRUDER), REFUSED))
-        runs = retained_runs(state)
-        for run in runs:
-            if run.is_terminal:
-                self._ended_run_moves(run, moves)
-            else:
-                self._active_run_moves(run, moves)
-        if runs:
+        if used:
             moves.append((self._resume(UNKNOWN_RUN, OWNER), DUPLICATE))
+        return [(label, event, cost, "") for (label, event), cost in moves]
+
+    def _build_run_moves(self, run: RunState) -> list[tuple[str, Event, str, str]]:
+        moves: list[tuple[tuple[str, Event], str]] = []
+        if run.is_terminal:
+            self._ended_run_moves(run, moves)
+        else:
+            self._active_run_moves(run, moves)
         out: list[tuple[str, Event, str, str]] = [
             (label, event, cost, _gate_of(event)) for (label, event), cost in moves
         ]
-        for run in runs:
-            run_id = run.run_id
-            for step in run.steps:
-                # The latest attempt's effect answers again (late or duplicate); the one before
-                # answers once more (stale). Older attempts are stale the same way. For an ended
-                # run one late completion per step stands for all (each is `run_terminal`).
-                first = step.attempt if run.is_terminal else max(1, step.attempt - 1)
-                for attempt in range(first, step.attempt + 1):
-                    effect_id = effect_id_for(run_id, step.step_id, attempt)
-                    late = self._late_moves(run_id, step.step_id, effect_id, attempt)
-                    if attempt < step.attempt or run.is_terminal:
-                        late = late[1:2]
-                    for late_label, late_event in late:
-                        out.append((late_label, late_event, LATE, effect_id))
+        run_id = run.run_id
+        for step in run.steps:
+            # The latest attempt's effect answers again (late or duplicate); the one before
+            # answers once more (stale). Older attempts are stale the same way. For an ended
+            # run one late completion per step stands for all (each is `run_terminal`).
+            first = step.attempt if run.is_terminal else max(1, step.attempt - 1)
+            for attempt in range(first, step.attempt + 1):
+                effect_id = effect_id_for(run_id, step.step_id, attempt)
+                late = self._late_moves(run_id, step.step_id, effect_id, attempt)
+                if attempt < step.attempt or run.is_terminal:
+                    late = late[1:2]
+                for late_label, late_event in late:
+                    out.append((late_label, late_event, LATE, effect_id))
         return out
 
     def _ended_run_moves(self, run: RunState, moves: list[tuple[tuple[str, Event], str]]) -> None:
