@@ -27,6 +27,7 @@ from typing import Any, Final
 from .._core import (
     HISTORY_LIMIT,
     Authorizer,
+    ConversationState,
     Coordinator,
     Disposition,
     Mode,
@@ -150,7 +151,7 @@ class Runtime:
 
     def __init__(
         self,
-        journal: JournalSpec = "memory",
+        journal: JournalSpec,
         *,
         modes: Iterable[Mode] = (),
         executors: Mapping[StepClass | str, Executor] | None = None,
@@ -407,7 +408,7 @@ class Runtime:
             raise self._run_not_found(conversation_id, run_id or "<none>")
         return RunSnapshot.of(conversation_id, run)
 
-    def state(self, conversation_id: str) -> Any:
+    def state(self, conversation_id: str) -> ConversationState:
         """The core's `ConversationState` of a conversation (exact, for tests and tools)."""
         return self._conversation(conversation_id, None).state
 
