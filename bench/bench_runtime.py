@@ -280,13 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"    {commits} commits for {steps} steps (one per step: completion + next start)")
 
-        rounds = []
+        normal_rounds = []
         for r in range(3):
             commit = bare_commit_us(directory, "NORMAL", 1000)
             journal = SQLiteJournal(fresh(directory, f"normal{r}.db"), synchronous="NORMAL")
             step, _ = run(one_run(journal, steps))
-            rounds.append((step, commit))
-        normal_step, normal_commit = sorted(rounds)[1]
+            normal_rounds.append((step, commit))
+        normal_step, normal_commit = sorted(normal_rounds)[1]
         report(
             f"{steps}-step run, synchronous=NORMAL",
             f"{1e6 / normal_step:,.0f} steps/s ({normal_step:.0f} us, commit {normal_commit:.0f} us"

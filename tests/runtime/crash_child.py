@@ -16,6 +16,8 @@ import contextlib
 import os
 import random
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from interruptible import (
     InterruptibleError,
@@ -43,7 +45,7 @@ MODE = Sequence(
 )
 
 
-def make_work(side: str) -> object:
+def make_work(side: str) -> Callable[..., Any]:
     fd = os.open(side, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     async def work(ms: int) -> dict[str, int]:

@@ -94,11 +94,13 @@ def test_rt_8_sigkill_at_random_moments_then_recover_and_resume(tmp_path: Path) 
     for key in executions:
         run_id, step_id, attempt = key.rsplit(":", 2)
         cid = run_id.split("-r")[0]
-        kept = facts.kept.get((cid, run_id, step_id))
-        assert kept is None or int(attempt) <= kept, f"{key} ran after its kept attempt {kept}"
-    for (_cid, run_id, step_id), attempt in facts.kept.items():
+        kept_attempt = facts.kept.get((cid, run_id, step_id))
+        assert kept_attempt is None or int(attempt) <= kept_attempt, (
+            f"{key} ran after its kept attempt {kept_attempt}"
+        )
+    for (_cid, run_id, step_id), kept_attempt in facts.kept.items():
         if step_id in ("fetch", "enrich", "store"):
-            assert executions[f"{run_id}:{step_id}:{attempt}"] == 1
+            assert executions[f"{run_id}:{step_id}:{kept_attempt}"] == 1
     restarts = sum(1 for key in executions if not key.endswith(":1"))
     print(
         f"{KILLS} kills, {len(facts.runs)} runs, {facts.events} events, {len(executions)} tool "

@@ -87,7 +87,7 @@ class _Completions:
 
 
 class _AsyncCompletions(_Completions):
-    async def create(self, **request: Any) -> Any:  # type: ignore[override]
+    async def create(self, **request: Any) -> Any:
         return super().create(**request)
 
 

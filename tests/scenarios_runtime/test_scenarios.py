@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from interruptible import (
     StepStatus,
 )
 from interruptible._journal import SQLiteJournal
-from interruptible._runtime import Effect, EffectError, Runtime, ScriptedModel
+from interruptible._runtime import Effect, EffectError, Runtime, ScriptedModel, StepSnapshot
 from tests.runtime.support import (
     Ledger,
     arun,
@@ -41,6 +42,14 @@ FAST_RETRY = StepPolicy(
 
 
 ANSWERED = (StepStatus.completed, StepStatus.pending)
+
+
+def _waiting(step: StepSnapshot | None) -> bool:
+    return step is not None and step.status is StepStatus.waiting_input
+
+
+def _answered(rt: Runtime, cid: str) -> bool:
+    return rt.snapshot(cid).steps[0].status in ANSWERED
 
 
 def _journal_types(path: Path, cid: str) -> list[str]:
@@ -102,12 +111,7 @@ def test_rt_3_multi_step_run_completes(tmp_path: Path) -> None:
         ) as rt:
             subscription = rt.subscribe("c1")
             handle = await rt.run("c1", {"topic": "cats"}, mode="research")
-            await until(
-                lambda: (
-                    rt.snapshot("c1").current_step is not None
-                    and rt.snapshot("c1").current_step.status is StepStatus.waiting_input
-                )
-            )  # type: ignore[union-attr]
+            await until(lambda: _waiting(rt.snapshot("c1").current_step))
             await handle.provide_input("approve", {"approved": True})
             final = await handle.wait()
             assert final.status is RunStatus.completed
@@ -405,7 +409,7 @@ def test_rt_5_interrupt_racing_a_finishing_tool_has_one_answer(tmp_path: Path) -
                 snapshot = await handle.interrupt()
                 if snapshot.status is RunStatus.completed:
                     continue  # the whole run finished first: the interrupt was late
-                await until(lambda c=cid: rt.snapshot(c).steps[0].status in ANSWERED)
+                await until(functools.partial(_answered, rt, cid))
                 kept = rt.snapshot(cid).steps[0].status is StepStatus.completed
                 outcomes["kept" if kept else "rerun"] += 1
                 await handle.resume()
