@@ -320,7 +320,12 @@ async def follow(
             raise SystemExit(130)  # a second Ctrl-C: leave now (the journal is consistent)
         interrupting = True
         display.say("interrupting the run…")
-        spawn(rt.interrupt_run(handle.conversation_id, "ctrl-c", run_id=handle.run_id))
+        spawn(interrupt_quietly())
+
+    async def interrupt_quietly() -> None:
+        # The run may have ended a moment before: then there is nothing to interrupt.
+        with contextlib.suppress(Exception):
+            await rt.interrupt_run(handle.conversation_id, "ctrl-c", run_id=handle.run_id)
 
     installed = False
     with contextlib.suppress(NotImplementedError, RuntimeError):

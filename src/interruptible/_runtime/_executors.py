@@ -256,8 +256,12 @@ class FunctionExecutor:
             return await result
         if self.threaded:
             # to_thread copies the context, so current_effect() works inside the thread too.
-            return await asyncio.to_thread(function, **arguments)
-        return function(**arguments)
+            result = await asyncio.to_thread(function, **arguments)
+        else:
+            result = function(**arguments)
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine
+            return await result
+        return result
 
 
 def _number_field(input: JsonValue, name: str) -> float:
