@@ -28,6 +28,7 @@ from interruptible._checker._models import default_model_path, load_model
 from interruptible._checker._world import Model
 
 MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "sequence_runs.py"
+AGENT_MODEL_PATH = MODEL_PATH.with_name("agent_loop.py")
 # The goals of the issue: the CI bound reaches at least this many distinct states, in this time.
 CI_MIN_STATES = 100_000
 CI_MAX_SECONDS = 120.0
@@ -98,13 +99,38 @@ def test_ver_15_checker_finds_seeded_defect(
 def test_ver_15_counterexamples_are_shortest(model: Model) -> None:
     """Breadth-first order makes each counterexample as short as any: the lost cancel needs a run
     and an interrupt; the eager resume a run, an interrupt and a resume; the second terminal a
-    run, a supersede and the first run's late completion."""
+    run, a supersede and the first run's late completion; the re-run a run, an interrupt,
+    the first step's completion across the cancel, and a resume."""
     lengths = {}
-    for defect in ("lost_cancel", "eager_resume", "terminal_twice"):
+    for defect in ("lost_cancel", "eager_resume", "terminal_twice", "rerun_on_resume"):
         report = explore(World(model, model.ci_bounds, DEFECTS[defect]))
         assert report.counterexample is not None
         lengths[defect] = len(report.counterexample.events)
-    assert lengths == {"lost_cancel": 2, "eager_resume": 3, "terminal_twice": 3}
+    assert lengths == {
+        "lost_cancel": 2,
+        "eager_resume": 3,
+        "terminal_twice": 3,
+        "rerun_on_resume": 4,
+    }
+
+
+def test_ver_1_to_12_agent_loop_every_property_holds(record_property: Record) -> None:
+    """Runs of the agent loop (each model turn answers or calls a tool, up to three turns), with
+    interrupts, retries and late answers: every property holds in every state, so a tool call
+    with a kept result is never started again (VER-6, MODE-4)."""
+    agent = load_model(AGENT_MODEL_PATH)
+    report = explore(World(agent, dataclasses.replace(agent.ci_bounds, runs=1, steps=3)))
+    record_property("figures", report.lines())
+    assert report.ok and report.liveness_checked, "\n".join(report.lines())
+
+
+@pytest.mark.parametrize("defect", ["lost_cancel", "eager_resume", "terminal_twice"])
+def test_ver_15_checker_finds_seeded_defect_in_agent_loop(defect: str) -> None:
+    """The mode-independent seeded defects are caught in the agent loop model too."""
+    agent = load_model(AGENT_MODEL_PATH)
+    report = explore(World(agent, agent.ci_bounds, DEFECTS[defect]))
+    assert report.counterexample is not None
+    assert report.counterexample.violation.property_id == BROKEN_PROPERTY[defect]
 
 
 def test_ver_13_state_key_is_canonical(model: Model) -> None:

@@ -182,7 +182,8 @@ class CoreRaceMachine(RuleBasedStateMachine):
     @rule(target=effects, kind=st.sampled_from(("answer", "answer", "answer", "fail")))
     def runtime_drives_active_run(self, kind: str) -> Any:
         """A well-behaved runtime: start the active run's live effect, then complete it (or
-        fail it retryably), or answer its gate; nothing when no effect is live."""
+        fail it retryably), or answer its gate; an effect asked to cancel answers `canceled`
+        (or, as `fail`, completes across the cancel); nothing when no effect is live."""
         run = self.state.active_run
         live = [] if run is None else [s for s in run.steps if s.is_live and s.effect_id]
         if run is None or not live:
@@ -199,7 +200,10 @@ class CoreRaceMachine(RuleBasedStateMachine):
                 ids[0], CONVERSATION, run.run_id, step.step_id, "yes", principal=run.principal
             )
             return self._send(event, expected)
-        if kind == "fail":
+        if step.status.value == "cancelling" and kind == "answer":
+            expected = self.reference.effect("canceled", *ids[2:])
+            return self._send(EffectCanceled(*ids, step.attempt), expected)
+        if kind == "fail" and step.status.value != "cancelling":
             expected = self.reference.effect("failed", *ids[2:], retryable=True)
             event = EffectFailed(
                 *ids,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from interruptible._checker._defects import EagerResume, LostCancel, TerminalTwice
+from interruptible._checker._defects import EagerResume, LostCancel, RerunOnResume, TerminalTwice
 
 from .machine import CoreRaceMachine
 
@@ -41,11 +41,18 @@ class LostCancelMachine(CoreRaceMachine):
     check_reference = False
 
 
+class RerunOnResumeMachine(CoreRaceMachine):
+    """The race machine against defect (e): resume re-runs the last finished step."""
+
+    coordinator_factory = RerunOnResume
+    check_reference = False
+
+
 # Derandomized whatever the profile, so the seeded failure is found the same way on every run.
 BROKEN = settings(
     settings(),
     derandomize=True,
-    max_examples=400,
+    max_examples=1000,
     stateful_step_count=50,
     report_multiple_bugs=False,
     phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
@@ -59,6 +66,7 @@ BROKEN = settings(
         pytest.param(TerminalTwiceMachine, "VER-3", id="terminal_twice"),
         pytest.param(EagerResumeMachine, "VER-4", id="eager_resume"),
         pytest.param(LostCancelMachine, "VER-5", id="lost_cancel"),
+        pytest.param(RerunOnResumeMachine, "VER-6", id="rerun_on_resume"),
     ],
 )
 def test_ver_15_race_machine_catches_seeded_defect(

@@ -70,6 +70,31 @@ class LostCancel(Coordinator):
         return replace(outcome, directives=kept)
 
 
+class RerunOnResume(Coordinator):
+    """Defect (e): resume re-runs the last finished step (LangGraph re-runs its interrupted
+    node), so a step with a kept result is started again. For `Sequence` contexts."""
+
+    def _resume_requested(self, state: ConversationState, event: ResumeRequested) -> Outcome:
+        run = state.active_run
+        if run is None or run.run_id != event.run_id or run.status is not RunStatus.interrupted:
+            return super()._resume_requested(state, event)
+        done = [i for i, step in enumerate(run.steps) if step.result is not None]
+        context = run.context
+        if not done or not isinstance(context, dict) or "outputs" not in context:
+            return super()._resume_requested(state, event)
+        index = done[-1]
+        step = run.steps[index]
+        outputs = {k: v for k, v in context["outputs"].items() if k != step.step_id}
+        steps = (
+            *run.steps[:index],
+            replace(step, status=StepStatus.pending),
+            *run.steps[index + 1 :],
+        )
+        rerun = replace(run, steps=steps, context={**context, "outputs": outputs})
+        outcome = super()._resume_requested(replace(state, active_run=rerun), event)
+        return outcome if outcome.applied else super()._resume_requested(state, event)
+
+
 class WedgedInterrupt(Coordinator):
     """Defect (d), for liveness: an interrupted run ignores resume and cancel, so once no fresh
     run can supersede it, it never ends."""
@@ -96,6 +121,7 @@ DEFECTS: Final[dict[str, type[Coordinator]]] = {
     "terminal_twice": TerminalTwice,
     "eager_resume": EagerResume,
     "lost_cancel": LostCancel,
+    "rerun_on_resume": RerunOnResume,
     "wedged_interrupt": WedgedInterrupt,
 }
 # The property each defect breaks: the first one the checker must report.
@@ -103,5 +129,6 @@ BROKEN_PROPERTY: Final = {
     "terminal_twice": "VER-3",
     "eager_resume": "VER-4",
     "lost_cancel": "VER-5",
+    "rerun_on_resume": "VER-6",
     "wedged_interrupt": "VER-12",
 }

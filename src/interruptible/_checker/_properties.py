@@ -58,7 +58,10 @@ PROPERTIES: Final = {
     "VER-12": "liveness under a fair environment: from every reachable state a state where every "
     "run has ended is reachable",
     "VER-13": "the checker's state key is canonical: equal keys exactly for equal states",
-    "VER-14": "the reference model's expected run statuses agree with the core's",
+    "VER-14": "an independent reference model predicts every disposition and every run and "
+    "step status",
+    "VER-15": "every seeded defect is caught, by the property it breaks",
+    "VER-16": "the CI bound explores at least 100,000 distinct states in under two minutes",
 }
 
 # A step here owns a live effect that has not been asked to cancel (STEP-4).

@@ -240,7 +240,9 @@ class World:
             first = step.attempt if run.is_terminal else max(1, step.attempt - 1)
             for attempt in range(first, step.attempt + 1):
                 effect_id = effect_id_for(run_id, step.step_id, attempt)
-                late = self._late_moves(run_id, step.step_id, effect_id, attempt)
+                late = self._late_moves(
+                    run_id, step.step_id, step.definition.step_class.value, effect_id, attempt
+                )
                 if attempt < step.attempt or run.is_terminal:
                     late = late[1:2]
                 for late_label, late_event in late:
@@ -288,11 +290,11 @@ class World:
                 moves.append((self._answer(run_id, gate, "no", OWNER), DUPLICATE))
 
     def _late_moves(
-        self, run_id: str, step_id: str, effect_id: str, attempt: int
+        self, run_id: str, step_id: str, step_class: str, effect_id: str, attempt: int
     ) -> list[tuple[str, Event]]:
         """A second `effect_started`, `effect_completed` and `effect_failed` of one effect."""
         ids = (CONVERSATION, run_id, step_id, effect_id, attempt)
-        output = self.model.outputs("", step_id)[0]
+        output = self.model.outputs(step_class, step_id)[0]  # the same event as the free move
         return [
             (
                 f"started {effect_id}",
