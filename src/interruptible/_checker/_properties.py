@@ -321,6 +321,21 @@ def directive_order(pre: ConversationState, event: Event, outcome: Outcome) -> l
     return found
 
 
+def cancel_first_in_outcome(
+    pre: ConversationState, event: Event, outcome: Outcome
+) -> list[Violation]:
+    """VER-8, DIR-2 read strictly: the outcome's one `cancel_effects` is its first directive.
+
+    Not in `TRANSITION_PROPERTIES` yet: a supersede outcome puts its `emit_audit` first (see
+    tests/models/test_core_findings.py); add it there once the core puts the cancel first.
+    """
+    cancels = [i for i, d in enumerate(outcome.directives) if type(d) is CancelEffects]
+    if cancels and cancels != [0]:
+        kinds = [type(d).__name__ for d in outcome.directives]
+        return [Violation("VER-8", f"cancel_effects at {cancels} of {kinds}")]
+    return []
+
+
 def refusals_change_nothing(
     pre: ConversationState, event: Event, outcome: Outcome
 ) -> list[Violation]:

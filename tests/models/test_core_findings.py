@@ -1,0 +1,52 @@
+"""Core findings of the verification: minimal failing reproductions, `xfail` until fixed.
+
+Each test replays the shortest event list that shows the deviation and checks the rule with the
+verification's own property function. `xfail(strict=True)`: once the core is fixed the test
+passes, the run turns red, and the marker must go (and the check join the checker's list).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from interruptible import Coordinator, Sequence, StepClass, StepDefinition, replay
+from interruptible._checker._properties import cancel_first_in_outcome, directive_order
+from interruptible._vocabulary import Event, InterruptRequested, RunRequested
+
+PIPELINE = Sequence("pipeline", (StepDefinition("s1", StepClass.tool),))
+
+# Two events: a run whose first step is scheduled, then a second run that supersedes it.
+SUPERSEDE: list[Event] = [
+    RunRequested("e1", "c1", "r1", "pipeline", None, "alice"),
+    RunRequested("e2", "c1", "r2", "pipeline", None, "alice", supersede=True),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "core: a supersede outcome is [emit_audit, cancel_effects(r1), ...]: the audit is "
+        "prepended after the superseded run's commit, so cancel_effects is not the outcome's "
+        "first directive as DIR-2 says (interrupt and cancel do put it first). "
+        "Repro: run_requested r1; run_requested r2 supersede=True."
+    ),
+)
+def test_ver_8_dir_2_supersede_puts_cancel_effects_first() -> None:
+    """DIR-2: within one outcome, the one merged cancel_effects is the first directive, also
+    when a supersede cancels the active run."""
+    coordinator = Coordinator([PIPELINE])
+    run = replay(coordinator, SUPERSEDE)
+    pre = run.outcomes[0].state
+    assert cancel_first_in_outcome(pre, SUPERSEDE[1], run.outcomes[1]) == []
+
+
+def test_ver_8_interrupt_puts_cancel_effects_first() -> None:
+    """DIR-2 holds for an interrupt: its cancel_effects precedes its audit (the contrast case)."""
+    events: list[Event] = [
+        SUPERSEDE[0],
+        InterruptRequested("e2", "c1", "r1", principal="alice"),
+    ]
+    run = replay(Coordinator([PIPELINE]), events)
+    pre = run.outcomes[0].state
+    assert cancel_first_in_outcome(pre, events[1], run.outcomes[1]) == []
+    assert directive_order(pre, events[1], run.outcomes[1]) == []
