@@ -1,4 +1,4 @@
-"""Core findings of the verification: minimal failing reproductions, `xfail` until fixed.
+"""Core findings of the verification: minimal reproductions, kept as regression tests once fixed.
 
 Each test replays the shortest event list that shows the deviation and checks the rule with the
 verification's own property function. `xfail(strict=True)`: once the core is fixed the test
@@ -6,8 +6,6 @@ passes, the run turns red, and the marker must go (and the check join the checke
 """
 
 from __future__ import annotations
-
-import pytest
 
 from interruptible import Coordinator, Sequence, StepClass, StepDefinition, replay
 from interruptible._checker._properties import cancel_first_in_outcome, directive_order
@@ -22,15 +20,6 @@ SUPERSEDE: list[Event] = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core: a supersede outcome is [emit_audit, cancel_effects(r1), ...]: the audit is "
-        "prepended after the superseded run's commit, so cancel_effects is not the outcome's "
-        "first directive as DIR-2 says (interrupt and cancel do put it first). "
-        "Repro: run_requested r1; run_requested r2 supersede=True."
-    ),
-)
 def test_ver_8_dir_2_supersede_puts_cancel_effects_first() -> None:
     """DIR-2: within one outcome, the one merged cancel_effects is the first directive, also
     when a supersede cancels the active run."""

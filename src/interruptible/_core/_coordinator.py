@@ -39,6 +39,7 @@ from .._errors import (
 from .._lifecycle import STEP_CLASS_TRAITS, RunStatus, StepStatus
 from .._vocabulary import (
     AuditAction,
+    CancelEffects,
     CancelRequested,
     Directive,
     EffectCanceled,
@@ -272,7 +273,13 @@ class Coordinator:
             txn.fire_run("cancel")
             outcome = self._commit(state, txn)
             audit = self._audit(event, active, AuditAction.supersede, True, "superseded")
-            state, prefix = outcome.state, (audit, *outcome.directives)
+            ended = outcome.directives
+            # DIR-2: the superseded run's one cancel_effects stays first, before the audit.
+            if ended and isinstance(ended[0], CancelEffects):
+                prefix = (ended[0], audit, *ended[1:])
+            else:
+                prefix = (audit, *ended)
+            state = outcome.state
         run = RunState(
             run_id=event.run_id,
             mode=event.mode,
