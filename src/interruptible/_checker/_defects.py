@@ -95,6 +95,18 @@ class RerunOnResume(Coordinator):
         return outcome if outcome.applied else super()._resume_requested(state, event)
 
 
+class LostAnswer(Coordinator):
+    """Defect (f): a completion of a started effect is dropped as a duplicate, so its step
+    waits for an answer that already came."""
+
+    def _effect_completed(self, state: ConversationState, event: EffectCompleted) -> Outcome:
+        run = state.run(event.run_id)
+        step = None if run is None else run.step(event.step_id)
+        if step is not None and step.status is StepStatus.running:
+            return Outcome(state, (), Disposition.ignored, IgnoredReason.duplicate_effect_event)
+        return super()._effect_completed(state, event)
+
+
 class WedgedInterrupt(Coordinator):
     """Defect (d), for liveness: an interrupted run ignores resume and cancel, so once no fresh
     run can supersede it, it never ends."""
@@ -120,6 +132,7 @@ DefectFactory = Callable[[Iterable[Mode]], Coordinator]
 DEFECTS: Final[dict[str, type[Coordinator]]] = {
     "terminal_twice": TerminalTwice,
     "eager_resume": EagerResume,
+    "lost_answer": LostAnswer,
     "lost_cancel": LostCancel,
     "rerun_on_resume": RerunOnResume,
     "wedged_interrupt": WedgedInterrupt,
@@ -128,6 +141,7 @@ DEFECTS: Final[dict[str, type[Coordinator]]] = {
 BROKEN_PROPERTY: Final = {
     "terminal_twice": "VER-3",
     "eager_resume": "VER-4",
+    "lost_answer": "VER-5",
     "lost_cancel": "VER-5",
     "rerun_on_resume": "VER-6",
     "wedged_interrupt": "VER-12",

@@ -235,13 +235,10 @@ class Explorer:
                         parent.append(source)
                         via.append(label)
                         depths.append(level + 1)
-                        if target_env[3]:
-                            found = ledger_violations(
-                                self.convs[target_conv], effect_views(target_env)
-                            )
-                            if found:
-                                violation = (found[0], source, label)
-                                break
+                        found = ledger_violations(self.convs[target_conv], effect_views(target_env))
+                        if found:
+                            violation = (found[0], source, label)
+                            break
                         next_frontier.append(target)
                     edge_from.append(source)
                     edge_to.append(target)

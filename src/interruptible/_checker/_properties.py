@@ -45,7 +45,8 @@ PROPERTIES: Final = {
     "directive for an ended run afterwards (DIR-1, RUN-6, CORE-21)",
     "VER-4": "at most one live effect per step (CORE-19, STEP-3)",
     "VER-5": "every in-flight effect is its step's current effect or has had exactly one cancel; "
-    "no effect is named by two cancels (DIR-3, STEP-4, CORE-17)",
+    "no effect is named by two cancels; no step waits for an effect that already answered "
+    "(DIR-3, STEP-4, CORE-17)",
     "VER-6": "a step with a kept result is never started again (CORE-11, STEP-2)",
     "VER-7": "every directive carries the event's conversation_id, a run_id and cause_id = "
     "event_id; start_effect ids, key and policy derive from the step (CORE-15, CORE-4)",
@@ -409,8 +410,22 @@ def one_live_effect_per_step(effects: Iterable[EffectView]) -> list[Violation]:
 def cancels_reach_effects(
     state: ConversationState, effects: Iterable[EffectView]
 ) -> list[Violation]:
-    """VER-5: an in-flight effect is tracked by its running step, or had exactly one cancel."""
+    """VER-5: an in-flight effect is tracked by its running step, or had exactly one cancel;
+    and a step that waits for an effect waits for one that is in flight (no lost answer)."""
     found = []
+    effects = list(effects)
+    live = {effect.effect_id for effect in effects if effect.live}
+    active = state.active_run
+    if active is not None:
+        for step in active.steps:
+            if step.is_live and step.effect_id not in live:
+                found.append(
+                    Violation(
+                        "VER-5",
+                        f"step {step.step_id!r} of run {active.run_id!r} is {step.status.value}, "
+                        f"waiting for {step.effect_id}, which already answered",
+                    )
+                )
     for effect in effects:
         if effect.stray:
             found.append(
@@ -434,8 +449,12 @@ def cancels_reach_effects(
                 )
             )
             continue
-        step = run.step(effect.step_id)
-        if step is None or step.effect_id != effect.effect_id or step.status not in _UNCANCELLED:
+        tracker = run.step(effect.step_id)
+        if (
+            tracker is None
+            or tracker.effect_id != effect.effect_id
+            or tracker.status not in _UNCANCELLED
+        ):
             found.append(
                 Violation(
                     "VER-5",

@@ -21,7 +21,7 @@ meaningful (a fair world can always make progress):
 
 * free: a fresh run request (up to `runs`), the first `effect_started`, progress (up to
   `progress` per effect) and answer of each effect, resuming an interrupted run, cancelling the
-  active run, the first answer to a planned gate;
+  active run, the first answer to a gate the mode declares (before or after it is planned);
 * `interrupts`: an authorized interrupt of a running run;
 * `duplicates`: a duplicate, late or stale event (a second answer of an effect, a duplicate
   request, interrupt, resume or cancel, a resume of an unknown run, a conflicting gate answer);
@@ -87,13 +87,10 @@ REQUESTED, STARTED, ANSWERED = 0, 1, 2
 FREE, INTERRUPT, DUPLICATE, REFUSED = "free", "interrupt", "duplicate", "refused"
 # A duplicate effect event; skipped while its effect is still in flight (the free move covers it).
 LATE = "late"
-# Moves that only spend a budget when the core ignores them: the explorer may skip them.
-BUDGET_ONLY: Final = frozenset({DUPLICATE, REFUSED, LATE})
 
 EffectEntry = tuple[str, str, str, int, str, int, int, int]
 Env = tuple[int, int, int, tuple[EffectEntry, ...], tuple[str, ...]]
 Start = tuple[str, str, str, int, str]
-Move = tuple[str, Event, Env]
 
 
 @dataclass(frozen=True, slots=True)
