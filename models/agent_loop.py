@@ -25,7 +25,9 @@ class AgentLoopRuns:
 
     name = "agent_loop"
     # Two runs (the second may supersede the first), at most two model turns, one interrupt.
-    ci_bounds = Bounds(runs=2, steps=2, interrupts=1, duplicates=1, unauthorized=1, progress=0)
+    ci_bounds = Bounds(
+        runs=2, steps=2, interrupts=1, duplicates=1, unauthorized=1, progress=0, lost=0
+    )
 
     def modes(self, bounds: Bounds) -> SequenceOf[Mode]:
         return [

@@ -47,6 +47,18 @@ def ci_report(model: Model) -> Report:
     return explore(World(model, model.ci_bounds))
 
 
+def test_ver_1_to_12_progress_bound_every_property_holds_in_every_state(
+    model: Model, record_property: Record
+) -> None:
+    """The CI bound with a progress report per effect instead of a lost effect: every property
+    holds in every reachable state and transition, liveness included."""
+    bounds = dataclasses.replace(model.ci_bounds, progress=1, lost=0)
+    report = explore(World(model, bounds))
+    record_property("figures", report.lines())
+    assert report.ok and report.liveness_checked, "\n".join(report.lines())
+    assert report.states >= CI_MIN_STATES, "\n".join(report.lines())
+
+
 def test_ver_1_to_12_ci_bound_every_property_holds_in_every_state(
     ci_report: Report, record_property: Record
 ) -> None:

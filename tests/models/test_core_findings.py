@@ -1,8 +1,8 @@
 """Core findings of the verification: minimal reproductions, kept as regression tests once fixed.
 
-Each test replays the shortest event list that shows the deviation and checks the rule with the
-verification's own property function. `xfail(strict=True)`: once the core is fixed the test
-passes, the run turns red, and the marker must go (and the check join the checker's list).
+Each test replays the shortest event list that showed the deviation and checks the rule with the
+verification's own property function. A finding stays `xfail(strict=True)` until the core is
+fixed; then the marker goes and its check joins `TRANSITION_PROPERTIES` (as DIR-2's has).
 """
 
 from __future__ import annotations

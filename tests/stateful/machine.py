@@ -2,10 +2,10 @@
 
 Rules send run requests (fresh or duplicate ids, with or without supersede; the `runs` Bundle
 keeps the ids of runs that exist), interrupts, resumes and cancels (by the run's principal or an
-intruder, for live, ended or unknown runs), every effect lifecycle answer for any effect id the
-core ever started (the `effects` Bundle, fed by the `start_effect` directives, so late,
-duplicate and stale answers come for free), and human answers for the pipeline's gate, early,
-late, twice or conflicting. One rule plays a well-behaved runtime (start the current effect,
+intruder, for live, ended or unknown runs), every effect lifecycle answer and `effect_lost` for
+any effect id the core ever started (the `effects` Bundle, fed by the `start_effect` directives,
+so late, duplicate and stale answers come for free), and human answers for the pipeline's gate,
+early, late, twice or conflicting. One rule plays a well-behaved runtime (start the current effect,
 complete it, answer the gate) so that runs also get far enough to complete; every other rule is
 a race against it. After every rule each
 `@invariant()` checks one property of spec/verification.md, named for its id, with the same
@@ -42,6 +42,7 @@ from interruptible._checker import (
     transition_violations,
 )
 from interruptible._checker._properties import (
+    cancel_first_in_outcome,
     cancels_reach_effects,
     causality,
     directive_order,
@@ -60,6 +61,7 @@ from interruptible._vocabulary import (
     EffectCanceled,
     EffectCompleted,
     EffectFailed,
+    EffectLost,
     EffectProgress,
     EffectStarted,
     EmitOutput,
@@ -85,7 +87,15 @@ STEPS: Final = (
 )
 RUN_IDS: Final = ("r1", "r2", "r3")
 UNKNOWN_RUN: Final = "r0"
-EFFECT_KINDS: Final = ("started", "progress", "completed", "failed", "failed_fatal", "canceled")
+EFFECT_KINDS: Final = (
+    "started",
+    "progress",
+    "completed",
+    "failed",
+    "failed_fatal",
+    "canceled",
+    "lost",
+)
 
 principals = st.sampled_from((OWNER, OWNER, OWNER, INTRUDER))
 run_ids = st.sampled_from(RUN_IDS)
@@ -288,6 +298,8 @@ class CoreRaceMachine(RuleBasedStateMachine):
             event = EffectCompleted(*ids, output=f"{start.step_id}-out")
         elif kind == "canceled":
             event = EffectCanceled(*ids)
+        elif kind == "lost":
+            event = EffectLost(*ids)
         else:
             if kind == "failed_fatal":
                 category, retryable = FailureCategory.invalid_input, False
@@ -373,8 +385,9 @@ class CoreRaceMachine(RuleBasedStateMachine):
 
     @invariant()
     def ver_8_directive_order(self) -> None:
-        """Per run: one cancel_effects first, emit_output last (DIR-2, RUN-9)."""
+        """The outcome's one cancel_effects first; per run, emit_output last (DIR-2, RUN-9)."""
         self._transition(directive_order)
+        self._transition(cancel_first_in_outcome)
 
     @invariant()
     def ver_9_refusals_change_nothing(self) -> None:

@@ -205,6 +205,10 @@ class Reference:
         if kind == "completed":
             self._keep(run, step, output)
             return APPLIED
+        if kind == "lost":  # the runtime lost it: pending again, the attempt not counted
+            step.status = "pending"
+            self._advance(run)
+            return APPLIED
         if kind == "canceled":
             if step.status != "cancelling":
                 return REJECTED

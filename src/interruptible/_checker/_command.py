@@ -26,6 +26,7 @@ _BOUND_HELP = {
     "duplicates": "duplicate, late, stale or conflicting events, over all runs",
     "unauthorized": "refused requests, over all runs",
     "progress": "progress reports per effect",
+    "lost": "effects lost without an answer (effect_lost), over all runs",
 }
 
 

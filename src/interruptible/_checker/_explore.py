@@ -46,7 +46,16 @@ from ._properties import (
     refusals_change_nothing,
     transition_violations,
 )
-from ._world import Env, Ledger, Start, World, directive_summary, effect_views
+from ._world import (
+    EFFECTS,
+    GATES,
+    Env,
+    Ledger,
+    Start,
+    World,
+    directive_summary,
+    effect_views,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +217,7 @@ class Explorer:
                 moves, skipped = moves_of(conv_moves, env, self.noops[conv])
                 transitions += skipped + len(moves)
                 pruned += skipped
-                ledger, gates = env[3], env[4]
+                ledger, gates = env[EFFECTS], env[GATES]
                 for label, event, env_after in moves:
                     entry = memo.get(label)
                     if entry is None:
@@ -223,7 +232,11 @@ class Explorer:
                         if not starts and not cancels
                         else absorb(env_after, starts, cancels)
                     )
-                    if target_conv == conv and target_env[3] == ledger and target_env[4] == gates:
+                    if (
+                        target_conv == conv
+                        and target_env[EFFECTS] == ledger
+                        and target_env[GATES] == gates
+                    ):
                         pruned += 1  # only a budget changed: nothing new can happen there
                         continue
                     key = (target_conv, target_env)

@@ -50,7 +50,8 @@ PROPERTIES: Final = {
     "VER-6": "a step with a kept result is never started again (CORE-11, STEP-2)",
     "VER-7": "every directive carries the event's conversation_id, a run_id and cause_id = "
     "event_id; start_effect ids, key and policy derive from the step (CORE-15, CORE-4)",
-    "VER-8": "directive order per run: one cancel_effects first, emit_output last (DIR-2, RUN-9)",
+    "VER-8": "directive order: the outcome's one cancel_effects first; per run, emit_output last "
+    "(DIR-2, RUN-9)",
     "VER-9": "a rejected or ignored event returns the very state given; an ignored one emits "
     "nothing, a rejected one at most a refusal's audit (CORE-2)",
     "VER-10": "reduce never raises (CORE-1)",
@@ -325,11 +326,9 @@ def directive_order(pre: ConversationState, event: Event, outcome: Outcome) -> l
 def cancel_first_in_outcome(
     pre: ConversationState, event: Event, outcome: Outcome
 ) -> list[Violation]:
-    """VER-8, DIR-2 read strictly: the outcome's one `cancel_effects` is its first directive.
-
-    Not in `TRANSITION_PROPERTIES` yet: a supersede outcome puts its `emit_audit` first (see
-    tests/models/test_core_findings.py); add it there once the core puts the cancel first.
-    """
+    """VER-8, DIR-2 read strictly: the outcome's one `cancel_effects` is its first directive
+    (also in a supersede, which ends one run and starts another: tests/models/test_core_findings.py
+    keeps the reproduction of the core's first answer there)."""
     cancels = [i for i, d in enumerate(outcome.directives) if type(d) is CancelEffects]
     if cancels and cancels != [0]:
         kinds = [type(d).__name__ for d in outcome.directives]
@@ -368,6 +367,7 @@ TRANSITION_PROPERTIES: Final = (
     kept_results_stay,
     causality,
     directive_order,
+    cancel_first_in_outcome,
     refusals_change_nothing,
 )
 

@@ -7,7 +7,7 @@ cancel, answer a gate) and a runtime executing effects (started, progress, compl
 canceled). A `World` enumerates, for one conversation state and one environment state, every
 event the world could send next, within `Bounds`. The environment state is a small tuple:
 
-    (interrupts_left, duplicates_left, unauthorized_left, effects, gates)
+    (interrupts_left, duplicates_left, unauthorized_left, lost_left, effects, gates)
 
 `effects` is the world's ledger of effects in flight: one entry per `start_effect` the core
 emitted and the effect has not answered yet, `(effect_id, run_id, step_id, attempt, step_class,
@@ -23,6 +23,7 @@ meaningful (a fair world can always make progress):
   `progress` per effect) and answer of each effect, resuming an interrupted run, cancelling the
   active run, the first answer to a gate the mode declares (before or after it is planned);
 * `interrupts`: an authorized interrupt of a running run;
+* `lost`: an `effect_lost` for an effect in flight (its runtime process stopped, CORE-25);
 * `duplicates`: a duplicate, late or stale event (a second answer of an effect, a duplicate
   request, interrupt, resume or cancel, a resume of an unknown run, a conflicting gate answer);
 * `unauthorized`: a request by a principal that may not make it.
@@ -61,6 +62,7 @@ from .._vocabulary import (
     EffectCanceled,
     EffectCompleted,
     EffectFailed,
+    EffectLost,
     EffectProgress,
     EffectStarted,
     Event,
@@ -87,9 +89,13 @@ REQUESTED, STARTED, ANSWERED = 0, 1, 2
 FREE, INTERRUPT, DUPLICATE, REFUSED = "free", "interrupt", "duplicate", "refused"
 # A duplicate effect event; skipped while its effect is still in flight (the free move covers it).
 LATE = "late"
+LOST = "lost"
 
 EffectEntry = tuple[str, str, str, int, str, int, int, int]
-Env = tuple[int, int, int, tuple[EffectEntry, ...], tuple[str, ...]]
+Env = tuple[int, int, int, int, tuple[EffectEntry, ...], tuple[str, ...]]
+# Where the ledger and the answered gates are in an `Env`.
+EFFECTS: Final = 4
+GATES: Final = 5
 Start = tuple[str, str, str, int, str]
 
 
@@ -103,13 +109,22 @@ class Bounds:
     duplicates: int = 1  # duplicate, late, stale or conflicting events, over all runs
     unauthorized: int = 1  # refused requests, over all runs
     progress: int = 1  # progress reports per effect
+    lost: int = 1  # effects lost without an answer (effect_lost), over all runs
     depth: int | None = None  # events per path; None explores until no new state appears
 
     def describe(self) -> str:
         """The bounds as `name=value` pairs."""
         return " ".join(
             f"{name}={getattr(self, name)}"
-            for name in ("runs", "steps", "interrupts", "duplicates", "unauthorized", "progress")
+            for name in (
+                "runs",
+                "steps",
+                "interrupts",
+                "duplicates",
+                "unauthorized",
+                "progress",
+                "lost",
+            )
         ) + (f" depth={self.depth}" if self.depth is not None else " depth=unbounded")
 
 
@@ -175,7 +190,7 @@ class World:
     def initial(self) -> tuple[ConversationState, Env]:
         """The empty conversation and the world before it sent anything."""
         b = self.bounds
-        return initial_state(), (b.interrupts, b.duplicates, b.unauthorized, (), ())
+        return initial_state(), (b.interrupts, b.duplicates, b.unauthorized, b.lost, (), ())
 
     # --- events --------------------------------------------------------------------------------
 
@@ -395,6 +410,8 @@ class World:
         if cancels:
             label = f"canceled {eid}"
             moves.append((label, self._event(label, lambda e: EffectCanceled(e, *ids)), None, FREE))
+        label = f"lost {eid}"
+        moves.append((label, self._event(label, lambda e: EffectLost(e, *ids)), None, LOST))
         return moves
 
     # --- the environment's bookkeeping ---------------------------------------------------------
@@ -407,7 +424,7 @@ class World:
     ) -> tuple[list[tuple[str, Event, Env]], int]:
         """Every move from (conversation, env): label, event and the env after it; and how many
         budget-only moves were left out because `skip` names them (known no-ops)."""
-        interrupts, duplicates, refused, effects, gates = env
+        interrupts, duplicates, refused, lost, effects, gates = env
         out: list[tuple[str, Event, Env]] = []
         skipped = 0
         live: set[str] | None = None
@@ -417,13 +434,15 @@ class World:
                     if subject in gates:
                         continue
                     opened = tuple(sorted((*gates, subject)))
-                    out.append((label, event, (interrupts, duplicates, refused, effects, opened)))
+                    out.append(
+                        (label, event, (interrupts, duplicates, refused, lost, effects, opened))
+                    )
                 else:
                     out.append((label, event, env))
             elif cost is INTERRUPT:
                 if interrupts:
                     out.append(
-                        (label, event, (interrupts - 1, duplicates, refused, effects, gates))
+                        (label, event, (interrupts - 1, duplicates, refused, lost, effects, gates))
                     )
             elif cost is REFUSED:
                 if refused:
@@ -431,7 +450,11 @@ class World:
                         skipped += 1
                     else:
                         out.append(
-                            (label, event, (interrupts, duplicates, refused - 1, effects, gates))
+                            (
+                                label,
+                                event,
+                                (interrupts, duplicates, refused - 1, lost, effects, gates),
+                            )
                         )
             elif duplicates:
                 if cost is LATE:
@@ -443,15 +466,22 @@ class World:
                     skipped += 1
                 else:
                     out.append(
-                        (label, event, (interrupts, duplicates - 1, refused, effects, gates))
+                        (label, event, (interrupts, duplicates - 1, refused, lost, effects, gates))
                     )
         for index, entry in enumerate(effects):
-            for label, event, after, _cost in self.effect_moves(entry):
+            for label, event, after, cost in self.effect_moves(entry):
+                spent = lost
+                if cost is LOST:
+                    if not lost:
+                        continue
+                    spent = lost - 1
                 if after is None:
                     new_effects = (*effects[:index], *effects[index + 1 :])
                 else:
                     new_effects = (*effects[:index], after, *effects[index + 1 :])
-                out.append((label, event, (interrupts, duplicates, refused, new_effects, gates)))
+                out.append(
+                    (label, event, (interrupts, duplicates, refused, spent, new_effects, gates))
+                )
         return out, skipped
 
     @staticmethod
@@ -459,7 +489,7 @@ class World:
         """The env after the core's directives: new effects join the ledger, cancels count."""
         if not starts and not cancels:
             return env
-        interrupts, duplicates, refused, effects, gates = env
+        interrupts, duplicates, refused, lost, effects, gates = env
         entries = list(effects)
         for effect_id in cancels:
             for index, (eid, rid, sid, attempt, cls, phase, count, progress) in enumerate(entries):
@@ -472,7 +502,7 @@ class World:
         for effect_id, run_id, step_id, attempt, step_class in starts:
             entries.append((effect_id, run_id, step_id, attempt, step_class, REQUESTED, 0, 0))
         entries.sort()
-        return (interrupts, duplicates, refused, tuple(entries), gates)
+        return (interrupts, duplicates, refused, lost, tuple(entries), gates)
 
 
 def _completion(ids: tuple[str, str, str, str, int], output: JsonValue) -> Callable[[str], Event]:
@@ -492,7 +522,7 @@ def effect_views(env: Env) -> list[EffectView]:
     """The ledger as `EffectView`s, for the ledger properties."""
     return [
         EffectView(eid, rid, sid, phase != ANSWERED, cancels, phase == ANSWERED)
-        for eid, rid, sid, _attempt, _cls, phase, cancels, _progress in env[3]
+        for eid, rid, sid, _attempt, _cls, phase, cancels, _progress in env[EFFECTS]
     ]
 
 
@@ -539,7 +569,7 @@ class Ledger:
             return
         if type(event) is EffectStarted and entry.phase == REQUESTED:
             entry.phase = STARTED
-        elif type(event) in (EffectCompleted, EffectFailed) or (
+        elif type(event) in (EffectCompleted, EffectFailed, EffectLost) or (
             type(event) is EffectCanceled and entry.cancels
         ):
             # An effect that was never asked to cancel cannot answer `canceled`: such an event
