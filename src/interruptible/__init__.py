@@ -5,6 +5,8 @@ Everything in `__all__` is the public API. The pure core (lifecycles, interprete
 kit (`interruptible.testing`) build on it.
 """
 
+from typing import TYPE_CHECKING
+
 from ._codec import (
     directive_from_json,
     dumps,
@@ -102,6 +104,50 @@ from ._vocabulary import (
     type_name,
 )
 
+if TYPE_CHECKING:
+    from ._runtime import (
+        ChatModel,
+        Effect,
+        EffectError,
+        Executor,
+        OpenAICompatibleModel,
+        RunHandle,
+        RunSnapshot,
+        Runtime,
+        ScriptedModel,
+        StepSnapshot,
+        Subscription,
+        current_effect,
+    )
+
+# The runtime is imported on first use: it brings asyncio and sqlite3, which the pure core and
+# `import interruptible` do without (the import stays under 100 ms).
+_RUNTIME_NAMES = frozenset(
+    {
+        "ChatModel",
+        "Effect",
+        "EffectError",
+        "Executor",
+        "OpenAICompatibleModel",
+        "RunHandle",
+        "RunSnapshot",
+        "Runtime",
+        "ScriptedModel",
+        "StepSnapshot",
+        "Subscription",
+        "current_effect",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    if name in _RUNTIME_NAMES:
+        from . import _runtime
+
+        return getattr(_runtime, name)
+    raise AttributeError(f"module 'interruptible' has no attribute {name!r}")
+
+
 __all__ = [
     "RUN",
     "STEP",
@@ -112,6 +158,7 @@ __all__ = [
     "Backoff",
     "CancelEffects",
     "CancelRequested",
+    "ChatModel",
     "CompiledLifecycle",
     "Complete",
     "ConversationState",
@@ -120,8 +167,10 @@ __all__ = [
     "Directive",
     "DirectiveKind",
     "Disposition",
+    "Effect",
     "EffectCanceled",
     "EffectCompleted",
+    "EffectError",
     "EffectFailed",
     "EffectLost",
     "EffectProgress",
@@ -131,6 +180,7 @@ __all__ = [
     "EmitOutput",
     "EmitProgress",
     "Event",
+    "Executor",
     "ExecutorNotFoundError",
     "Fail",
     "FailureCategory",
@@ -151,6 +201,7 @@ __all__ = [
     "NextStep",
     "NotAuthorizedError",
     "OnFailure",
+    "OpenAICompatibleModel",
     "Outcome",
     "OwnerOrOperator",
     "Plan",
@@ -159,13 +210,17 @@ __all__ = [
     "ResumeNotAllowedError",
     "ResumeRequested",
     "RunConflictError",
+    "RunHandle",
     "RunInProgressError",
     "RunLifecycle",
     "RunNotFoundError",
     "RunRequested",
+    "RunSnapshot",
     "RunState",
     "RunStatus",
     "RunTerminalError",
+    "Runtime",
+    "ScriptedModel",
     "Sequence",
     "StaleWriterError",
     "StartEffect",
@@ -176,10 +231,13 @@ __all__ = [
     "StepNotFoundError",
     "StepPolicy",
     "StepResult",
+    "StepSnapshot",
     "StepState",
     "StepStatus",
+    "Subscription",
     "Transition",
     "compile_lifecycle",
+    "current_effect",
     "directive_from_json",
     "dumps",
     "event_from_json",

@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
         command.configure(sub)
         sub.set_defaults(run=command.run)
+    # The runtime's commands (demo, resume, inspect, replay) and the model checker's (check)
+    # register themselves; their modules import only argparse at this point.
+    from ._checker._command import add_parser as add_check
+    from ._runtime._commands import add_parsers as add_runtime
+
+    add_runtime(subparsers)
+    add_check(subparsers)
     return parser
 
 
