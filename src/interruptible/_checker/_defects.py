@@ -84,13 +84,17 @@ class RerunOnResume(Coordinator):
             return super()._resume_requested(state, event)
         index = done[-1]
         step = run.steps[index]
-        outputs = {k: v for k, v in context["outputs"].items() if k != step.step_id}
-        steps = (
-            *run.steps[:index],
-            replace(step, status=StepStatus.pending),
-            *run.steps[index + 1 :],
+        # Forget the step's output and rewind the Sequence to it (its position is its index,
+        # since a Sequence plans its steps in order); later steps are dropped, so the rewound
+        # step is the run's one unfinished step again.
+        outputs = [pair for pair in context["outputs"] if pair[0] != step.step_id]
+        steps = (*run.steps[:index], replace(step, status=StepStatus.pending))
+        rerun = replace(
+            run,
+            steps=steps,
+            step_ids=run.step_ids[: index + 1],
+            context={**context, "outputs": outputs, "next": index},
         )
-        rerun = replace(run, steps=steps, context={**context, "outputs": outputs})
         outcome = super()._resume_requested(replace(state, active_run=rerun), event)
         return outcome if outcome.applied else super()._resume_requested(state, event)
 

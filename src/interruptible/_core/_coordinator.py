@@ -393,7 +393,9 @@ class Coordinator:
             return _rejected(state, self._not_found(event))
         if run.is_terminal:
             return _ignored(state, IgnoredReason.run_terminal)
-        for index, step in enumerate(run.steps):
+        steps = run.steps
+        for index in range(len(steps) - 1, -1, -1):  # the live step is the last one planned
+            step = steps[index]
             if step.definition.step_id == event.step_id:
                 if event.effect_id != step.effect_id or event.attempt != step.attempt:
                     return _ignored(state, IgnoredReason.stale_effect)

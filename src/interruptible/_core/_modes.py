@@ -124,41 +124,55 @@ class _PassiveCallbacks:
 class Sequence(_PassiveCallbacks):
     """A fixed list of steps, run in order; the run's output maps step ids to their outputs.
 
-    The context is `{"input": ..., "outputs": {step_id: output}, "failed": [step_id, ...]}`:
-    the next step is the first one with neither an output nor a failure, which is exactly "the
-    first step without a kept result" after a resume.
+    The context is `{"input": ..., "next": k, "outputs": [[step_id, output], ...], "failed":
+    [step_id, ...]}`: `next` is the position of the first step with neither an output nor a
+    failure, which is exactly "the first step without a kept result" after a resume (MODE-2).
+    Outputs are a list of pairs, not an object: appending to a list copies pointers only, where
+    rebuilding an object per step would make a long run's context updates quadratic.
     """
 
     name: str
     steps: tuple[StepDefinition, ...]
+    _positions: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ids = [step.step_id for step in self.steps]
         if len(set(ids)) != len(ids):
             raise ValueError(f"Sequence {self.name!r}: step ids must be unique, got {ids}")
+        # Planning is then O(1) per step; a scan would make a long run quadratic.
+        object.__setattr__(self, "_positions", {step_id: i for i, step_id in enumerate(ids)})
 
     def start(self, input: JsonValue) -> JsonValue:
-        return {"input": input, "outputs": {}, "failed": []}
+        return {"input": input, "next": 0, "outputs": [], "failed": []}
 
     def plan(self, context: JsonValue) -> Plan:
-        outputs = context["outputs"]
-        failed = context["failed"]
-        for step in self.steps:
-            if step.step_id not in outputs and step.step_id not in failed:
-                return NextStep(step)
-        return Complete()
+        position = context["next"]
+        return NextStep(self.steps[position]) if position < len(self.steps) else Complete()
+
+    def _after(self, context: JsonValue, step_id: str) -> int:
+        return max(int(context["next"]), self._positions[step_id] + 1)
 
     def on_result(self, context: JsonValue, result: StepResult) -> JsonValue:
-        return {**context, "outputs": {**context["outputs"], result.step_id: result.output}}
+        return {
+            **context,
+            "next": self._after(context, result.step_id),
+            "outputs": [*context["outputs"], [result.step_id, result.output]],
+        }
 
     def on_failure(self, context: JsonValue, failure: StepFailure) -> JsonValue:
-        return {**context, "failed": [*context["failed"], failure.step_id]}
+        assert failure.step_id is not None  # a step's failure names its step
+        return {
+            **context,
+            "next": self._after(context, failure.step_id),
+            "failed": [*context["failed"], failure.step_id],
+        }
 
     def finalize(self, context: JsonValue, status: RunStatus) -> JsonValue:
-        return {"outputs": context["outputs"], "failed": context["failed"]}
+        return {"outputs": dict(context["outputs"]), "failed": context["failed"]}
 
     def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
-        return next((step for step in self.steps if step.step_id == step_id), None)
+        position = self._positions.get(step_id)
+        return None if position is None else self.steps[position]
 
 
 DEFAULT_MAX_TURNS: Final = 8

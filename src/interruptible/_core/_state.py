@@ -76,6 +76,7 @@ class RunState:
     error: StepFailure | None = None
     requested_at: float = 0.0
     early_inputs: tuple[tuple[str, JsonValue], ...] = ()  # answers to gates not planned yet
+    step_ids: tuple[str, ...] = ()  # the ids in `steps`: a C-speed "planned before?" test
 
     @property
     def is_terminal(self) -> bool:
@@ -84,7 +85,7 @@ class RunState:
 
     def step(self, step_id: str) -> StepState | None:
         """The step with this id, if the run has planned it."""
-        for step in self.steps:
+        for step in reversed(self.steps):  # the step asked about is usually the latest
             if step.definition.step_id == step_id:
                 return step
         return None

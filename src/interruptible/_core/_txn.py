@@ -79,6 +79,7 @@ class RunTxn:
         "reason",
         "run",
         "status",
+        "step_ids",
         "steps",
     )
 
@@ -89,6 +90,7 @@ class RunTxn:
         self.cause_id = cause_id
         self.status = run.status
         self.steps = list(run.steps)
+        self.step_ids = run.step_ids
         self.context = run.context
         self.reason = run.reason
         self.output = run.output
@@ -223,8 +225,8 @@ class RunTxn:
     def advance(self) -> None:
         """While the run is running and no step is live, ask the mode what comes next."""
         while self.status is RunStatus.running:
-            if any(step.status in LIVE_STEP_STATUSES for step in self.steps):
-                return
+            if self.steps and self.steps[-1].status in LIVE_STEP_STATUSES:
+                return  # only the last step can be unfinished (_place), so only it can be live
             plan = self.call_mode(lambda: self.mode.plan(self.context))
             if self.status is not RunStatus.running:
                 return  # the mode raised and the run failed
@@ -248,27 +250,32 @@ class RunTxn:
             return
 
     def _place(self, definition: StepDefinition) -> int | None:
-        """The index of the planned step, appending it when new; None when the run failed."""
-        unfinished = None
-        for index, step in enumerate(self.steps):
-            if step.definition.step_id == definition.step_id:
-                if step.status in STEP.finals:
-                    self.fail_protocol(f"the mode planned step {definition.step_id!r} again")
+        """The index of the planned step, appending it when new; None when the run failed.
+
+        One step is unfinished at a time, and it is the last one planned (CORE-10), so only the
+        last step is looked at; `step_ids` answers "was this id planned before" without a
+        Python-level scan of the steps.
+        """
+        step_id = definition.step_id
+        if self.steps:
+            last = self.steps[-1]
+            if last.status not in STEP.finals:
+                if last.definition.step_id != step_id:
+                    self.fail_protocol(
+                        f"the mode planned {step_id!r} before {last.definition.step_id!r} ended"
+                    )
                     return None
-                if step.definition != definition:
-                    self.fail_protocol(f"the mode changed the definition of {definition.step_id!r}")
+                if last.definition != definition:
+                    self.fail_protocol(f"the mode changed the definition of {step_id!r}")
                     return None
-                return index
-            if step.status not in STEP.finals:
-                unfinished = step.definition.step_id
-        if unfinished is not None:
-            self.fail_protocol(
-                f"the mode planned {definition.step_id!r} before {unfinished!r} ended"
-            )
+                return len(self.steps) - 1
+        if step_id in self.step_ids:
+            self.fail_protocol(f"the mode planned step {step_id!r} again")
             return None
         if definition.step_class not in STEP_CLASS_TRAITS:
-            self.fail_protocol(f"step {definition.step_id!r} has no known step class")
+            self.fail_protocol(f"step {step_id!r} has no known step class")
             return None
+        self.step_ids = (*self.step_ids, step_id)
         step = StepState(definition)
         for step_id, value in self.early_inputs:
             if step_id == definition.step_id:  # an answer that came before the gate was planned
@@ -330,6 +337,7 @@ class RunTxn:
             error=self.error,
             requested_at=run.requested_at,
             early_inputs=self.early_inputs,
+            step_ids=self.step_ids,
         )
         return state, tuple(directives)
 
