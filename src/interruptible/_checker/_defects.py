@@ -83,6 +83,8 @@ class RerunOnResume(Coordinator):
         if not done or not isinstance(context, dict) or "outputs" not in context:
             return super()._resume_requested(state, event)
         index = done[-1]
+        if any(later.is_live for later in run.steps[index + 1 :]):
+            return super()._resume_requested(state, event)  # keep this defect to one property
         step = run.steps[index]
         # Forget the step's output and rewind the Sequence to it (its position is its index,
         # since a Sequence plans its steps in order); later steps are dropped, so the rewound

@@ -211,9 +211,6 @@ class Coordinator:
         )
         return _rejected(state, error, (audit,))
 
-    def _lookup(self, state: ConversationState, event: Any) -> RunState | None:
-        return state.run(event.run_id)
-
     def _not_found(self, event: Any) -> RunNotFoundError:
         return RunNotFoundError(
             f"conversation {event.conversation_id!r} has no run {event.run_id!r}; check the run id "
@@ -309,14 +306,32 @@ class Coordinator:
             reason="run_id_reused",
         )
 
-    def _interrupt_requested(self, state: ConversationState, event: InterruptRequested) -> Outcome:
-        run = self._lookup(state, event)
+    def _authorized(
+        self,
+        state: ConversationState,
+        event: Any,
+        action: AuditAction,
+        forgotten: Callable[[], Outcome],
+    ) -> RunState | Outcome:
+        """The run a request names, once its principal may act on it; else the refusing outcome.
+
+        `forgotten` answers for a run id the conversation had but no longer retains (CORE-3).
+        """
+        run = state.run(event.run_id)
         if run is None:
             if event.run_id in state.run_ids:
-                return _ignored(state, IgnoredReason.run_terminal)
+                return forgotten()
             return _rejected(state, self._not_found(event))
-        if not self.authorizer.allows(AuditAction.interrupt, event.principal, run):
-            return self._refuse(state, event, run, AuditAction.interrupt)
+        if not self.authorizer.allows(action, event.principal, run):
+            return self._refuse(state, event, run, action)
+        return run
+
+    def _interrupt_requested(self, state: ConversationState, event: InterruptRequested) -> Outcome:
+        run = self._authorized(
+            state, event, AuditAction.interrupt, lambda: _ignored(state, IgnoredReason.run_terminal)
+        )
+        if isinstance(run, Outcome):
+            return run
         if run.status is RunStatus.interrupted:
             return _ignored(state, IgnoredReason.duplicate_request)
         if run.is_terminal:
@@ -334,13 +349,14 @@ class Coordinator:
         return self._commit(state, txn)
 
     def _resume_requested(self, state: ConversationState, event: ResumeRequested) -> Outcome:
-        run = self._lookup(state, event)
-        if run is None:
-            if event.run_id in state.run_ids:
-                return _rejected(state, self._resume_refused(event, "a forgotten ended run"))
-            return _rejected(state, self._not_found(event))
-        if not self.authorizer.allows(AuditAction.resume, event.principal, run):
-            return self._refuse(state, event, run, AuditAction.resume)
+        run = self._authorized(
+            state,
+            event,
+            AuditAction.resume,
+            lambda: _rejected(state, self._resume_refused(event, "a forgotten ended run")),
+        )
+        if isinstance(run, Outcome):
+            return run
         if run.status is RunStatus.running:
             return _ignored(state, IgnoredReason.duplicate_request)
         if run.status is not RunStatus.interrupted:
@@ -365,13 +381,11 @@ class Coordinator:
         )
 
     def _cancel_requested(self, state: ConversationState, event: CancelRequested) -> Outcome:
-        run = self._lookup(state, event)
-        if run is None:
-            if event.run_id in state.run_ids:
-                return _ignored(state, IgnoredReason.run_terminal)
-            return _rejected(state, self._not_found(event))
-        if not self.authorizer.allows(AuditAction.cancel, event.principal, run):
-            return self._refuse(state, event, run, AuditAction.cancel)
+        run = self._authorized(
+            state, event, AuditAction.cancel, lambda: _ignored(state, IgnoredReason.run_terminal)
+        )
+        if isinstance(run, Outcome):
+            return run
         if run.is_terminal:
             return _ignored(state, IgnoredReason.run_terminal)
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
@@ -519,13 +533,14 @@ class Coordinator:
     # --- human gates --------------------------------------------------------------------------
 
     def _human_input_received(self, state: ConversationState, event: HumanInputReceived) -> Outcome:
-        run = self._lookup(state, event)
-        if run is None:
-            if event.run_id in state.run_ids:
-                return _rejected(state, self._gate_closed_run(event, "forgotten"))
-            return _rejected(state, self._not_found(event))
-        if not self.authorizer.allows(AuditAction.provide_input, event.principal, run):
-            return self._refuse(state, event, run, AuditAction.provide_input)
+        run = self._authorized(
+            state,
+            event,
+            AuditAction.provide_input,
+            lambda: _rejected(state, self._gate_closed_run(event, "forgotten")),
+        )
+        if isinstance(run, Outcome):
+            return run
         index, step = next(
             ((i, s) for i, s in enumerate(run.steps) if s.step_id == event.step_id), (-1, None)
         )
