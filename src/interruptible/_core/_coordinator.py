@@ -29,12 +29,7 @@ from .._errors import (
     InvalidEventError,
     ModeNotFoundError,
     NotAuthorizedError,
-    ResumeNotAllowedError,
-    RunConflictError,
     RunInProgressError,
-    RunNotFoundError,
-    RunTerminalError,
-    StepNotFoundError,
 )
 from .._lifecycle import STEP_CLASS_TRAITS, RunStatus, StepStatus
 from .._vocabulary import (
@@ -54,12 +49,20 @@ from .._vocabulary import (
     InterruptRequested,
     ResumeRequested,
     RunRequested,
-    StepDefinition,
     StepFailure,
 )
 from ._authorizer import Authorizer, OwnerOrOperator
 from ._guards import attempts_left, is_retryable
 from ._modes import Mode, mode_registry
+from ._refusals import (
+    answer_conflict,
+    gate_closed,
+    no_step,
+    not_a_gate,
+    not_found,
+    resume_refused,
+    run_id_reused,
+)
 from ._state import (
     HISTORY_LIMIT,
     NO_INPUT,
@@ -211,15 +214,6 @@ class Coordinator:
         )
         return _rejected(state, error, (audit,))
 
-    def _not_found(self, event: Any) -> RunNotFoundError:
-        return RunNotFoundError(
-            f"conversation {event.conversation_id!r} has no run {event.run_id!r}; check the run id "
-            f"(snapshot() lists the conversation's runs).",
-            conversation_id=event.conversation_id,
-            run_id=event.run_id,
-            reason="run_not_found",
-        )
-
     # --- run requests -------------------------------------------------------------------------
 
     def _run_requested(self, state: ConversationState, event: RunRequested) -> Outcome:
@@ -231,9 +225,9 @@ class Coordinator:
                 event.principal,
             ):
                 return _ignored(state, IgnoredReason.duplicate_request)
-            return _rejected(state, self._conflict(event, existing.status.value))
+            return _rejected(state, run_id_reused(event, existing.status.value))
         if event.run_id in state.run_ids:
-            return _rejected(state, self._conflict(event, None))
+            return _rejected(state, run_id_reused(event, None))
         mode = self.modes.get(event.mode)
         if mode is None:
             return _rejected(
@@ -296,16 +290,6 @@ class Coordinator:
         outcome = self._commit(state, txn)
         return Outcome(outcome.state, (*prefix, *outcome.directives))
 
-    def _conflict(self, event: RunRequested, status: str | None) -> RunConflictError:
-        return RunConflictError(
-            f"run id {event.run_id!r} was already used in conversation {event.conversation_id!r} "
-            f"for a different request; use a new run id.",
-            conversation_id=event.conversation_id,
-            run_id=event.run_id,
-            status=status,
-            reason="run_id_reused",
-        )
-
     def _authorized(
         self,
         state: ConversationState,
@@ -321,7 +305,7 @@ class Coordinator:
         if run is None:
             if event.run_id in state.run_ids:
                 return forgotten()
-            return _rejected(state, self._not_found(event))
+            return _rejected(state, not_found(event))
         if not self.authorizer.allows(action, event.principal, run):
             return self._refuse(state, event, run, action)
         return run
@@ -353,14 +337,14 @@ class Coordinator:
             state,
             event,
             AuditAction.resume,
-            lambda: _rejected(state, self._resume_refused(event, "a forgotten ended run")),
+            lambda: _rejected(state, resume_refused(event, "a forgotten ended run")),
         )
         if isinstance(run, Outcome):
             return run
         if run.status is RunStatus.running:
             return _ignored(state, IgnoredReason.duplicate_request)
         if run.status is not RunStatus.interrupted:
-            return _rejected(state, self._resume_refused(event, run.status.value))
+            return _rejected(state, resume_refused(event, run.status.value))
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.reason = None
         txn.update_context(lambda: txn.mode.on_resume(txn.context))
@@ -369,16 +353,6 @@ class Coordinator:
             txn.advance()
         txn.directives.insert(0, self._audit(event, run, AuditAction.resume, True, "resumed"))
         return self._commit(state, txn)
-
-    def _resume_refused(self, event: ResumeRequested, status: str) -> ResumeNotAllowedError:
-        return ResumeNotAllowedError(
-            f"run {event.run_id!r} is {status}, and only an interrupted run can be resumed; "
-            f"start a new run instead.",
-            conversation_id=event.conversation_id,
-            run_id=event.run_id,
-            status=status,
-            reason="not_interrupted",
-        )
 
     def _cancel_requested(self, state: ConversationState, event: CancelRequested) -> Outcome:
         run = self._authorized(
@@ -404,7 +378,7 @@ class Coordinator:
         if run is None:
             if event.run_id in state.run_ids:
                 return _ignored(state, IgnoredReason.run_terminal)
-            return _rejected(state, self._not_found(event))
+            return _rejected(state, not_found(event))
         if run.is_terminal:
             return _ignored(state, IgnoredReason.run_terminal)
         steps = run.steps
@@ -414,17 +388,7 @@ class Coordinator:
                 if event.effect_id != step.effect_id or event.attempt != step.attempt:
                     return _ignored(state, IgnoredReason.stale_effect)
                 return run, index, step
-        return _rejected(state, self._no_step(event, run))
-
-    def _no_step(self, event: Any, run: RunState) -> StepNotFoundError:
-        return StepNotFoundError(
-            f"run {run.run_id!r} has no step {event.step_id!r}; its steps are "
-            f"{[step.step_id for step in run.steps]}.",
-            conversation_id=event.conversation_id,
-            run_id=run.run_id,
-            status=run.status.value,
-            reason="step_not_found",
-        )
+        return _rejected(state, no_step(event, run))
 
     def _effect_started(self, state: ConversationState, event: EffectStarted) -> Outcome:
         target = self._effect_target(state, event)
@@ -537,7 +501,7 @@ class Coordinator:
             state,
             event,
             AuditAction.provide_input,
-            lambda: _rejected(state, self._gate_closed_run(event, "forgotten")),
+            lambda: _rejected(state, gate_closed(event, "forgotten")),
         )
         if isinstance(run, Outcome):
             return run
@@ -547,14 +511,14 @@ class Coordinator:
         if step is None:
             return self._early_answer(state, event, run)
         if not STEP_CLASS_TRAITS[step.definition.step_class].awaits_input:
-            return _rejected(state, self._not_a_gate(event, run, step.definition))
+            return _rejected(state, not_a_gate(event, run, step.definition))
         kept = step.result.output if step.result is not None else step.input
         if step.result is not None or step.input is not NO_INPUT:
             if kept == event.value:
                 return _ignored(state, IgnoredReason.duplicate_input)
-            return _rejected(state, self._answer_conflict(event, run, step.status.value))
+            return _rejected(state, answer_conflict(event, run, step.status.value))
         if run.is_terminal:
-            return _rejected(state, self._gate_closed_run(event, run.status.value))
+            return _rejected(state, gate_closed(event, run.status.value))
         if step.status in STEP.finals:
             return _rejected(
                 state,
@@ -589,53 +553,20 @@ class Coordinator:
         except Exception:  # a mode bug must not escape reduce; the gate is then unknown
             definition = None
         if definition is None:
-            return _rejected(state, self._no_step(event, run))
+            return _rejected(state, no_step(event, run))
         if not STEP_CLASS_TRAITS[definition.step_class].awaits_input:
-            return _rejected(state, self._not_a_gate(event, run, definition))
+            return _rejected(state, not_a_gate(event, run, definition))
         kept = dict(run.early_inputs)
         if event.step_id in kept:
             if kept[event.step_id] == event.value:
                 return _ignored(state, IgnoredReason.duplicate_input)
-            return _rejected(state, self._answer_conflict(event, run, "pending"))
+            return _rejected(state, answer_conflict(event, run, "pending"))
         if run.is_terminal:
-            return _rejected(state, self._gate_closed_run(event, run.status.value))
+            return _rejected(state, gate_closed(event, run.status.value))
         txn = RunTxn(event.conversation_id, run, mode, event.event_id)
         txn.directives.append(self._audit(event, run, AuditAction.provide_input, True, "kept"))
         txn.early_inputs = (*run.early_inputs, (event.step_id, event.value))
         return self._commit(state, txn)
-
-    def _not_a_gate(
-        self, event: HumanInputReceived, run: RunState, definition: StepDefinition
-    ) -> StepNotFoundError:
-        return StepNotFoundError(
-            f"step {event.step_id!r} of run {run.run_id!r} is a "
-            f"{definition.step_class.value} step, not a human gate.",
-            conversation_id=event.conversation_id,
-            run_id=run.run_id,
-            status=run.status.value,
-            reason="not_a_gate",
-        )
-
-    def _answer_conflict(
-        self, event: HumanInputReceived, run: RunState, status: str
-    ) -> RunConflictError:
-        return RunConflictError(
-            f"gate {event.step_id!r} of run {run.run_id!r} already has a different "
-            f"answer; an answer cannot be changed.",
-            conversation_id=event.conversation_id,
-            run_id=run.run_id,
-            status=status,
-            reason="answer_conflict",
-        )
-
-    def _gate_closed_run(self, event: HumanInputReceived, status: str) -> RunTerminalError:
-        return RunTerminalError(
-            f"run {event.run_id!r} has ended ({status}); its gates take no more answers.",
-            conversation_id=event.conversation_id,
-            run_id=event.run_id,
-            status=status,
-            reason="run_terminal",
-        )
 
 
 def _late_reason(step: StepState) -> IgnoredReason:

@@ -1,0 +1,99 @@
+"""The typed errors `reduce` answers with: one builder per refusal, saying what to do next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._errors import (
+    ResumeNotAllowedError,
+    RunConflictError,
+    RunNotFoundError,
+    RunTerminalError,
+    StepNotFoundError,
+)
+from .._vocabulary import HumanInputReceived, ResumeRequested, RunRequested, StepDefinition
+from ._state import RunState
+
+
+def not_found(event: Any) -> RunNotFoundError:
+    """No run with the event's run id in its conversation."""
+    return RunNotFoundError(
+        f"conversation {event.conversation_id!r} has no run {event.run_id!r}; check the run id "
+        f"(snapshot() lists the conversation's runs).",
+        conversation_id=event.conversation_id,
+        run_id=event.run_id,
+        reason="run_not_found",
+    )
+
+
+def run_id_reused(event: RunRequested, status: str | None) -> RunConflictError:
+    """A run id used before for a different request."""
+    return RunConflictError(
+        f"run id {event.run_id!r} was already used in conversation {event.conversation_id!r} "
+        f"for a different request; use a new run id.",
+        conversation_id=event.conversation_id,
+        run_id=event.run_id,
+        status=status,
+        reason="run_id_reused",
+    )
+
+
+def resume_refused(event: ResumeRequested, status: str) -> ResumeNotAllowedError:
+    """A resume of a run that is not interrupted."""
+    return ResumeNotAllowedError(
+        f"run {event.run_id!r} is {status}, and only an interrupted run can be resumed; "
+        f"start a new run instead.",
+        conversation_id=event.conversation_id,
+        run_id=event.run_id,
+        status=status,
+        reason="not_interrupted",
+    )
+
+
+def no_step(event: Any, run: RunState) -> StepNotFoundError:
+    """An event naming a step the run has not planned."""
+    return StepNotFoundError(
+        f"run {run.run_id!r} has no step {event.step_id!r}; its steps are "
+        f"{[step.step_id for step in run.steps]}.",
+        conversation_id=event.conversation_id,
+        run_id=run.run_id,
+        status=run.status.value,
+        reason="step_not_found",
+    )
+
+
+def not_a_gate(
+    event: HumanInputReceived, run: RunState, definition: StepDefinition
+) -> StepNotFoundError:
+    """A human answer for a step that is not a human gate."""
+    return StepNotFoundError(
+        f"step {event.step_id!r} of run {run.run_id!r} is a "
+        f"{definition.step_class.value} step, not a human gate.",
+        conversation_id=event.conversation_id,
+        run_id=run.run_id,
+        status=run.status.value,
+        reason="not_a_gate",
+    )
+
+
+def answer_conflict(event: HumanInputReceived, run: RunState, status: str) -> RunConflictError:
+    """A human answer unlike the one the gate already has."""
+    return RunConflictError(
+        f"gate {event.step_id!r} of run {run.run_id!r} already has a different "
+        f"answer; an answer cannot be changed.",
+        conversation_id=event.conversation_id,
+        run_id=run.run_id,
+        status=status,
+        reason="answer_conflict",
+    )
+
+
+def gate_closed(event: HumanInputReceived, status: str) -> RunTerminalError:
+    """A human answer for a gate of a run that has ended."""
+    return RunTerminalError(
+        f"run {event.run_id!r} has ended ({status}); its gates take no more answers.",
+        conversation_id=event.conversation_id,
+        run_id=event.run_id,
+        status=status,
+        reason="run_terminal",
+    )
