@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Final
 
 from .._core import ConversationState, Coordinator, Disposition, IgnoredReason, Mode, Outcome
+from .._core._state import NO_STEP_IDS, RunState, StepIds
 from .._lifecycle import RunStatus, StepStatus
 from .._vocabulary import (
     CancelEffects,
@@ -22,6 +23,14 @@ from .._vocabulary import (
     InterruptRequested,
     ResumeRequested,
 )
+
+
+def _ids_up_to(run: RunState, index: int) -> StepIds:
+    """The step ids of `run.steps[: index + 1]`, as the core keeps them."""
+    ids = NO_STEP_IDS
+    for step in run.steps[: index + 1]:
+        ids = ids.add(step.step_id)
+    return ids
 
 
 class TerminalTwice(Coordinator):
@@ -94,7 +103,7 @@ class RerunOnResume(Coordinator):
         rerun = replace(
             run,
             steps=steps,
-            step_ids=run.step_ids[: index + 1],
+            step_ids=_ids_up_to(run, index),
             context={**context, "outputs": outputs, "next": index},
         )
         outcome = super()._resume_requested(replace(state, active_run=rerun), event)

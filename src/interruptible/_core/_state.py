@@ -60,6 +60,35 @@ class StepState:
         return self.status in LIVE_STEP_STATUSES
 
 
+# Recent ids stay in a short tuple (cheap to copy and to scan); every this many they are folded
+# into the frozenset. A plain frozenset would be copied on every step, and a plain tuple scanned:
+# both make a long run quadratic.
+_RECENT_IDS: Final = 32
+
+
+@dataclass(frozen=True, slots=True)
+class StepIds:
+    """The ids of a run's planned steps: an immutable set whose `add` is cheap on long runs."""
+
+    settled: frozenset[str] = frozenset()
+    recent: tuple[str, ...] = ()
+
+    def __contains__(self, step_id: object) -> bool:
+        return step_id in self.recent or step_id in self.settled
+
+    def __len__(self) -> int:
+        return len(self.settled) + len(self.recent)
+
+    def add(self, step_id: str) -> StepIds:
+        """These ids and `step_id`."""
+        if len(self.recent) < _RECENT_IDS:
+            return StepIds(self.settled, (*self.recent, step_id))
+        return StepIds(self.settled.union(self.recent, (step_id,)), ())
+
+
+NO_STEP_IDS: Final = StepIds()
+
+
 @dataclass(frozen=True, slots=True)
 class RunState:
     """One run: identity, status, steps in the order they were planned, and the mode context."""
@@ -76,7 +105,7 @@ class RunState:
     error: StepFailure | None = None
     requested_at: float = 0.0
     early_inputs: tuple[tuple[str, JsonValue], ...] = ()  # answers to gates not planned yet
-    step_ids: tuple[str, ...] = ()  # the ids in `steps`: a C-speed "planned before?" test
+    step_ids: StepIds = NO_STEP_IDS  # the ids in `steps`, for the "planned before?" test
 
     @property
     def is_terminal(self) -> bool:

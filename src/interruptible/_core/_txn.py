@@ -253,8 +253,7 @@ class RunTxn:
         """The index of the planned step, appending it when new; None when the run failed.
 
         One step is unfinished at a time, and it is the last one planned (CORE-10), so only the
-        last step is looked at; `step_ids` answers "was this id planned before" without a
-        Python-level scan of the steps.
+        last step is looked at; `step_ids` answers "was this id planned before" without a scan.
         """
         step_id = definition.step_id
         if self.steps:
@@ -275,7 +274,7 @@ class RunTxn:
         if definition.step_class not in STEP_CLASS_TRAITS:
             self.fail_protocol(f"step {step_id!r} has no known step class")
             return None
-        self.step_ids = (*self.step_ids, step_id)
+        self.step_ids = self.step_ids.add(step_id)
         step = StepState(definition)
         for step_id, value in self.early_inputs:
             if step_id == definition.step_id:  # an answer that came before the gate was planned
