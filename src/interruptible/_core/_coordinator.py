@@ -118,8 +118,10 @@ class Coordinator:
             EffectProgress: self._effect_progress,
             EffectCompleted: self._effect_completed,
             EffectFailed: self._effect_failed,
-            EffectCanceled: self._effect_canceled,
-            EffectLost: self._effect_lost,
+            EffectCanceled: lambda state, event: self._effect_ended(
+                state, event, "effect_canceled"
+            ),
+            EffectLost: lambda state, event: self._effect_ended(state, event, "effect_lost"),
             HumanInputReceived: self._human_input_received,
         }
 
@@ -470,19 +472,12 @@ class Coordinator:
                 txn.fail(failure)
         return self._commit(state, txn)
 
-    def _effect_canceled(self, state: ConversationState, event: EffectCanceled) -> Outcome:
-        target = self._effect_target(state, event)
-        if isinstance(target, Outcome):
-            return target
-        run, index, step = target
-        if not step.is_live:
-            return _ignored(state, IgnoredReason.effect_already_answered)
-        txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
-        txn.fire_step(index, "effect_canceled")  # IllegalTransition unless a cancel was asked for
-        txn.advance()
-        return self._commit(state, txn)
+    def _effect_ended(self, state: ConversationState, event: Any, step_event: str) -> Outcome:
+        """`effect_canceled` or `effect_lost`: the step is pending again, the attempt uncounted.
 
-    def _effect_lost(self, state: ConversationState, event: EffectLost) -> Outcome:
+        A cancel must have been asked for (else the lifecycle raises `IllegalTransition`); a lost
+        effect may be in any live status. A running run then starts the step again at once.
+        """
         target = self._effect_target(state, event)
         if isinstance(target, Outcome):
             return target
@@ -490,8 +485,8 @@ class Coordinator:
         if not step.is_live:
             return _ignored(state, IgnoredReason.effect_already_answered)
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
-        txn.fire_step(index, "effect_lost")  # pending again; the lost attempt is not counted
-        txn.advance()  # a running run starts the step again with a new attempt at once
+        txn.fire_step(index, step_event)
+        txn.advance()
         return self._commit(state, txn)
 
     # --- human gates --------------------------------------------------------------------------
