@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from ._errors import IllegalTransition, LifecycleDefinitionError, MissingGuardError
 from ._lifecycle import DIRECTIVE_KINDS, DirectiveKind
@@ -60,6 +60,13 @@ class Transition(Generic[S]):
         return kind in self.directives
 
 
+class GuardPlan(NamedTuple, Generic[S]):
+    """The guarded candidates of one (status, event), in the shape `fire` unpacks fastest."""
+
+    names: tuple[str, ...]  # every guard name any candidate reads
+    options: tuple[tuple[Transition[S], tuple[tuple[str, bool], ...]], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledLifecycle(Generic[S]):
     """A declared machine compiled into read-only tables."""
@@ -73,8 +80,9 @@ class CompiledLifecycle(Generic[S]):
     transitions: tuple[Transition[S], ...]
     index: Mapping[tuple[S, str], tuple[Transition[S], ...]]
     allowed: Mapping[S, tuple[str, ...]]
-    # For each (status, event) whose candidates have guards: every guard name any of them reads.
-    needs: Mapping[tuple[S, str], frozenset[str]]
+    # What `fire` reads: per (status, event), the one unguarded transition itself, or a
+    # `GuardPlan` (every guard name the candidates read, and each candidate with its checks).
+    plans: Mapping[tuple[S, str], Transition[S] | GuardPlan[S]]
 
     def fire(self, status: S, event: str, guards: Mapping[str, bool] = NO_GUARDS) -> Transition[S]:
         """The transition that `event` takes from `status` under `guards`.
@@ -82,27 +90,28 @@ class CompiledLifecycle(Generic[S]):
         Raises `IllegalTransition` when the event is not allowed there or no guard set holds,
         and `MissingGuardError` when `guards` lacks a name a candidate transition needs.
         """
-        key = (status, event)
-        candidates = self.index.get(key)
-        if candidates is None:
+        plan = self.plans.get((status, event))
+        if plan is None:
             raise IllegalTransition(self.name, status.value, event, self.allowed.get(status, ()))
-        needed = self.needs.get(key)
-        if needed is None:
-            return candidates[0]  # one unguarded transition: the common case, a single lookup
+        if isinstance(plan, Transition):
+            return plan  # one unguarded transition: the common case, a single lookup
+        names, options = plan
         # Every guard any candidate reads must be given as a bool, even those an earlier
         # candidate would make unnecessary: a forgotten guard is an error, never a silent pass.
-        for name in needed:
+        for name in names:
             value = guards.get(name)
             if value is not True and value is not False:
                 raise MissingGuardError(self.name, status.value, event, name)
-        failed: list[str] = []
-        for transition in candidates:
-            for guard in transition.guards:
-                if guards[guard.name] is not guard.expected:
-                    failed.append(str(guard))
+        for transition, checks in options:
+            for name, expected in checks:
+                if guards[name] is not expected:
                     break
             else:
                 return transition
+        failed = [  # each candidate's first guard that does not hold
+            next(str(g) for g in transition.guards if guards[g.name] is not g.expected)
+            for transition, _ in options
+        ]
         raise IllegalTransition(
             self.name, status.value, event, self.allowed.get(status, ()), failed_guards=failed
         )
@@ -168,14 +177,17 @@ def compile_lifecycle(machine: type[Any], status_type: type[S]) -> CompiledLifec
         transitions=tuple(transitions),
         index=MappingProxyType({key: tuple(value) for key, value in index.items()}),
         allowed=MappingProxyType({key: tuple(value) for key, value in allowed.items()}),
-        needs=MappingProxyType(
-            {
-                key: frozenset(g.name for t in value for g in t.guards)
-                for key, value in index.items()
-                if len(value) > 1 or value[0].guards
-            }
-        ),
+        plans=MappingProxyType({key: _plan(value) for key, value in index.items()}),
     )
+
+
+def _plan(candidates: list[Transition[S]]) -> Transition[S] | GuardPlan[S]:
+    """What `fire` reads for one (status, event): see `CompiledLifecycle.plans`."""
+    if len(candidates) == 1 and not candidates[0].guards:
+        return candidates[0]
+    names = tuple(dict.fromkeys(g.name for t in candidates for g in t.guards))
+    options = tuple((t, tuple((g.name, g.expected) for g in t.guards)) for t in candidates)
+    return GuardPlan(names, options)
 
 
 def _refuse_callbacks(name: str, where: str, groups: tuple[Any, ...]) -> None:
