@@ -327,9 +327,6 @@ Event: TypeAlias = (
     | EffectLost
     | HumanInputReceived
 )
-EffectEvent: TypeAlias = (
-    EffectStarted | EffectProgress | EffectCompleted | EffectFailed | EffectCanceled | EffectLost
-)
 
 # --- directives ----------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from .._errors import (
     GateClosedError,
@@ -76,7 +76,6 @@ from ._state import (
 from ._txn import STEP, RunTxn, with_failure, with_input
 from ._validate import event_problem
 
-E = TypeVar("E")
 _Handler = Callable[[ConversationState, Any], Outcome]
 
 _LIVE_UNCANCELLED: Final = frozenset(

@@ -199,7 +199,7 @@ def _conversation_summary(conversation_id: str, records: list[Any], state: Any, 
     print(f"conversation {conversation_id}: {len(records)} events", file=out)
     requested = [r.event for r in records if type(r.event).__name__ == "RunRequested"]
     for event in requested:
-        run = state.runs.get(event.run_id)
+        run = state.run(event.run_id)
         if run is None:
             known = "forgotten (older than the retained history)"
             if event.run_id not in state.run_ids:
@@ -216,7 +216,7 @@ def _run_detail(
 ) -> None:
     from .._vocabulary import type_name
 
-    run = state.runs.get(run_id)
+    run = state.run(run_id)
     print(f"run {run_id} in conversation {conversation_id}", file=out)
     if run is not None:
         print(f"  status {run.status.value}" + (f" ({run.reason})" if run.reason else ""), file=out)

@@ -385,7 +385,7 @@ class Runtime:
     async def wait(self, conversation_id: str, run_id: str) -> RunSnapshot:
         """Until the run is interrupted or has ended (woken by the writer, never polled)."""
         conv = self._conversation(conversation_id, run_id)
-        run = conv.state.runs.get(run_id)
+        run = conv.state.run(run_id)
         if run is None:
             raise self._run_not_found(conversation_id, run_id)
         if run.status not in SETTLED:
@@ -403,7 +403,7 @@ class Runtime:
         state = conv.state
         if run_id is None:
             run_id = state.active_run_id or (state.history[-1] if state.history else None)
-        run = state.runs.get(run_id) if run_id is not None else None
+        run = state.run(run_id) if run_id is not None else None
         if run is None:
             raise self._run_not_found(conversation_id, run_id or "<none>")
         return RunSnapshot.of(conversation_id, run)
@@ -489,7 +489,7 @@ class Runtime:
 
     async def _request(self, conversation_id: str, run_id: str, event: Event) -> RunSnapshot:
         outcome = await self._submit(conversation_id, event)
-        run = outcome.state.runs.get(run_id)
+        run = outcome.state.run(run_id)
         if run is None:  # a late request for a forgotten ended run: nothing to show
             raise self._run_not_found(conversation_id, run_id)
         return RunSnapshot.of(conversation_id, run)

@@ -344,9 +344,9 @@ class Writer:
     def _wake_waiters(self, conv: Conversation) -> None:
         waiters = conv.waiters
         assert waiters is not None
-        runs = conv.state.runs
+        state = conv.state
         for run_id in list(waiters):
-            run = runs.get(run_id)
+            run = state.run(run_id)
             if run is None or run.status in SETTLED:
                 for future in waiters.pop(run_id):
                     if not future.done():
