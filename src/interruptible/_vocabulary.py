@@ -20,6 +20,7 @@ from typing import Any, Final, TypeAlias
 
 from ._errors import PolicyError
 from ._lifecycle import StepClass
+from ._record import record
 
 # A JSON value (None, bool, int, float, str, list, dict with str keys). Payloads are treated as
 # immutable: the core never mutates one it received.
@@ -130,7 +131,7 @@ class StepDefinition:
     label: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StepResult:
     """The normalized result of a step: what its effect returned, kept for good."""
 
@@ -140,7 +141,7 @@ class StepResult:
     output: JsonValue = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StepFailure:
     """The normalized failure envelope, of a step or (projected) of a whole run."""
 
@@ -155,7 +156,7 @@ class StepFailure:
 # --- events --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunRequested:
     """A caller asked for a new run of `mode` over `input`."""
 
@@ -170,7 +171,7 @@ class RunRequested:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class InterruptRequested:
     """A caller asked to interrupt the run; it may be resumed later."""
 
@@ -183,7 +184,7 @@ class InterruptRequested:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ResumeRequested:
     """A caller asked to resume an interrupted run."""
 
@@ -195,7 +196,7 @@ class ResumeRequested:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CancelRequested:
     """A caller asked to end the run for good (terminal `canceled`)."""
 
@@ -208,7 +209,7 @@ class CancelRequested:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EffectStarted:
     """The runtime started the effect of a step attempt."""
 
@@ -222,7 +223,7 @@ class EffectStarted:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EffectProgress:
     """A running effect reported progress; `sequence` orders reports of one effect."""
 
@@ -238,7 +239,7 @@ class EffectProgress:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EffectCompleted:
     """An effect finished with an output."""
 
@@ -253,7 +254,7 @@ class EffectCompleted:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EffectFailed:
     """An effect ended with an error."""
 
@@ -271,7 +272,7 @@ class EffectFailed:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EffectCanceled:
     """An effect stopped because it was asked to."""
 
@@ -285,7 +286,7 @@ class EffectCanceled:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EffectLost:
     """The runtime lost an effect without an answer (its process stopped); it never answers."""
 
@@ -300,7 +301,7 @@ class EffectLost:
     cause_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HumanInputReceived:
     """A person answered the human gate `step_id` of the run."""
 
@@ -331,7 +332,7 @@ Event: TypeAlias = (
 # --- directives ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StartEffect:
     """Start the effect of one step attempt, after `delay` seconds (a retry's backoff)."""
 
@@ -348,7 +349,7 @@ class StartEffect:
     cause_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CancelEffects:
     """Cancel these in-flight effects of the run; each answers with its own lifecycle event."""
 
@@ -359,7 +360,7 @@ class CancelEffects:
     cause_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EmitLifecycle:
     """Publish a lifecycle change of the run or of one of its steps (`run.interrupted`, ...)."""
 
@@ -374,7 +375,7 @@ class EmitLifecycle:
     attempt: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EmitProgress:
     """Publish the progress an effect reported."""
 
@@ -388,7 +389,7 @@ class EmitProgress:
     cause_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EmitOutput:
     """The run's one terminal output: its final status and output, or its error projection."""
 
@@ -400,7 +401,7 @@ class EmitOutput:
     cause_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EmitAudit:
     """Record an authorization decision (allowed or refused) for an action on a run."""
 

@@ -16,6 +16,7 @@ from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 from .._errors import InterruptibleError
 from .._lifecycle import RunStatus, StepClass
+from .._record import record
 from .._vocabulary import (
     FailureCategory,
     JsonValue,
@@ -38,19 +39,19 @@ class ModeError(InterruptibleError):
         self.category = category
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NextStep:
     """Plan: run this step next (a new step, or the pending one again after an interrupt)."""
 
     step: StepDefinition
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Complete:
     """Plan: the run is done; `finalize` gives its output."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Fail:
     """Plan: the run cannot succeed."""
 

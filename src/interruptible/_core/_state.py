@@ -9,13 +9,13 @@ recognised as late (it can only be terminal).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
 
 from .._errors import InterruptibleError
 from .._lifecycle import LIVE_STEP_STATUSES, TERMINAL_RUN_STATUSES, RunStatus, StepStatus
+from .._record import record
 from .._vocabulary import Directive, JsonValue, StepDefinition, StepFailure, StepResult
 
 # Enough to show a person the last few runs of a conversation and to answer late events for them
@@ -35,7 +35,7 @@ class _NoInput:
 NO_INPUT: Final = _NoInput()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StepState:
     """One step of a run: its definition, status, attempts and kept result."""
 
@@ -66,7 +66,7 @@ class StepState:
 _RECENT_IDS: Final = 32
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StepIds:
     """The ids of a run's planned steps: an immutable set whose `add` is cheap on long runs."""
 
@@ -89,7 +89,7 @@ class StepIds:
 NO_STEP_IDS: Final = StepIds()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunState:
     """One run: identity, status, steps in the order they were planned, and the mode context."""
 
@@ -124,7 +124,7 @@ class RunState:
         return tuple(step for step in self.steps if step.status in LIVE_STEP_STATUSES)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ConversationState:
     """Everything the core knows about one conversation."""
 
@@ -187,7 +187,7 @@ class IgnoredReason(StrEnum):
     run_terminal = "run_terminal"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outcome:
     """What `reduce` returns: the new state, the directives in order, and for a refusal, why."""
 

@@ -1,0 +1,77 @@
+"""`record`: a frozen, slotted dataclass that is as cheap to build as a mutable one.
+
+Theory of operation
+-------------------
+`reduce` builds several immutable records per event (step and run states, directives, the
+outcome). A `@dataclass(frozen=True)` instance pays for its immutability in its constructor:
+every field is set through `object.__setattr__`, about 70 ns a field, so a 13-field `RunState`
+costs nearly a microsecond, several times what a plain slotted class costs.
+
+`record` keeps the frozen dataclass as the public type (immutability with
+`FrozenInstanceError`, equality, hashing, `repr`, `dataclasses.fields` and `replace`, pattern
+matching, pickling) and builds its instances through a private *builder*: a plain class with the
+same `__slots__` in the same order, hence the same memory layout. The generated `__new__` makes
+a builder instance, fills its slots with ordinary (fast) attribute stores, then gives the
+finished object its public class, which CPython allows between classes of one layout. Nothing
+else holds the object while it is mutable; once it has the public class, every assignment
+raises `FrozenInstanceError` as for any frozen dataclass.
+
+The frozen class has no `__init__` of its own (`init=False`), so `object.__init__` accepts the
+arguments `__new__` already used. A record may not define `__post_init__` (validation belongs in
+a plain frozen dataclass), inherit from another class, or have keyword-only fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar, dataclass_transform
+
+_T = TypeVar("_T")
+_MISSING: Any = dataclasses.MISSING
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
+def record(cls: type[_T]) -> type[_T]:
+    """Make `cls` a frozen slotted dataclass with a plain class's construction cost."""
+    if "__post_init__" in cls.__dict__:
+        raise TypeError(f"record {cls.__name__} may not define __post_init__")
+    if cls.__bases__ != (object,):
+        raise TypeError(f"record {cls.__name__} may not inherit from another class")
+    public: Any = dataclasses.dataclass(frozen=True, slots=True, init=False)(cls)
+    fields = dataclasses.fields(public)
+    if any(f.kw_only or not f.init for f in fields):
+        raise TypeError(f"record {cls.__name__} may only have positional init fields")
+    builder = type(f"_{public.__name__}Builder", (), {"__slots__": public.__slots__})
+    public.__new__ = staticmethod(_constructor(public, builder, fields))
+    public.__reduce__ = _reduce
+    return public  # type: ignore[no-any-return]
+
+
+def _constructor(public: Any, builder: type, fields: tuple[dataclasses.Field[Any], ...]) -> Any:
+    """`__new__(cls, <fields>)`, written out like dataclasses writes `__init__`."""
+    scope: dict[str, Any] = {"_builder": builder, "_new": object.__new__, "_MISSING": _MISSING}
+    params, body = ["cls"], ["    self = _new(_builder)"]
+    for f in fields:
+        if f.default_factory is not _MISSING:
+            scope[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            body.append(
+                f"    self.{f.name} = _factory_{f.name}() if {f.name} is _MISSING else {f.name}"
+            )
+            continue
+        if f.default is not _MISSING:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        else:
+            params.append(f.name)
+        body.append(f"    self.{f.name} = {f.name}")
+    body += ["    self.__class__ = cls", "    return self"]
+    source = f"def __new__({', '.join(params)}):\n" + "\n".join(body) + "\n"
+    exec(source, scope)  # the source is built from the class's own field names, as dataclasses does
+    function = scope["__new__"]
+    function.__qualname__ = f"{public.__qualname__}.__new__"
+    return function
+
+
+def _reduce(self: Any) -> tuple[type[Any], tuple[Any, ...]]:
+    return type(self), tuple(getattr(self, f.name) for f in dataclasses.fields(self))
