@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any, Final
 
 from .._errors import (
@@ -31,7 +32,13 @@ from .._errors import (
     NotAuthorizedError,
     RunInProgressError,
 )
-from .._lifecycle import STEP_CLASS_TRAITS, RunStatus, StepStatus
+from .._lifecycle import (
+    LIVE_STEP_STATUSES,
+    STEP_CLASS_TRAITS,
+    TERMINAL_RUN_STATUSES,
+    RunStatus,
+    StepStatus,
+)
 from .._vocabulary import (
     AuditAction,
     CancelEffects,
@@ -77,6 +84,15 @@ from ._txn import STEP, RunTxn, with_failure, with_input
 from ._validate import event_problem
 
 _Handler = Callable[[ConversationState, Any], Outcome]
+
+# The guards `effect_started` reads, per (step class, whether an answer is kept): built once.
+_STARTED_GUARDS: Final = {
+    (step_class, has_input): MappingProxyType(
+        {"awaits_input": traits.awaits_input, "has_input": has_input}
+    )
+    for step_class, traits in STEP_CLASS_TRAITS.items()
+    for has_input in (False, True)
+}
 
 _LIVE_UNCANCELLED: Final = frozenset(
     {StepStatus.scheduled, StepStatus.running, StepStatus.waiting_input}
@@ -174,7 +190,7 @@ class Coordinator:
 
     def _commit(self, state: ConversationState, txn: RunTxn) -> Outcome:
         run, directives = txn.commit()
-        if not run.is_terminal:
+        if run.status not in TERMINAL_RUN_STATUSES:
             new_state = ConversationState(
                 state.conversation_id, run, state.run_history, state.run_ids
             )
@@ -284,7 +300,7 @@ class Coordinator:
             state.conversation_id, None, state.run_history, state.run_ids | {event.run_id}
         )
         txn = RunTxn(event.conversation_id, run, mode, event.event_id)
-        txn.update_context(lambda: mode.start(event.input))
+        txn.update_context(mode.start, event.input)
         if txn.status is RunStatus.pending:
             txn.fire_run("start")
             txn.advance()
@@ -324,7 +340,7 @@ class Coordinator:
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.reason = event.reason
         txn.cancel_reason = event.reason
-        txn.update_context(lambda: txn.mode.on_interrupt(txn.context, event.reason))
+        txn.update_context(txn.mode.on_interrupt, txn.context, event.reason)
         if txn.status is RunStatus.running:
             for index, step in enumerate(txn.steps):
                 if step.status in _LIVE_UNCANCELLED:
@@ -348,7 +364,7 @@ class Coordinator:
             return _rejected(state, resume_refused(event, run.status.value))
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.reason = None
-        txn.update_context(lambda: txn.mode.on_resume(txn.context))
+        txn.update_context(txn.mode.on_resume, txn.context)
         if txn.status is RunStatus.interrupted:
             txn.fire_run("resume")
             txn.advance()
@@ -380,7 +396,7 @@ class Coordinator:
             if event.run_id in state.run_ids:
                 return _ignored(state, IgnoredReason.run_terminal)
             return _rejected(state, not_found(event))
-        if run.is_terminal:
+        if run.status in TERMINAL_RUN_STATUSES:
             return _ignored(state, IgnoredReason.run_terminal)
         steps = run.steps
         for index in range(len(steps) - 1, -1, -1):  # the live step is the last one planned
@@ -399,10 +415,7 @@ class Coordinator:
         if step.status is not StepStatus.scheduled:
             return _ignored(state, _late_reason(step))
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
-        guards = {
-            "awaits_input": STEP_CLASS_TRAITS[step.definition.step_class].awaits_input,
-            "has_input": step.input is not NO_INPUT,
-        }
+        guards = _STARTED_GUARDS[step.definition.step_class, step.input is not NO_INPUT]
         if txn.fire_step(index, "effect_started", guards) is StepStatus.completed:
             txn.cancel_reason = "answered"
             txn.keep_result(index, step.input)
@@ -414,7 +427,7 @@ class Coordinator:
         if isinstance(target, Outcome):
             return target
         run, index, step = target
-        if step.status is StepStatus.cancelling or not step.is_live:
+        if step.status is StepStatus.cancelling or step.status not in LIVE_STEP_STATUSES:
             return _ignored(state, _late_reason(step))
         if event.sequence <= step.progress_sequence:
             return _ignored(state, IgnoredReason.duplicate_effect_event)
@@ -427,11 +440,10 @@ class Coordinator:
         if isinstance(target, Outcome):
             return target
         run, index, step = target
-        if not step.is_live:
+        if step.status not in LIVE_STEP_STATUSES:
             return _ignored(state, IgnoredReason.effect_already_answered)
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
-        txn.fire_step(index, "effect_completed")
-        txn.keep_result(index, event.output)
+        txn.complete_step(index, "effect_completed", event.output)
         txn.advance()
         return self._commit(state, txn)
 
@@ -440,7 +452,7 @@ class Coordinator:
         if isinstance(target, Outcome):
             return target
         run, index, step = target
-        if not step.is_live:
+        if step.status not in LIVE_STEP_STATUSES:
             return _ignored(state, IgnoredReason.effect_already_answered)
         policy = step.definition.policy
         failure = StepFailure(
@@ -465,7 +477,7 @@ class Coordinator:
         else:
             txn.steps[index] = with_failure(txn.steps[index], failure)
             if policy.on_failure.value == "continue":
-                txn.update_context(lambda: txn.mode.on_failure(txn.context, failure))
+                txn.update_context(txn.mode.on_failure, txn.context, failure)
                 txn.advance()
             else:
                 txn.fail(failure)
@@ -481,7 +493,7 @@ class Coordinator:
         if isinstance(target, Outcome):
             return target
         run, index, step = target
-        if not step.is_live:
+        if step.status not in LIVE_STEP_STATUSES:
             return _ignored(state, IgnoredReason.effect_already_answered)
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.fire_step(index, step_event)
@@ -529,8 +541,7 @@ class Coordinator:
         txn.directives.append(self._audit(event, run, AuditAction.provide_input, True, "answered"))
         if step.status is StepStatus.waiting_input and run.status is RunStatus.running:
             txn.cancel_reason = "answered"
-            txn.fire_step(index, "human_input_received")
-            txn.keep_result(index, event.value)
+            txn.complete_step(index, "human_input_received", event.value)
             txn.advance()
         else:
             # Kept until the gate opens (the run is interrupted or the step has not started).

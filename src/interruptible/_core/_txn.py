@@ -19,10 +19,10 @@ exception never escapes `reduce`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, TypeVar, TypeVarTuple
 
 from .._errors import IllegalTransition
-from .._interpreter import NO_GUARDS, CompiledLifecycle, compile_lifecycle
+from .._interpreter import NO_GUARDS, CompiledLifecycle, Transition, compile_lifecycle
 from .._lifecycle import (
     LIVE_STEP_STATUSES,
     STEP_CLASS_TRAITS,
@@ -56,6 +56,9 @@ STEP: Final[CompiledLifecycle[StepStatus]] = compile_lifecycle(StepLifecycle, St
 # Per status, the `emit_lifecycle` name and status value (an enum's `.value` is a slow property).
 _RUN_EMITS: Final = {status: (f"run.{status.value}", status.value) for status in RunStatus}
 _STEP_EMITS: Final = {status: (f"step.{status.value}", status.value) for status in StepStatus}
+Args = TypeVarTuple("Args")
+Answer = TypeVar("Answer")
+
 _EMIT: Final = DirectiveKind.emit_lifecycle
 _START: Final = DirectiveKind.start_effect
 _CANCEL: Final = DirectiveKind.cancel_effects
@@ -126,7 +129,7 @@ class RunTxn:
                     )
                 )
         if transition.emits(_OUTPUT):
-            self.output = self.call_mode(lambda: self.mode.finalize(self.context, self.status))
+            self.output = self.call_mode(self.mode.finalize, self.context, self.status)
             self.directives.append(
                 EmitOutput(
                     self.conversation_id,
@@ -148,9 +151,14 @@ class RunTxn:
         if target is not step.status:
             step = _with_status(step, target)
             self.steps[index] = step
+        self._emit_step(step, transition)
+        return target
+
+    def _emit_step(self, step: StepState, transition: Transition[StepStatus]) -> None:
+        """The directives of a step transition that `step` (already rebuilt) has taken."""
         for kind in transition.directives:
             if kind is _EMIT:
-                name, value = _STEP_EMITS[target]
+                name, value = _STEP_EMITS[transition.target]
                 self.directives.append(
                     EmitLifecycle(
                         self.conversation_id,
@@ -169,7 +177,6 @@ class RunTxn:
                     self.cancel_ids.append(step.effect_id)
             elif kind is _START:
                 self.directives.append(self._start_effect(step))
-        return target
 
     def emit_progress(self, index: int, sequence: int, progress: JsonValue) -> None:
         """Fire `effect_progress` on step `index` and emit the progress it carries."""
@@ -214,25 +221,48 @@ class RunTxn:
     def schedule(self, index: int) -> None:
         """Give step `index` a new attempt and effect id, and start it."""
         step = self.steps[index]
+        transition = STEP.fire(step.status, "schedule")
         attempt = step.attempt + 1
         effect_id = effect_id_for(self.run.run_id, step.definition.step_id, attempt)
-        self.steps[index] = with_attempt(step, attempt, effect_id)
-        self.fire_step(index, "schedule")
+        step = StepState(
+            step.definition,
+            transition.target,
+            attempt,
+            step.failures,
+            effect_id,
+            -1,  # no progress seen from the new effect yet
+            step.result,
+            step.failure,
+            step.input,
+        )
+        self.steps[index] = step
+        self._emit_step(step, transition)
+
+    def complete_step(self, index: int, event: str, output: JsonValue) -> None:
+        """Fire `event` (which completes step `index`), keep `output` and tell the mode."""
+        step = self.steps[index]
+        transition = STEP.fire(step.status, event)
+        assert step.effect_id is not None and transition.target is StepStatus.completed
+        result = StepResult(step.definition.step_id, step.attempt, step.effect_id, output)
+        step = _completed(step, result)
+        self.steps[index] = step
+        self._emit_step(step, transition)
+        self.update_context(self.mode.on_result, self.context, result)
 
     def keep_result(self, index: int, output: JsonValue) -> None:
-        """Keep a completed step's result and tell the mode."""
+        """Keep the result of step `index`, which has completed, and tell the mode."""
         step = self.steps[index]
         assert step.effect_id is not None
         result = StepResult(step.definition.step_id, step.attempt, step.effect_id, output)
-        self.steps[index] = with_result(step, result)
-        self.update_context(lambda: self.mode.on_result(self.context, result))
+        self.steps[index] = _completed(step, result)
+        self.update_context(self.mode.on_result, self.context, result)
 
     def advance(self) -> None:
         """While the run is running and no step is live, ask the mode what comes next."""
         while self.status is RunStatus.running:
             if self.steps and self.steps[-1].status in LIVE_STEP_STATUSES:
                 return  # only the last step can be unfinished (_place), so only it can be live
-            plan = self.call_mode(lambda: self.mode.plan(self.context))
+            plan = self.call_mode(self.mode.plan, self.context)
             if self.status is not RunStatus.running:
                 return  # the mode raised and the run failed
             if isinstance(plan, NextStep):
@@ -298,16 +328,16 @@ class RunTxn:
         """End the run because a mode broke the protocol."""
         self.fail(StepFailure(FailureCategory.protocol_error, message))
 
-    def update_context(self, callback: Callable[[], JsonValue]) -> None:
+    def update_context(self, callback: Callable[[*Args], JsonValue], *args: *Args) -> None:
         """Replace the context by a mode callback's answer."""
-        context = self.call_mode(callback)
+        context = self.call_mode(callback, *args)
         if self.status not in RUN.finals:
             self.context = context
 
-    def call_mode(self, callback: Callable[[], JsonValue]) -> JsonValue:
+    def call_mode(self, callback: Callable[[*Args], Answer], *args: *Args) -> Answer | None:
         """Call a mode callback; if it raises, fail the run (once) and return None."""
         try:
-            return callback()
+            return callback(*args)
         except Exception as exc:
             if self.status in RUN.finals:
                 return None  # finalize itself raised: the run already ended
@@ -363,13 +393,6 @@ def _with_status(s: StepState, status: StepStatus) -> StepState:
     )
 
 
-def with_attempt(s: StepState, attempt: int, effect_id: str) -> StepState:
-    """The step with a new attempt and effect id, and no progress seen yet."""
-    return StepState(
-        s.definition, s.status, attempt, s.failures, effect_id, -1, s.result, s.failure, s.input
-    )
-
-
 def with_progress(s: StepState, sequence: int) -> StepState:
     """The step having seen progress report `sequence`."""
     return StepState(
@@ -385,11 +408,11 @@ def with_progress(s: StepState, sequence: int) -> StepState:
     )
 
 
-def with_result(s: StepState, result: StepResult) -> StepState:
-    """The step with its kept result (an early human answer is used up)."""
+def _completed(s: StepState, result: StepResult) -> StepState:
+    """The step completed with its kept result (an early human answer is used up)."""
     return StepState(
         s.definition,
-        s.status,
+        StepStatus.completed,
         s.attempt,
         s.failures,
         s.effect_id,
