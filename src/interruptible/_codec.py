@@ -10,12 +10,23 @@ the schemas cannot disagree.
 
 Decoding never trusts its input: a wrong type, a missing field, an unknown field or an unknown
 enum value raises `DecodeError` naming the field's path (`policy.backoff.initial`).
+
+Encoding is on the journal's hot path (every event is `dumps`ed once), so it is generated at
+import too. Each record's `encode` is one dict display (`{"type": ..., "event_id":
+value.event_id, ...}`) calling a codec only for the fields whose codec is not the identity.
+`dumps` of an event or directive goes further: one f-string per class writes the JSON text
+directly, each field by its declared type (a string through the C string escaper, an int or a
+finite float by its `repr`, a JSON payload through one C encoder built once). A value of any
+other type (a bool in an int field, an int time, NaN, an object) makes that f-string give up,
+and `dumps` encodes the record's dict with `json.dumps` instead: the text is the same, and a value
+that is not JSON fails with exactly the error `json.dumps` raises.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import json.encoder
 import math
 import types
 import typing
@@ -123,12 +134,9 @@ class _Record:
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             self.fields.append((f.name, _codec_for(hints[f.name]), required))
         self.names = frozenset(name for name, _, _ in self.fields)
-
-    def encode(self, value: Any) -> dict[str, object]:
-        out: dict[str, object] = {} if self.type_name is None else {"type": self.type_name}
-        for name, codec, _ in self.fields:
-            out[name] = codec.encode(getattr(value, name))
-        return out
+        self.encode: Callable[[Any], dict[str, object]] = _compile_encoder(
+            cls, type_name, self.fields
+        )
 
     def decode(self, value: object, path: str) -> Any:
         if not isinstance(value, dict):
@@ -166,6 +174,25 @@ class _Record:
             "required": required,
             "additionalProperties": False,
         }
+
+
+def _compile_encoder(
+    cls: type[Any], type_name: str | None, fields: list[tuple[str, _Codec, bool]]
+) -> Callable[[Any], dict[str, object]]:
+    """`encode(value)` of one record as a single dict display; identity fields are read directly."""
+    scope: dict[str, Any] = {}
+    items = [] if type_name is None else [f'"type": {type_name!r}']
+    for index, (name, codec, _) in enumerate(fields):
+        if codec.encode is _identity:
+            items.append(f"{name!r}: value.{name}")
+        else:
+            scope[f"_encode_{index}"] = codec.encode
+            items.append(f"{name!r}: _encode_{index}(value.{name})")
+    source = "def encode(value):\n    return {" + ", ".join(items) + "}\n"
+    exec(source, scope)  # built from the class's own field names, as dataclasses does
+    encode: Callable[[Any], dict[str, object]] = scope["encode"]
+    encode.__qualname__ = f"{cls.__name__}.encode"
+    return encode
 
 
 _NESTED: dict[type[Any], _Record] = {}
@@ -211,9 +238,109 @@ def to_json(value: Event | Directive) -> dict[str, object]:
     return _BY_CLASS[type(value)].encode(value)
 
 
+def _slow_dumps(document: object) -> str:
+    return json.dumps(document, separators=(",", ":"), allow_nan=False)
+
+
+def _fast_encoder() -> Callable[[object], str]:
+    """The compact encoder of JSON payloads, built once (json.dumps builds one per call)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - an interpreter without the C accelerator
+        return _slow_dumps
+    try:
+        # markers=None: no circular-reference check (a cycle recurses until RecursionError,
+        # and `dumps` then encodes again through json.dumps, which names the cycle).
+        chunks = make(
+            None,
+            json.JSONEncoder().default,
+            json.encoder.encode_basestring_ascii,
+            None,
+            ":",
+            ",",
+            False,  # sort_keys
+            False,  # skipkeys
+            False,  # allow_nan
+        )
+    except TypeError:  # pragma: no cover - another interpreter's signature: stay correct
+        return _slow_dumps
+
+    def encode(document: object) -> str:
+        return "".join(chunks(document, 0))
+
+    sample = {"a": [1, 2.5, None, True, "\u00e9\n"], "b": {"c": -0.0}}
+    return encode if encode(sample) == _slow_dumps(sample) else _slow_dumps
+
+
+_encode_compact: Final = _fast_encoder()
+
+
+def _payload_text(value: object) -> str:
+    return "null" if value is None else _encode_compact(value)
+
+
+def _unexpected(value: object) -> str:
+    raise TypeError(f"{type(value).__name__} is encoded by json.dumps")
+
+
+# The JSON text of a field's value, by its declared type: an f-string replacement field, `@`
+# standing for the attribute. Any other type goes through its codec and `_payload_text`.
+_FIELD_TEXT: Final[dict[Any, str]] = {
+    str: "_string(@)",
+    str | None: '"null" if @ is None else _string(@)',
+    int: "_int(@) if type(@) is int else _unexpected(@)",
+    int | None: '"null" if @ is None else _int(@) if type(@) is int else _unexpected(@)',
+    float: "_float(@) if type(@) is float and @ - @ == 0.0 else _unexpected(@)",
+    bool: '"true" if @ is True else "false" if @ is False else _unexpected(@)',
+    Any: "_payload_text(@)",
+}
+
+
+def _literal(text: str) -> str:
+    """JSON text as the literal part of a single-quoted f-string."""
+    assert "'" not in text and "\\" not in text
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _compile_dumps(record: _Record) -> Callable[[Any], str]:
+    """`dumps` of one event or directive class: its JSON text written by one f-string."""
+    hints = typing.get_type_hints(record.cls)
+    scope: dict[str, Any] = {
+        "_string": json.encoder.encode_basestring_ascii,
+        "_int": int.__repr__,
+        "_float": float.__repr__,
+        "_unexpected": _unexpected,
+        "_payload_text": _payload_text,
+        "_encode": record.encode,
+        "_slow_dumps": _slow_dumps,
+    }
+    parts = [_literal("{" + json.dumps("type") + ":" + json.dumps(record.type_name))]
+    for index, (name, codec, _) in enumerate(record.fields):
+        template = _FIELD_TEXT.get(hints[name])
+        if template is None:
+            scope[f"_encode_{index}"] = codec.encode
+            template = f"_payload_text(_encode_{index}(@))"
+        parts.append(_literal("," + json.dumps(name) + ":"))
+        parts.append("{" + template.replace("@", f"value.{name}") + "}")
+    parts.append(_literal("}"))
+    source = (
+        "def dumps(value):\n"
+        "    try:\n"
+        f"        return f'{''.join(parts)}'\n"
+        "    except Exception:  # not the declared type, or not JSON: json.dumps decides\n"
+        "        return _slow_dumps(_encode(value))\n"
+    )
+    exec(source, scope)  # built from the class's own field names and declared types
+    dumps: Callable[[Any], str] = scope["dumps"]
+    dumps.__qualname__ = f"{record.cls.__name__}.dumps"
+    return dumps
+
+
+_DUMPS: Final = {record.cls: _compile_dumps(record) for record in _BY_CLASS.values()}
+
+
 def dumps(value: Event | Directive) -> str:
     """`to_json` as a compact string, fields in declaration order (the journal's record format)."""
-    return json.dumps(to_json(value), separators=(",", ":"), allow_nan=False)
+    return _DUMPS[type(value)](value)
 
 
 def _decode_typed(document: object, registry: Mapping[str, _Record], what: str) -> Any:
