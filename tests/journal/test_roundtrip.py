@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import zlib
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interruptible import Event, RunRequested, dumps, loads_event, type_name
 from interruptible._journal import AppendBatch, SQLiteJournal
-from interruptible._journal._records import decode_page
-from interruptible.testing.strategies import events
+from interruptible._journal._records import TornRecord, decode_page, decode_record
+from interruptible._vocabulary import EVENT_TYPES
+from interruptible.testing.strategies import events, json_values
 
 # Each example opens a SQLite file: fewer examples than the profile's default keep this quick.
 FILE_SETTINGS = settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
@@ -103,3 +106,84 @@ def test_jrn_2_an_int_time_widens_to_float_as_the_codec_does() -> None:
     [decoded], torn = decode_page("c", 1, [(1, type_name(event), body, zlib.crc32(body.encode()))])
     assert torn is None
     assert decoded == loads_event(body) and type(decoded.at) is float
+
+
+def reference_page(conversation_id: str, rows: list[tuple[int, str, str, int]]) -> object:
+    """What the codec alone makes of a page: the events before the first torn record, and it."""
+    decoded = []
+    for sequence, (row_sequence, type_, body, crc) in enumerate(rows, start=1):
+        try:
+            decoded.append(decode_record(conversation_id, sequence, row_sequence, type_, body, crc))
+        except TornRecord as exc:
+            return decoded, exc.problem
+    return decoded, None
+
+
+def fast_page(conversation_id: str, rows: list[tuple[int, str, str, int]]) -> object:
+    decoded, torn = decode_page(conversation_id, 1, rows)
+    return decoded, None if torn is None else torn.problem
+
+
+def signed(sequence: int, type_: str, body: str) -> tuple[int, str, str, int]:
+    """A row whose crc matches its body (as a foreign writer would make it)."""
+    return (sequence, type_, body, zlib.crc32(body.encode()))
+
+
+@given(events(), st.data())
+def test_jrn_6_the_fast_path_refuses_what_the_codec_refuses(
+    event: Event, data: st.DataObject
+) -> None:
+    """A crc-valid body with a field changed to any JSON value, or dropped, or an extra field,
+    or another conversation or type, decodes (or is torn) exactly as the codec says."""
+    document = json.loads(dumps(dataclasses.replace(event, conversation_id="c")))
+    change = data.draw(st.sampled_from(["set", "drop", "add", "type"]))
+    name = data.draw(st.sampled_from(sorted(document)))
+    if change == "set":
+        document[name] = data.draw(
+            st.one_of(json_values(), st.sampled_from([1.0, 2**70, -0.0, 1e300, "", True]))
+        )
+    elif change == "drop":
+        del document[name]
+    elif change == "add":
+        document["extra"] = 1
+    else:
+        document["type"] = data.draw(st.sampled_from(sorted(EVENT_TYPES)))
+    rows = [signed(1, type_name(event), json.dumps(document))]
+    assert fast_page("c", rows) == reference_page("c", rows)
+    decoded, _ = decode_page("c", 1, rows)
+    expected, _ = reference_page("c", rows)  # type: ignore[misc]
+    assert [field_types(e) for e in decoded] == [field_types(e) for e in expected]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"type":"run_requested"} ',
+        ' {"type":"run_requested"}',
+        '{"type":"run_requested","event_id":"e1","at":1e999}',
+        '{"type":"run_requested","event_id":"e1","at":NaN}',
+        "[]",
+        "null",
+        "",
+    ],
+)
+def test_jrn_6_odd_bodies_decode_as_the_codec_says(body: str) -> None:
+    """Whitespace around a body, numbers out of range, non-objects: the codec decides."""
+    event = RunRequested("e1", "c", "r1", "pipeline", at=1.5)
+    whole = dumps(event)
+    for text in (body, whole + " ", " " + whole, whole.replace("1.5", "1e999")):
+        rows = [signed(1, "run_requested", text)]
+        assert fast_page("c", rows) == reference_page("c", rows)
+
+
+def test_jrn_6_a_body_is_one_json_value_on_its_own() -> None:
+    """Two crc-valid rows whose bodies are JSON only when joined are torn at the first."""
+    first = dumps(RunRequested("e1", "c", "r1", "pipeline"))
+    second = dumps(RunRequested("e2", "c", "r2", "pipeline"))
+    cut = second.index(',"run_id"')
+    rows = [
+        signed(1, "run_requested", first + "," + second[:cut]),
+        signed(2, "run_requested", second[cut + 1 :]),
+    ]
+    decoded, torn = decode_page("c", 1, rows)
+    assert decoded == [] and torn is not None and torn.sequence == 1

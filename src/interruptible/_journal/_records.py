@@ -14,28 +14,31 @@ record of a conversation that is not whole is *torn*; `TornRecord` says where an
 recovery (JRN-9) or `read` (JRN-6) decide what to do about it.
 
 Reading fast. `decode_record` decodes through the codec, which checks every field of untrusted
-JSON and costs two thirds of a replay's decoding. A record whose crc matches holds exactly what
-`encode_rows` wrote, and that was an event `reduce` would accept (JRN-10). So `decode_page`
-parses a whole page of such bodies with one `json.loads`, builds each event straight from its
-fields, and keeps the cheap field check `reduce` makes anyway; anything unexpected (an unknown
-field, a wrong type, NaN) falls back to `decode_record` for that record. The shortcut can only
-be slower than the codec, never different: a test checks both agree on every event.
+JSON and costs most of a replay's decoding. A record whose crc matches holds, barring a foreign
+writer, exactly what `encode_rows` wrote, and that was an event `reduce` would accept (JRN-10).
+So `decode_page` parses each such body with the C scanner and hands the document to a *builder*
+generated per event class at import: it reads every field by name, checks each value's type with
+one `type(v) is ...` test (widening a JSON integer in a float field, looking an enum up by its
+value), requires exactly the class's fields and its `type`, and calls the class. Numbers are
+parsed finite (the codec refuses NaN and infinities anywhere). A builder accepts exactly what the
+codec decodes to the same event; anything else (an unknown or missing field, a wrong type, text
+after the JSON value, a record that is not whole) goes to `decode_record` for that record, which
+decides. The shortcut can only be slower than the codec, never different: tests check both
+agree on every event, and on damaged ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import types
 import typing
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
 from .._codec import dumps, loads_event
-from .._core._validate import event_problem
 from .._errors import DecodeError, JournalError
 from .._vocabulary import EVENT_TYPES, TYPE_NAMES, Event
 from ._check import check_event
@@ -72,18 +75,20 @@ def encode_rows(conversation_id: str, expected_last: int, events: Sequence[Event
     sequence = expected_last
     for index, event in enumerate(events):
         check_event(conversation_id, index, event)
-        name = TYPE_NAMES[type(event)]
         try:
             body = dumps(event)
         except Exception as exc:  # any failure of the encoder means "not a JSON event"
             raise JournalError(
-                f"item {index} of the batch ({name}) cannot be encoded as JSON: {exc}; its "
-                "payloads must be JSON values (no NaN, no objects of other classes).",
+                f"item {index} of the batch ({TYPE_NAMES[type(event)]}) cannot be encoded as "
+                f"JSON: {exc}; its payloads must be JSON values (no NaN, no objects of other "
+                "classes).",
                 conversation_id=conversation_id,
                 reason="unencodable_event",
             ) from None
         sequence += 1
-        rows.append((conversation_id, sequence, name, body, _crc32(body.encode())))
+        rows.append(
+            (conversation_id, sequence, TYPE_NAMES[type(event)], body, _crc32(body.encode()))
+        )
     return rows
 
 
@@ -126,80 +131,112 @@ def _no_constant(name: str) -> object:
     raise ValueError(f"{name} is not JSON")  # NaN and Infinity: `dumps` never writes them
 
 
-_parse: Final = json.JSONDecoder(parse_constant=_no_constant).decode
+def _finite(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # 1e999 parses to inf, which the codec refuses as not JSON
+        raise ValueError(f"{text} is not a finite number")
+    return value
 
 
-def _field_plan(cls: type[Any]) -> tuple[tuple[tuple[str, type[Enum]], ...], tuple[str, ...]]:
-    """A class's enum fields (decoded from their value) and float fields (a JSON int widens)."""
+# Parses one body at a given offset: (document, end). Every number it gives is finite, so a
+# document it accepts holds only values the codec accepts as JSON.
+_scan: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder(
+    parse_constant=_no_constant, parse_float=_finite
+).scan_once  # type: ignore[attr-defined]  # the C scanner, as JSONDecoder.raw_decode uses it
+
+Builder = Callable[[str, Any], Event | None]
+
+# How a field's value is checked (and converted) on the fast path, by its declared type: `@` is
+# the value. A check that fails sends the record to the codec. Each accepts exactly the JSON
+# values the codec's decoder turns into the same Python value.
+_FIELD_CHECKS: Final[dict[Any, str]] = {
+    str: "type(@) is str",
+    str | None: "@ is None or type(@) is str",
+    int: "type(@) is int",
+    int | None: "@ is None or type(@) is int",
+    bool: "type(@) is bool",
+    Any: "True",  # any parsed JSON value (finite numbers only: `_scan`)
+}
+
+
+def _compile_builder(type_name: str, cls: type[Any]) -> Builder | None:
+    """`build(conversation_id, document)`: the event of a parsed body, or None (use the codec).
+
+    None for a class with a field type the table above does not know: the codec decodes it.
+    """
     hints = typing.get_type_hints(cls)
-    enums, floats = [], []
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        args = (
-            typing.get_args(hint)
-            if typing.get_origin(hint) in (typing.Union, types.UnionType)
-            else (hint,)
-        )
-        if float in args:
-            floats.append(f.name)
-        for arg in args:
-            if isinstance(arg, type) and issubclass(arg, Enum):
-                enums.append((f.name, arg))
-    return tuple(enums), tuple(floats)
+    fields = dataclasses.fields(cls)
+    scope: dict[str, Any] = {"_cls": cls, "_type": type_name}
+    reads, checks, converts = [], [], []
+    for index, f in enumerate(fields):
+        value, hint = f"v{index}", hints[f.name]
+        reads.append(f"        {value} = document[{f.name!r}]")
+        if hint is float:  # a JSON integer widens, as in the codec
+            converts.append(f"    if type({value}) is not float:")
+            converts.append(f"        if type({value}) is not int:")
+            converts.append("            return None")
+            converts.append(f"        {value} = float({value})")
+        elif isinstance(hint, type) and issubclass(hint, Enum):
+            scope[f"_members_{index}"] = {member.value: member for member in hint}
+            converts.append(
+                f"    {value} = _members_{index}.get({value}) if type({value}) is str else None"
+            )
+            converts.append(f"    if {value} is None:")
+            converts.append("        return None")
+        elif hint in _FIELD_CHECKS:
+            if _FIELD_CHECKS[hint] != "True":
+                checks.append("(" + _FIELD_CHECKS[hint].replace("@", value) + ")")
+        else:
+            return None
+        if f.name == "conversation_id":
+            checks.append(f"{value} == conversation_id")
+    lines = [
+        "def build(conversation_id, document):",
+        f"    if type(document) is not dict or len(document) != {len(fields) + 1}:",
+        "        return None",
+        "    try:",
+        '        if document["type"] != _type:',
+        "            return None",
+        *reads,
+        "    except KeyError:",
+        "        return None",
+        f"    if not ({' and '.join(checks) or 'True'}):",
+        "        return None",
+        *converts,
+        f"    return _cls({', '.join(f'v{index}' for index in range(len(fields)))})",
+    ]
+    exec("\n".join(lines) + "\n", scope)  # built from the class's own fields and types
+    build: Builder = scope["build"]
+    build.__qualname__ = f"{cls.__name__}.build"
+    return build
 
 
-_PLANS: Final = {name: (cls, *_field_plan(cls)) for name, cls in EVENT_TYPES.items()}
-
-
-def _trusted(conversation_id: str, type_: Any, document: Any) -> Event | None:
-    """The event of a crc-checked body, or None when anything is unexpected (use the codec)."""
-    if type(document) is not dict or document.pop("type", None) != type_:
-        return None
-    plan = _PLANS.get(type_)
-    if plan is None:
-        return None
-    cls, enums, floats = plan
-    try:
-        for name, kind in enums:
-            if name in document and document[name] is not None:
-                document[name] = kind(document[name])
-        for name in floats:
-            if type(document.get(name)) is int:
-                document[name] = float(document[name])
-        event: Event = cls(**document)
-    except (TypeError, ValueError):
-        return None
-    if event.conversation_id != conversation_id or event_problem(event) is not None:
-        return None
-    return event
+_BUILDERS: Final = {name: _compile_builder(name, cls) for name, cls in EVENT_TYPES.items()}
 
 
 def decode_page(
     conversation_id: str, expected: int, rows: Sequence[tuple[int, Any, Any, Any]]
 ) -> tuple[list[Event], TornRecord | None]:
     """The events of the whole records `rows` start with (at `expected`), and the first torn one."""
-    torn = None
+    events: list[Event] = []
+    builders = _BUILDERS
+    scan = _scan
     for index, (sequence, type_, body, crc) in enumerate(rows):
         if sequence == expected + index and type(body) is str and _crc32(body.encode()) == crc:
-            continue
+            build = builders.get(type_)
+            if build is not None:
+                try:
+                    document, end = scan(body, 0)
+                except (StopIteration, ValueError):
+                    end = -1  # not JSON text: the codec says why
+                if end == len(body):
+                    event = build(conversation_id, document)
+                    if event is not None:
+                        events.append(event)
+                        continue
         try:  # a suspicious record: the codec says whether it is whole after all
-            decode_record(conversation_id, expected + index, sequence, type_, body, crc)
+            event = decode_record(conversation_id, expected + index, sequence, type_, body, crc)
         except TornRecord as exc:
-            torn, rows = exc, rows[:index]
-            break
-    documents: list[Any] | None = None
-    if all(type(row[2]) is str for row in rows):
-        try:
-            documents = _parse("[" + ",".join(row[2] for row in rows) + "]")
-        except ValueError:
-            documents = None  # one body is not JSON: decode_record finds which
-    events: list[Event] = []
-    for index, (sequence, type_, body, crc) in enumerate(rows):
-        event = None if documents is None else _trusted(conversation_id, type_, documents[index])
-        if event is None:
-            try:
-                event = decode_record(conversation_id, expected + index, sequence, type_, body, crc)
-            except TornRecord as exc:
-                return events, exc
+            return events, exc
         events.append(event)
-    return events, torn
+    return events, None
