@@ -104,6 +104,8 @@ class EffectManager:
         self._ids = ids
         self._live: dict[str, _Live] = {}
         self._loop_thread = threading.get_ident()
+        # An effect run inline answers before anything could report for it: its reports drop.
+        self._inline_reporter = _Reporter(self, None, None)
 
     # --- what the runtime asks ------------------------------------------------------------------
 
@@ -245,6 +247,10 @@ class EffectManager:
         # No await between the removal and the report: a cancel sees one or the other.
         if self._live.get(d.effect_id) is live:
             del self._live[d.effect_id]
+        # The task's context holds the effect, whose reporter holds `live`: let go of both so
+        # the answered effect is freed by reference counting, not left to the cyclic GC.
+        live.task = None
+        live.effect = None
         if not live.quiet:
             self._post(d.conversation_id, event)
 
@@ -255,27 +261,6 @@ class EffectManager:
         first_started_at: float | None,
         live: _Live | None,
     ) -> Effect:
-        def report(value: JsonValue) -> None:
-            if threading.get_ident() != self._loop_thread:
-                self._call_soon_threadsafe(report, value)
-                return
-            if live is None or self._live.get(d.effect_id) is not live:
-                return  # the effect has answered already: progress after the answer is dropped
-            live.sequence += 1
-            event = EffectProgress(
-                self._ids(),
-                d.conversation_id,
-                d.run_id,
-                d.step_id,
-                d.effect_id,
-                d.attempt,
-                live.sequence,
-                json_normalized(value),
-                self._clock(),
-                d.cause_id,
-            )
-            self._post(d.conversation_id, event)
-
         return Effect(
             conversation_id=d.conversation_id,
             run_id=d.run_id,
@@ -288,8 +273,28 @@ class EffectManager:
             idempotency_key=d.idempotency_key,
             started_at=started_at,
             first_started_at=first_started_at if first_started_at is not None else started_at,
-            report=report,
+            report=self._inline_reporter if live is None else _Reporter(self, d, live),
         )
+
+    def _report(self, reporter: _Reporter, value: JsonValue) -> None:
+        """Journal one progress report of a live effect (called on the loop's thread)."""
+        d, live = reporter.directive, reporter.live
+        if d is None or live is None or self._live.get(d.effect_id) is not live:
+            return  # the effect has answered already: progress after the answer is dropped
+        live.sequence += 1
+        event = EffectProgress(
+            self._ids(),
+            d.conversation_id,
+            d.run_id,
+            d.step_id,
+            d.effect_id,
+            d.attempt,
+            live.sequence,
+            json_normalized(value),
+            self._clock(),
+            d.cause_id,
+        )
+        self._post(d.conversation_id, event)
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember the loop (and its thread) that progress reports must reach."""
@@ -365,6 +370,30 @@ class EffectManager:
             self._clock(),
             d.cause_id,
         )
+
+
+class _Reporter:
+    """`Effect.progress` of one effect: hops to the loop's thread, then journals the report.
+
+    An object rather than a closure: a closure that names itself (to hop threads) is a
+    reference cycle, and one per effect would leave every step's directive to the cyclic GC.
+    """
+
+    __slots__ = ("directive", "live", "manager")
+
+    def __init__(
+        self, manager: EffectManager, directive: StartEffect | None, live: _Live | None
+    ) -> None:
+        self.manager = manager
+        self.directive = directive
+        self.live = live  # None for effects run inline: they cannot report while they run
+
+    def __call__(self, value: JsonValue) -> None:
+        manager = self.manager
+        if threading.get_ident() != manager._loop_thread:
+            manager._call_soon_threadsafe(self, value)
+            return
+        manager._report(self, value)
 
 
 def _timeout_message(d: StartEffect) -> str:

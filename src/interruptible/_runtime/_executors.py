@@ -199,7 +199,7 @@ class FunctionExecutor:
 
     def is_inline(self, input: JsonValue) -> bool:
         """Whether this input runs as a synchronous call on the loop (no task needed)."""
-        if self.threaded or not isinstance(input, Mapping):
+        if self.threaded or (type(input) is not dict and not isinstance(input, Mapping)):
             return False
         name = input.get("name")
         function = self.functions.get(name) if isinstance(name, str) else None
@@ -217,7 +217,10 @@ class FunctionExecutor:
     def resolve(self, effect: Effect) -> tuple[Function, dict[str, Any]]:
         """The callable and keyword arguments for this effect, or an `EffectError`."""
         input = effect.input
-        if not isinstance(input, Mapping) or not isinstance(input.get("name"), str):
+        # `type(...) is dict` first: the common case, without the Mapping ABC's instance check.
+        if (type(input) is not dict and not isinstance(input, Mapping)) or not isinstance(
+            input.get("name"), str
+        ):
             raise EffectError(
                 FailureCategory.invalid_input,
                 f"a {effect.step_class.value} step's input must be "
@@ -233,7 +236,7 @@ class FunctionExecutor:
                 retryable=False,
             )
         arguments = input.get("arguments") or {}
-        if not isinstance(arguments, Mapping):
+        if type(arguments) is not dict and not isinstance(arguments, Mapping):
             raise EffectError(
                 FailureCategory.invalid_input, f"arguments of {name!r} must be an object"
             )
