@@ -10,9 +10,9 @@ found has a shortest trace.
 
 Two tables keep this fast without checking less:
 
-* Conversation states are interned: each distinct one gets a number, and a product state's key is
-  `(number, env)`. Many product states share one conversation state (they differ in the world's
-  budgets or ledger), so
+* Conversation states are interned: each distinct one gets a number (by `KeyCache.interned_key`,
+  built from numbered run keys), and a product state's key is `(number, env)`. Many product
+  states share one conversation state (they differ in the world's budgets or ledger), so
 * `reduce` results are memoized per (conversation number, event). `reduce` is a pure function of
   those two (CORE-4, checked by VER-11), so each distinct pair is reduced, and its transition
   properties checked, exactly once.
@@ -20,7 +20,9 @@ Two tables keep this fast without checking less:
 Ledger properties (VER-4, VER-5) depend on the env too and are checked on every new product
 state. A move that changes neither the conversation nor the ledger (an ignored duplicate, a
 refused request) is checked and then not followed: its target differs from its source only by a
-smaller budget, so it has no behaviour the source lacks (see `_world.py`).
+smaller budget, so it has no behaviour the source lacks (see `_world.py`). The inner loop decides
+from each move's cost whether the env lets it through, and builds the env after it only for a
+move that is not pruned: most moves (three in four on the CI bound) are known no-ops.
 
 Liveness (VER-12) is checked after the search, by reverse reachability over the explored edges:
 every state must reach a state where the conversation has runs and none is active. States left
@@ -39,7 +41,7 @@ from typing import Any
 from .._codec import to_json
 from .._core import ConversationState, Outcome, initial_state
 from .._vocabulary import Event
-from ._key import KeyCache, conversation_key
+from ._key import conversation_key
 from ._properties import (
     Violation,
     ledger_violations,
@@ -47,10 +49,18 @@ from ._properties import (
     transition_violations,
 )
 from ._world import (
+    EFFECT,
     EFFECTS,
+    FREE,
     GATES,
+    INTERRUPT,
+    LATE,
+    LOST,
+    OPEN,
+    REFUSED,
     Env,
     Ledger,
+    Move,
     Start,
     World,
     directive_summary,
@@ -132,13 +142,13 @@ class Explorer:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.keys = KeyCache()
+        self.keys = world.keys
         self.conv_index: dict[Hashable, int] = {}
         self.convs: list[ConversationState] = []
-        self.conv_moves: list[list[tuple[str, Any, str, str]] | None] = []
+        self.conv_moves: list[list[Move] | None] = []
+        # Per conversation, per move label: (target conversation, effects started, effects
+        # canceled, whether the event changed nothing at all).
         self.memo: list[dict[str, tuple[int, tuple[Start, ...], tuple[str, ...], bool]]] = []
-        # Per conversation: the budget-only moves that the core answered with a no-op.
-        self.noops: list[set[str]] = []
         self.state_index: dict[tuple[int, Env], int] = {}
         self.states: list[tuple[int, Env]] = []
         self.parent = array("i")
@@ -151,7 +161,7 @@ class Explorer:
     # --- interning -----------------------------------------------------------------------------
 
     def _intern_conv(self, state: ConversationState) -> int:
-        key = self.keys.conversation_key(state)
+        key = self.keys.interned_key(state)
         index = self.conv_index.get(key)
         if index is None:
             index = len(self.convs)
@@ -159,8 +169,6 @@ class Explorer:
             self.convs.append(state)
             self.conv_moves.append(None)
             self.memo.append({})
-            self.noops.append(set())
-            self.keys.keep(state)
         return index
 
     def _add_state(self, conv: int, env: Env, parent: int, via: str, depth: int) -> int | None:
@@ -195,7 +203,8 @@ class Explorer:
         assert root == 0
         frontier = [0]
         level = 0
-        moves_of = world.moves
+        ledger_moves = world.ledger_moves
+        convs, conv_moves, memos = self.convs, self.conv_moves, self.memo
         state_index = self.state_index
         states = self.states
         parent, via, depths = self.parent, self.via, self.depth
@@ -209,16 +218,38 @@ class Explorer:
             next_frontier: list[int] = []
             for source in frontier:
                 conv, env = states[source]
-                conv_moves = self.conv_moves[conv]
-                if conv_moves is None:
-                    conv_moves = world.conversation_moves(self.convs[conv])
-                    self.conv_moves[conv] = conv_moves
-                memo = self.memo[conv]
-                moves, skipped = moves_of(conv_moves, env, self.noops[conv])
-                transitions += skipped + len(moves)
-                pruned += skipped
-                ledger, gates = env[EFFECTS], env[GATES]
-                for label, event, env_after in moves:
+                moves = conv_moves[conv]
+                if moves is None:
+                    moves = conv_moves[conv] = world.conversation_moves(convs[conv])
+                interrupts, duplicates, refused, lost, ledger, gates = env
+                if ledger:
+                    moves = moves + ledger_moves(ledger)
+                memo = memos[conv]
+                live: set[str] | None = None
+                for label, event, cost, subject, after in moves:
+                    # Whether the env lets the move through: see the costs in `_world.py`.
+                    if cost is FREE or cost is EFFECT:
+                        pass
+                    elif cost is OPEN:
+                        if subject in gates:
+                            continue
+                    elif cost is INTERRUPT:
+                        if not interrupts:
+                            continue
+                    elif cost is LOST:
+                        if not lost:
+                            continue
+                    elif cost is REFUSED:
+                        if not refused:
+                            continue
+                    elif not duplicates:
+                        continue
+                    elif cost is LATE:
+                        if live is None:
+                            live = {entry[0] for entry in ledger}
+                        if subject in live:
+                            continue
+                    transitions += 1
                     entry = memo.get(label)
                     if entry is None:
                         reduced = self._reduce(conv, label, event)
@@ -226,12 +257,31 @@ class Explorer:
                             violation = (reduced, source, label)
                             break
                         entry = reduced
-                    target_conv, starts, cancels, _ = entry
-                    target_env = (
-                        env_after
-                        if not starts and not cancels
-                        else absorb(env_after, starts, cancels)
-                    )
+                    target_conv, starts, cancels, noop = entry
+                    # The env after the move, before the core's directives.
+                    if cost is FREE:
+                        if noop:
+                            pruned += 1  # nothing changed: the target is the source
+                            continue
+                        target_env = env
+                    elif cost is EFFECT:
+                        target_env = (interrupts, duplicates, refused, lost, after, gates)
+                    elif cost is LOST:
+                        target_env = (interrupts, duplicates, refused, lost - 1, after, gates)
+                    elif cost is OPEN:
+                        opened = tuple(sorted((*gates, subject)))
+                        target_env = (interrupts, duplicates, refused, lost, ledger, opened)
+                    elif noop:
+                        pruned += 1  # only a budget changed: nothing new can happen there
+                        continue
+                    elif cost is INTERRUPT:
+                        target_env = (interrupts - 1, duplicates, refused, lost, ledger, gates)
+                    elif cost is REFUSED:
+                        target_env = (interrupts, duplicates, refused - 1, lost, ledger, gates)
+                    else:
+                        target_env = (interrupts, duplicates - 1, refused, lost, ledger, gates)
+                    if starts or cancels:
+                        target_env = absorb(target_env, starts, cancels)
                     if (
                         target_conv == conv
                         and target_env[EFFECTS] == ledger
@@ -248,7 +298,7 @@ class Explorer:
                         parent.append(source)
                         via.append(label)
                         depths.append(level + 1)
-                        found = ledger_violations(self.convs[target_conv], effect_views(target_env))
+                        found = ledger_violations(convs[target_conv], effect_views(target_env))
                         if found:
                             violation = (found[0], source, label)
                             break
@@ -307,10 +357,8 @@ class Explorer:
             return found[0]
         target = conv if outcome.state is pre else self._intern_conv(outcome.state)
         starts, cancels = directive_summary(outcome.directives)
-        entry = (target, starts, cancels, False)
+        entry = (target, starts, cancels, target == conv and not starts and not cancels)
         self.memo[conv][label] = entry
-        if target == conv and not starts and not cancels:
-            self.noops[conv].add(label)  # a budget-only move with this label can be skipped
         return entry
 
     # --- liveness ------------------------------------------------------------------------------

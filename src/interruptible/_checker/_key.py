@@ -13,6 +13,12 @@ Keys of runs are the hot part (a conversation with two runs is re-keyed after ev
 most events change one run at most), so `KeyCache` remembers the key of each `RunState` object
 it was asked to keep, by identity. It keeps the object alive beside its key, so an `id()` is
 never reused while its entry exists.
+
+The explorer interns conversation states by `KeyCache.interned_key`, which numbers each distinct
+step and run key once and builds a conversation's key from those numbers: a short flat tuple
+instead of a deep one, so hashing it per lookup is cheap. The numbers are a bijection with the
+structural keys of one `KeyCache`, so interned keys are canonical too (VER-13), but only within
+that cache; `conversation_key` stays structural, comparable across caches.
 """
 
 from __future__ import annotations
@@ -31,12 +37,16 @@ Key = Hashable
 _JSON_CACHE_LIMIT: Final = 1 << 18
 
 _NO_INPUT_KEY: Final = ("<no input>",)
+# `json_key(None)`, written out: most outputs, contexts and failure details are None.
+_NULL_KEY: Final = ("null",)
 
 
 def json_key(value: JsonValue) -> Key:
     """A hashable stand-in for a JSON value; equal exactly when the values are equal as JSON."""
     if type(value) is str:
         return value  # the common case: a plain string stands for itself
+    if value is None:
+        return _NULL_KEY
     return (json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr),)
 
 
@@ -45,7 +55,7 @@ def failure_key(failure: StepFailure | None) -> Key:
     if failure is None:
         return None
     return (
-        failure.category.value,
+        failure.category,  # enum members are their own keys (hashing them is cheaper than .value)
         failure.message,
         failure.step_id,
         failure.attempt,
@@ -64,13 +74,28 @@ def result_key(result: StepResult | None) -> Key:
 class KeyCache:
     """Keys of conversations, runs and step definitions, with identity caches for the hot parts."""
 
-    __slots__ = ("_definitions", "_json", "_runs", "_steps")
+    __slots__ = (
+        "_definitions",
+        "_json",
+        "_numbered_runs",
+        "_numbered_steps",
+        "_run_numbers",
+        "_runs",
+        "_step_numbers",
+        "_steps",
+    )
 
     def __init__(self) -> None:
         self._runs: dict[int, tuple[RunState, Key]] = {}
         self._steps: dict[int, tuple[StepState, Key]] = {}
         self._definitions: dict[int, tuple[StepDefinition, Key]] = {}
         self._json: dict[int, tuple[JsonValue, Key]] = {}
+        # Interning: each distinct step or run key gets the next number, for good ...
+        self._numbered_steps: dict[Key, int] = {}
+        self._numbered_runs: dict[Key, int] = {}
+        # ... and each object its key's number, by identity (the object is kept alive).
+        self._step_numbers: dict[int, tuple[StepState, int]] = {}
+        self._run_numbers: dict[int, tuple[RunState, int]] = {}
 
     def json_key(self, value: JsonValue) -> Key:
         """`json_key`, remembered by identity: a context often outlives many run states."""
@@ -93,13 +118,13 @@ class KeyCache:
         policy = definition.policy
         key = (
             definition.step_id,
-            definition.step_class.value,
+            definition.step_class,
             json_key(definition.input),
             policy.timeout,
             policy.max_attempts,
             (policy.backoff.initial, policy.backoff.multiplier, policy.backoff.max_delay),
-            tuple(category.value for category in policy.retry_on),
-            policy.on_failure.value,
+            policy.retry_on,
+            policy.on_failure,
             definition.label,
         )
         if len(self._definitions) < 4096:  # modes built per plan call would grow it for ever
@@ -111,9 +136,16 @@ class KeyCache:
         cached = self._steps.get(id(step))
         if cached is not None and cached[0] is step:
             return cached[1]
-        key = (
+        key = self._step_key(step)
+        if len(self._steps) >= _JSON_CACHE_LIMIT:
+            self._steps.clear()
+        self._steps[id(step)] = (step, key)
+        return key
+
+    def _step_key(self, step: StepState) -> Key:
+        return (
             self.definition_key(step.definition),
-            step.status.value,
+            step.status,
             step.attempt,
             step.failures,
             step.effect_id,
@@ -122,23 +154,22 @@ class KeyCache:
             failure_key(step.failure),
             _NO_INPUT_KEY if step.input is NO_INPUT else json_key(step.input),
         )
-        if len(self._steps) >= _JSON_CACHE_LIMIT:
-            self._steps.clear()
-        self._steps[id(step)] = (step, key)
-        return key
 
     def run_key(self, run: RunState) -> Key:
         """The key of one run: every field, steps in planning order."""
         cached = self._runs.get(id(run))
         if cached is not None and cached[0] is run:
             return cached[1]
+        return self._run_key(run, tuple([self.step_key(step) for step in run.steps]))
+
+    def _run_key(self, run: RunState, steps: Key) -> Key:
         return (
             run.run_id,
             run.mode,
-            run.status.value,
+            run.status,
             self.json_key(run.input),
             run.principal,
-            tuple([self.step_key(step) for step in run.steps]),
+            steps,
             self.json_key(run.context),
             run.reason,
             self.json_key(run.output),
@@ -161,6 +192,45 @@ class KeyCache:
             None if active is None else self.run_key(active),
             tuple([self.run_key(run) for run in state.run_history]),
             tuple(sorted(state.run_ids)),
+        )
+
+    # --- interned keys -----------------------------------------------------------------------
+
+    def step_number(self, step: StepState) -> int:
+        """The number of the step's key in this cache: equal exactly for equal steps."""
+        cached = self._step_numbers.get(id(step))
+        if cached is not None and cached[0] is step:
+            return cached[1]
+        numbered = self._numbered_steps
+        number = numbered.setdefault(self._step_key(step), len(numbered))
+        if len(self._step_numbers) >= _JSON_CACHE_LIMIT:
+            self._step_numbers.clear()
+        self._step_numbers[id(step)] = (step, number)
+        return number
+
+    def run_number(self, run: RunState) -> int:
+        """The number of the run's key in this cache: equal exactly for equal runs."""
+        cached = self._run_numbers.get(id(run))
+        if cached is not None and cached[0] is run:
+            return cached[1]
+        step_number = self.step_number
+        numbered = self._numbered_runs
+        key = self._run_key(run, tuple([step_number(step) for step in run.steps]))
+        number = numbered.setdefault(key, len(numbered))
+        if len(self._run_numbers) >= _JSON_CACHE_LIMIT:
+            self._run_numbers.clear()
+        self._run_numbers[id(run)] = (run, number)
+        return number
+
+    def interned_key(self, state: ConversationState) -> Key:
+        """A key of the conversation made of run numbers: canonical within this cache only."""
+        active = state.active_run
+        run_number = self.run_number
+        return (
+            state.conversation_id,
+            -1 if active is None else run_number(active),
+            tuple([run_number(run) for run in state.run_history]),
+            state.run_ids,  # a frozenset: equal exactly when the sorted ids are
         )
 
 

@@ -36,6 +36,13 @@ ledger, so answered effects need not be remembered.
 A move whose event changes neither the conversation state nor the ledger (only a budget) is a
 *no-op*: the explorer checks its transition and then prunes its target, whose every behaviour the
 source state already has, with at least as much budget left.
+
+The world lists moves, each with its cost, in two parts that are cached apart: the moves of the
+conversation (`conversation_moves`: requests, gate answers, late and stale effect events; per
+distinct run, so a few hundred lists serve the CI bound's 30,000 conversation states) and the
+moves of the ledger (`ledger_moves`: each effect's answers, with the ledger after each). Which of
+them a given env lets through, and the env after each, is decided by the explorer from the cost
+alone, in its inner loop (`_explore.py`), so that no env is built for a move that is pruned.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ from .._vocabulary import (
     StartEffect,
     effect_id_for,
 )
+from ._key import KeyCache
 from ._properties import EffectView, retained_runs
 
 CONVERSATION: Final = "c1"
@@ -85,18 +93,26 @@ UNKNOWN_RUN: Final = "r0"  # never requested by the world
 # The phase of an effect in the ledger; ANSWERED marks a cancel of an effect not in flight.
 REQUESTED, STARTED, ANSWERED = 0, 1, 2
 
-# What a move spends.
+# What a move spends (compared by identity: each is one interned string).
 FREE, INTERRUPT, DUPLICATE, REFUSED = "free", "interrupt", "duplicate", "refused"
 # A duplicate effect event; skipped while its effect is still in flight (the free move covers it).
 LATE = "late"
+# The first answer of a gate: free, but it adds the gate to the env's answered gates (subject).
+OPEN = "open"
+# A move of an effect in flight: free, and it changes the ledger; LOST spends `lost` too.
+EFFECT = "effect"
 LOST = "lost"
 
 EffectEntry = tuple[str, str, str, int, str, int, int, int]
-Env = tuple[int, int, int, int, tuple[EffectEntry, ...], tuple[str, ...]]
+Effects = tuple[EffectEntry, ...]
+Env = tuple[int, int, int, int, Effects, tuple[str, ...]]
 # Where the ledger and the answered gates are in an `Env`.
 EFFECTS: Final = 4
 GATES: Final = 5
 Start = tuple[str, str, str, int, str]
+# A move: (label, event, cost, subject, ledger after it). The subject is the gate an OPEN move
+# answers or the effect id a LATE move names; the ledger is that of an EFFECT or LOST move.
+Move = tuple[str, Event, str, str, Effects]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +192,16 @@ class World:
         self.coordinator = coordinator_factory(model.modes(bounds))
         self.gates = tuple(model.gates(bounds))
         self._events: dict[str, Event] = {}
-        self._head_moves: dict[tuple[bool, int], list[tuple[str, Event, str, str]]] = {}
-        # By identity, keeping the run alive so that its id is not reused while cached.
-        self._run_moves: dict[int, tuple[RunState, list[tuple[str, Event, str, str]]]] = {}
+        self._head_moves: dict[tuple[bool, int], list[Move]] = {}
+        # The explorer interns states with these keys; a run's moves are cached by its number,
+        # since equal runs have equal moves (a few hundred distinct runs in the CI bound, each
+        # in a hundred conversation states).
+        self.keys = KeyCache()
+        self._run_moves: dict[int, list[Move]] = {}
         self._effect_moves: dict[
             EffectEntry, tuple[tuple[str, Event, EffectEntry | None, str], ...]
         ] = {}
+        self._ledger_moves: dict[Effects, list[Move]] = {}
 
     def fresh_coordinator(self) -> Coordinator:
         """Another coordinator like the explored one (replay parity uses a fresh one)."""
@@ -201,25 +221,26 @@ class World:
             self._events[label] = event
         return event
 
-    def conversation_moves(self, state: ConversationState) -> list[tuple[str, Event, str, str]]:
-        """The moves that depend on the conversation only: (label, event, cost, subject), where
-        the subject is the gate a first answer opens or the effect a late event names."""
+    def conversation_moves(self, state: ConversationState) -> list[Move]:
+        """The moves that depend on the conversation only (what the env lets through is the
+        explorer's to decide, by each move's cost)."""
         head_key = (state.active_run is None, len(state.run_ids))
         head = self._head_moves.get(head_key)
         if head is None:
             head = self._build_head_moves(*head_key)
             self._head_moves[head_key] = head
         out = list(head)
+        run_number = self.keys.run_number
         for run in retained_runs(state):
-            # A run's moves depend on that run alone; ended runs are shared by many states.
-            cached = self._run_moves.get(id(run))
-            if cached is None or cached[0] is not run:
-                cached = (run, self._build_run_moves(run))
-                self._run_moves[id(run)] = cached
-            out.extend(cached[1])
+            # A run's moves depend on that run alone.
+            number = run_number(run)
+            run_moves = self._run_moves.get(number)
+            if run_moves is None:
+                run_moves = self._run_moves[number] = self._build_run_moves(run)
+            out.extend(run_moves)
         return out
 
-    def _build_head_moves(self, idle: bool, used: int) -> list[tuple[str, Event, str, str]]:
+    def _build_head_moves(self, idle: bool, used: int) -> list[Move]:
         moves: list[tuple[tuple[str, Event], str]] = []
         fresh_index = used + 1
         if fresh_index <= self.bounds.runs:
@@ -233,17 +254,18 @@ class World:
                 moves.append((self._request(run_id, mode, payload, True, INTRUDER), REFUSED))
         if used:
             moves.append((self._resume(UNKNOWN_RUN, OWNER), DUPLICATE))
-        return [(label, event, cost, "") for (label, event), cost in moves]
+        return [(label, event, cost, "", ()) for (label, event), cost in moves]
 
-    def _build_run_moves(self, run: RunState) -> list[tuple[str, Event, str, str]]:
+    def _build_run_moves(self, run: RunState) -> list[Move]:
         moves: list[tuple[tuple[str, Event], str]] = []
         if run.is_terminal:
             self._ended_run_moves(run, moves)
         else:
             self._active_run_moves(run, moves)
-        out: list[tuple[str, Event, str, str]] = [
-            (label, event, cost, _gate_of(event)) for (label, event), cost in moves
-        ]
+        out: list[Move] = []
+        for (label, event), cost in moves:
+            gate = _gate_of(event) if cost is FREE else ""
+            out.append((label, event, OPEN, gate, ()) if gate else (label, event, cost, "", ()))
         run_id = run.run_id
         for step in run.steps:
             # The latest attempt's effect answers again (late or duplicate); the one before
@@ -258,7 +280,7 @@ class World:
                 if attempt < step.attempt or run.is_terminal:
                     late = late[1:2]
                 for late_label, late_event in late:
-                    out.append((late_label, late_event, LATE, effect_id))
+                    out.append((late_label, late_event, LATE, effect_id, ()))
         return out
 
     def _ended_run_moves(self, run: RunState, moves: list[tuple[tuple[str, Event], str]]) -> None:
@@ -416,73 +438,21 @@ class World:
 
     # --- the environment's bookkeeping ---------------------------------------------------------
 
-    def moves(
-        self,
-        conversation_moves: list[tuple[str, Event, str, str]],
-        env: Env,
-        skip: frozenset[str] | set[str] = frozenset(),
-    ) -> tuple[list[tuple[str, Event, Env]], int]:
-        """Every move from (conversation, env): label, event and the env after it; and how many
-        budget-only moves were left out because `skip` names them (known no-ops)."""
-        interrupts, duplicates, refused, lost, effects, gates = env
-        out: list[tuple[str, Event, Env]] = []
-        skipped = 0
-        live: set[str] | None = None
-        for label, event, cost, subject in conversation_moves:
-            if cost is FREE:
-                if subject:
-                    if subject in gates:
-                        continue
-                    opened = tuple(sorted((*gates, subject)))
-                    out.append(
-                        (label, event, (interrupts, duplicates, refused, lost, effects, opened))
-                    )
-                else:
-                    out.append((label, event, env))
-            elif cost is INTERRUPT:
-                if interrupts:
-                    out.append(
-                        (label, event, (interrupts - 1, duplicates, refused, lost, effects, gates))
-                    )
-            elif cost is REFUSED:
-                if refused:
-                    if label in skip:
-                        skipped += 1
+    def ledger_moves(self, effects: Effects) -> list[Move]:
+        """The moves of the effects in flight, each with the ledger after it (cached per ledger:
+        many states share one)."""
+        moves = self._ledger_moves.get(effects)
+        if moves is None:
+            moves = []
+            for index, entry in enumerate(effects):
+                for label, event, after, cost in self.effect_moves(entry):
+                    if after is None:
+                        new_effects = (*effects[:index], *effects[index + 1 :])
                     else:
-                        out.append(
-                            (
-                                label,
-                                event,
-                                (interrupts, duplicates, refused - 1, lost, effects, gates),
-                            )
-                        )
-            elif duplicates:
-                if cost is LATE:
-                    if live is None:
-                        live = {entry[0] for entry in effects}
-                    if subject in live:
-                        continue
-                if label in skip:
-                    skipped += 1
-                else:
-                    out.append(
-                        (label, event, (interrupts, duplicates - 1, refused, lost, effects, gates))
-                    )
-        for index, entry in enumerate(effects):
-            for label, event, after, cost in self.effect_moves(entry):
-                spent = lost
-                if cost is LOST:
-                    if not lost:
-                        continue
-                    spent = lost - 1
-                if after is None:
-                    new_effects = (*effects[:index], *effects[index + 1 :])
-                else:
-                    new_effects = (*effects[:index], after, *effects[index + 1 :])
-                out.append(
-                    (label, event, (interrupts, duplicates, refused, spent, new_effects, gates))
-                )
-        return out, skipped
+                        new_effects = (*effects[:index], after, *effects[index + 1 :])
+                    moves.append((label, event, EFFECT if cost is FREE else cost, "", new_effects))
+            self._ledger_moves[effects] = moves
+        return moves
 
     @staticmethod
     def absorb(env: Env, starts: tuple[Start, ...], cancels: tuple[str, ...]) -> Env:
