@@ -12,6 +12,9 @@ history, its insert fails. `append_many` puts every batch in the same transactio
 conversations cost one commit, one fsync (JRN-4). Rows are encoded before the lock is taken;
 under it the hot path is three statements: BEGIN IMMEDIATE, one executemany, COMMIT.
 
+Memory. The connection's page cache is 16 MiB (`CACHE_KIB`, not SQLite's 2 MB): a group commit
+touches one leaf page per conversation, and a cache that holds them all writes without reading.
+
 Durability. WAL mode with `synchronous=FULL` (the default) fsyncs the log at every commit, so an
 append that returned survives a power loss; `NORMAL` fsyncs only at checkpoints, so an append
 survives a crash of the process but the last commits may be lost with the machine (JRN-5).
@@ -61,6 +64,13 @@ _PAGE: Final = 1024
 
 # How long a writer waits for another connection's write lock before giving up (seconds).
 DEFAULT_BUSY_TIMEOUT: Final = 30.0
+
+# The connection's page cache, in KiB (SQLite's default is 2,000 KiB). Rows are clustered by
+# conversation, so a group commit dirties one leaf page per conversation in it: with the default
+# cache, a round of 500 conversations read most of its pages back from the OS before writing
+# them (measured: half of the round's SQLite time). 16 MiB holds the working pages of about
+# 4,000 conversations; it is memory SQLite takes only as pages are used.
+CACHE_KIB: Final = 16 * 1024
 
 _LAST: Final = "SELECT coalesce(max(sequence), 0) FROM events WHERE conversation_id = ?"
 # A row goes in only if the conversation's last sequence is the row's predecessor: the
@@ -143,6 +153,7 @@ class SQLiteJournal:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
+            conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # negative: KiB, not pages
             prepare(conn, self.path)
         except sqlite3.DatabaseError as exc:
             conn.close()
