@@ -23,8 +23,10 @@ value), requires exactly the class's fields and its `type`, and calls the class.
 parsed finite (the codec refuses NaN and infinities anywhere). A builder accepts exactly what the
 codec decodes to the same event; anything else (an unknown or missing field, a wrong type, text
 after the JSON value, a record that is not whole) goes to `decode_record` for that record, which
-decides. The shortcut can only be slower than the codec, never different: tests check both
-agree on every event, and on damaged ones.
+decides. The shortcut can only hand a record to the codec, never decode it differently: tests
+check both agree on every event, and on crc-valid bodies with a field changed, dropped or added.
+Each body is scanned on its own (not as one page-wide JSON array): a body that is JSON only
+together with its neighbour is not whole.
 """
 
 from __future__ import annotations
