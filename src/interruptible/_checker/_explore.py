@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .._codec import to_json
-from .._core import ConversationState, Outcome, initial_state
+from .._core import ConversationState, Disposition, Outcome, initial_state
 from .._vocabulary import Event
 from ._key import conversation_key
 from ._properties import (
@@ -68,6 +68,12 @@ from ._world import (
     directive_summary,
     effect_views,
 )
+
+# What a (conversation, move) pair gave: the target conversation, the effects started, the
+# effects canceled, and whether the event changed nothing at all.
+MemoEntry = tuple[int, tuple[Start, ...], tuple[str, ...], bool]
+
+_APPLIED, _IGNORED, _REJECTED = Disposition.applied, Disposition.ignored, Disposition.rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +154,7 @@ class Explorer:
         self.conv_index: dict[Hashable, int] = {}
         self.convs: list[ConversationState] = []
         self.conv_moves: list[list[Move] | None] = []
-        # Per conversation, per move label: (target conversation, effects started, effects
-        # canceled, whether the event changed nothing at all).
-        self.memo: list[dict[str, tuple[int, tuple[Start, ...], tuple[str, ...], bool]]] = []
+        self.memo: list[dict[str, MemoEntry]] = []  # per conversation, per move label
         self.state_index: dict[tuple[int, Env], int] = {}
         self.states: list[tuple[int, Env]] = []
         self.parent = array("i")
@@ -159,6 +163,7 @@ class Explorer:
         self.edge_from = array("i")
         self.edge_to = array("i")
         self.reductions = 0
+        self._reduce_event = world.coordinator.reduce
 
     # --- interning -----------------------------------------------------------------------------
 
@@ -344,26 +349,37 @@ class Explorer:
         report.cpu_seconds = time.process_time() - cpu_started
         return report
 
-    def _reduce(
-        self, conv: int, label: str, event: Event
-    ) -> tuple[int, tuple[Start, ...], tuple[str, ...], bool] | Violation:
+    def _reduce(self, conv: int, label: str, event: Event) -> MemoEntry | Violation:
         """Reduce one (conversation, event) pair, check its transition properties, memoize."""
         self.reductions += 1
         pre = self.convs[conv]
         try:
-            outcome = self.world.coordinator.reduce(pre, event)
+            outcome = self._reduce_event(pre, event)
         except Exception as exc:  # VER-10: reduce must be total
             return Violation("VER-10", f"reduce raised {exc!r}")
-        if outcome.state is pre and not outcome.directives:
-            # Nothing happened: only VER-9 can fail (the others hold trivially).
-            found = refusals_change_nothing(pre, event, outcome)
+        directives = outcome.directives
+        entry: MemoEntry
+        if outcome.state is pre and not directives:
+            # Nothing happened (five reduce calls in six): only VER-9 can fail, and for such an
+            # outcome it holds when the disposition comes with its reason and nothing else.
+            # Written out here; `refusals_change_nothing` says what is wrong otherwise.
+            disposition = outcome.disposition
+            if not (
+                (disposition is _IGNORED and outcome.ignored is not None)
+                or (disposition is _REJECTED and outcome.error is not None)
+                or (disposition is _APPLIED and outcome.error is None and outcome.ignored is None)
+            ):
+                found = refusals_change_nothing(pre, event, outcome)
+                if found:
+                    return found[0]
+            entry = (conv, (), (), True)
         else:
             found = transition_violations(pre, event, outcome)
-        if found:
-            return found[0]
-        target = conv if outcome.state is pre else self._intern_conv(outcome.state)
-        starts, cancels = directive_summary(outcome.directives)
-        entry = (target, starts, cancels, target == conv and not starts and not cancels)
+            if found:
+                return found[0]
+            target = conv if outcome.state is pre else self._intern_conv(outcome.state)
+            starts, cancels = directive_summary(directives)
+            entry = (target, starts, cancels, target == conv and not starts and not cancels)
         self.memo[conv][label] = entry
         return entry
 
