@@ -10,8 +10,10 @@ one process, on fresh SQLite files in one temp dir, and all three call the same 
 
 1. A pipeline of N trivial steps, wall time per step:
    - ours: a `Sequence` of N `tool` steps on `Runtime(<tmp>/runs.db)` (WAL, synchronous=FULL);
-     the sync tool runs in a worker thread (RT-12). One commit per step. The same with an async
-     tool is printed for info.
+     the tool is registered as `inline(step)`, so it runs on the loop, as LangGraph and DBOS run
+     their step in the caller's thread (RT-12). One commit per step. Printed for info: the same
+     as a plain sync tool (run in a worker thread, the default for tools that may block) and as
+     an async tool.
    - LangGraph: one node looping N times through a conditional edge (each superstep is one
      checkpoint: the idiomatic durable step, as in an agent loop), `SqliteSaver` (WAL; sqlite3's
      default synchronous=FULL), `invoke(..., durability="sync")`: the checkpoint is written
@@ -70,7 +72,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from interruptible import Sequence, StepClass, StepDefinition, StepStatus
-from interruptible._runtime import Runtime
+from interruptible._runtime import Runtime, inline
 
 INSTALL = "pip install -e '.[bench]'"
 ROWS: list[tuple[str, str, str, str]] = []
@@ -89,6 +91,9 @@ def step(i: int) -> int:
 
 async def astep(i: int) -> int:
     return i
+
+
+INLINE_STEP = inline(step)  # ours: the step on the loop, as the peers run it in their thread
 
 
 @dataclass(frozen=True)
@@ -138,7 +143,7 @@ def bare_commit_us(directory: Path, n: int = 200) -> float:
 # --- ours ---------------------------------------------------------------------------------------
 
 
-def ours_pipeline(path: Path, steps: int, tool: Callable[..., Any] = step) -> Measure:
+def ours_pipeline(path: Path, steps: int, tool: Callable[..., Any] = INLINE_STEP) -> Measure:
     mode = Sequence(
         "pipeline",
         tuple(
@@ -467,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
                 + " ms",
                 flush=True,
             )
+        extra_ours_threaded = ours_pipeline(fresh(directory, "ours-thread.db"), steps, step)
         extra_ours_async = ours_pipeline(fresh(directory, "ours-async.db"), steps, astep)
         extra_lg_linear = (
             langgraph_pipeline(fresh(directory, "lg-linear.db"), peer_steps, linear=True)
@@ -507,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             middle([m[name].commits for m in rounds]),
         )
 
-    report(f"ours: {steps}-step pipeline, sync tool", fmt(median_measure(per_round, "ours")))
+    report(f"ours: {steps}-step pipeline, inline tool", fmt(median_measure(per_round, "ours")))
+    report("    the same, sync tool in a thread (info, one run)", fmt(extra_ours_threaded))
     report("    the same, async tool (info, one run)", fmt(extra_ours_async))
     for name in names[1:]:
         report(f"{name}: {peer_steps}-step pipeline", fmt(median_measure(per_round, name)))

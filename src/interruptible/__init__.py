@@ -110,6 +110,7 @@ if TYPE_CHECKING:
         Effect,
         EffectError,
         Executor,
+        Inline,
         OpenAICompatibleModel,
         RunHandle,
         RunSnapshot,
@@ -118,6 +119,7 @@ if TYPE_CHECKING:
         StepSnapshot,
         Subscription,
         current_effect,
+        inline,
     )
 
 # The runtime is imported on first use: it brings asyncio and sqlite3, which the pure core and
@@ -128,6 +130,7 @@ _RUNTIME_NAMES = frozenset(
         "Effect",
         "EffectError",
         "Executor",
+        "Inline",
         "OpenAICompatibleModel",
         "RunHandle",
         "RunSnapshot",
@@ -136,6 +139,7 @@ _RUNTIME_NAMES = frozenset(
         "StepSnapshot",
         "Subscription",
         "current_effect",
+        "inline",
     }
 )
 
@@ -189,6 +193,7 @@ __all__ = [
     "HumanInputReceived",
     "IgnoredReason",
     "IllegalTransition",
+    "Inline",
     "InterruptRequested",
     "InterruptibleError",
     "InvalidEventError",
@@ -242,6 +247,7 @@ __all__ = [
     "dumps",
     "event_from_json",
     "initial_state",
+    "inline",
     "json_schema",
     "loads_directive",
     "loads_event",

@@ -20,7 +20,14 @@ from interruptible import (
     StepPolicy,
     StepStatus,
 )
-from interruptible._runtime import Effect, EffectError, Runtime, current_effect
+from interruptible._runtime import (
+    Effect,
+    EffectError,
+    FunctionExecutor,
+    Runtime,
+    current_effect,
+    inline,
+)
 from tests.runtime.support import arun, pipeline, system_step, tool_step, until
 
 
@@ -118,6 +125,48 @@ def test_rt_12_tools_get_their_arguments_and_idempotency_key_sync_in_a_thread() 
     assert seen == {"sync": (True, "r1:a:1"), "async": "r1:b:1", "system": (True, "r1/c/1")}
     with pytest.raises(RuntimeError, match="only available inside"):
         current_effect()
+
+
+def test_rt_12_an_inline_tool_runs_on_the_loop_and_a_plain_one_in_a_thread() -> None:
+    """`inline(tool)` opts a synchronous tool out of the worker thread: it runs on the loop
+    (with its idempotency key), while the same function registered plainly runs in a thread;
+    registering a name again decides anew."""
+    where: dict[str, bool] = {}
+    loop_thread = threading.get_ident()
+
+    def probe(tag: str) -> str:
+        where[tag] = threading.get_ident() == loop_thread
+        return current_effect().idempotency_key
+
+    async def scenario() -> Any:
+        mode = pipeline(
+            "p", [tool_step("a", "fast", tag="fast"), tool_step("b", "plain", tag="plain")]
+        )
+        async with Runtime(
+            "memory", modes=[mode], tools={"fast": inline(probe), "plain": probe}
+        ) as rt:
+            handle = await rt.run("c", None, mode="p", run_id="r1")
+            return await handle.wait()
+
+    final = arun(scenario())
+    assert final.output["outputs"] == {"a": "r1:a:1", "b": "r1:b:1"}
+    assert where == {"fast": True, "plain": False}
+
+    executor = FunctionExecutor({"t": inline(probe)}, threaded=True)
+    assert executor.is_inline({"name": "t", "arguments": {}})
+    executor.register("t", probe)
+    assert not executor.is_inline({"name": "t", "arguments": {}})
+    assert inline(lambda x: x + 1)(1) == 2  # still callable as the function it wraps
+
+
+def test_rt_12_inline_refuses_what_cannot_run_inline() -> None:
+    async def coroutine_function() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="async"):
+        inline(coroutine_function)
+    with pytest.raises(TypeError, match="callable"):
+        inline("not a function")  # type: ignore[arg-type]
 
 
 def test_rt_11_outputs_are_normalized_to_json_and_non_json_fails() -> None:

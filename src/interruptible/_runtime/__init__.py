@@ -7,8 +7,10 @@ from ._executors import (
     Executor,
     FunctionExecutor,
     HumanGateExecutor,
+    Inline,
     TimerExecutor,
     current_effect,
+    inline,
 )
 from ._ids import UuidIds
 from ._llm import ChatModel, LlmExecutor, OpenAICompatibleModel, ScriptedModel
@@ -26,6 +28,7 @@ __all__ = [
     "Executor",
     "FunctionExecutor",
     "HumanGateExecutor",
+    "Inline",
     "LlmExecutor",
     "OpenAICompatibleModel",
     "RecoveryReport",
@@ -38,4 +41,5 @@ __all__ = [
     "TimerExecutor",
     "UuidIds",
     "current_effect",
+    "inline",
 ]
