@@ -51,6 +51,7 @@ from ._properties import (
     transition_violations,
 )
 from ._world import (
+    DUPLICATE,
     EFFECT,
     EFFECTS,
     FREE,
@@ -238,28 +239,29 @@ class Explorer:
                 memo = memos[conv]
                 live: set[str] | None = None
                 for label, event, cost, subject, after in moves:
-                    # Whether the env lets the move through: see the costs in `_world.py`.
-                    if cost is FREE or cost is EFFECT:
-                        pass
-                    elif cost is OPEN:
-                        if subject in gates:
+                    # Whether the env lets the move through (see the costs in `_world.py`);
+                    # the commonest costs are tested first.
+                    if cost is DUPLICATE:
+                        if not duplicates:
                             continue
-                    elif cost is INTERRUPT:
-                        if not interrupts:
-                            continue
-                    elif cost is LOST:
-                        if not lost:
-                            continue
-                    elif cost is REFUSED:
-                        if not refused:
-                            continue
-                    elif not duplicates:
-                        continue
                     elif cost is LATE:
+                        if not duplicates:
+                            continue
                         if live is None:
                             live = {entry[0] for entry in ledger}
                         if subject in live:
                             continue
+                    elif cost is REFUSED:
+                        if not refused:
+                            continue
+                    elif cost is LOST:
+                        if not lost:
+                            continue
+                    elif cost is INTERRUPT:
+                        if not interrupts:
+                            continue
+                    elif cost is OPEN and subject in gates:
+                        continue
                     transitions += 1
                     entry = memo.get(label)
                     if entry is None:
@@ -269,28 +271,35 @@ class Explorer:
                             break
                         entry = reduced
                     target_conv, starts, cancels, noop = entry
-                    # The env after the move, before the core's directives.
-                    if cost is FREE:
+                    # The env after the move, before the core's directives. A no-op that only
+                    # spends a budget is pruned: nothing new can happen in its target.
+                    if cost is DUPLICATE or cost is LATE:
                         if noop:
-                            pruned += 1  # nothing changed: the target is the source
+                            pruned += 1
                             continue
-                        target_env = env
+                        target_env = (interrupts, duplicates - 1, refused, lost, ledger, gates)
                     elif cost is EFFECT:
                         target_env = (interrupts, duplicates, refused, lost, after, gates)
                     elif cost is LOST:
                         target_env = (interrupts, duplicates, refused, lost - 1, after, gates)
-                    elif cost is OPEN:
+                    elif cost is FREE:
+                        if noop:
+                            pruned += 1
+                            continue
+                        target_env = env
+                    elif cost is REFUSED:
+                        if noop:
+                            pruned += 1
+                            continue
+                        target_env = (interrupts, duplicates, refused - 1, lost, ledger, gates)
+                    elif cost is INTERRUPT:
+                        if noop:
+                            pruned += 1
+                            continue
+                        target_env = (interrupts - 1, duplicates, refused, lost, ledger, gates)
+                    else:  # OPEN
                         opened = tuple(sorted((*gates, subject)))
                         target_env = (interrupts, duplicates, refused, lost, ledger, opened)
-                    elif noop:
-                        pruned += 1  # only a budget changed: nothing new can happen there
-                        continue
-                    elif cost is INTERRUPT:
-                        target_env = (interrupts - 1, duplicates, refused, lost, ledger, gates)
-                    elif cost is REFUSED:
-                        target_env = (interrupts, duplicates, refused - 1, lost, ledger, gates)
-                    else:
-                        target_env = (interrupts, duplicates - 1, refused, lost, ledger, gates)
                     if starts or cancels:
                         target_env = absorb(target_env, starts, cancels)
                     if (
