@@ -39,6 +39,9 @@ _JSON_CACHE_LIMIT: Final = 1 << 18
 _NO_INPUT_KEY: Final = ("<no input>",)
 # `json_key(None)`, written out: most outputs, contexts and failure details are None.
 _NULL_KEY: Final = ("null",)
+# `json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)` without building an
+# encoder per call (a new context is keyed after most events).
+_ENCODE: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr).encode
 
 
 def json_key(value: JsonValue) -> Key:
@@ -47,7 +50,7 @@ def json_key(value: JsonValue) -> Key:
         return value  # the common case: a plain string stands for itself
     if value is None:
         return _NULL_KEY
-    return (json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr),)
+    return (_ENCODE(value),)
 
 
 def failure_key(failure: StepFailure | None) -> Key:
