@@ -146,7 +146,8 @@ def test_ver_15_checker_finds_seeded_defect_in_agent_loop(defect: str) -> None:
 
 
 def test_ver_13_state_key_is_canonical(model: Model) -> None:
-    """Two explored conversation states have equal keys exactly when they are equal."""
+    """Two explored conversation states have equal keys exactly when they are equal, both the
+    structural keys and the interned keys (numbered runs) the explorer uses."""
     bounds = dataclasses.replace(model.ci_bounds, runs=1, steps=2)
     explorer = Explorer(World(model, bounds))
     assert explorer.run().ok
@@ -154,6 +155,8 @@ def test_ver_13_state_key_is_canonical(model: Model) -> None:
     keys = KeyCache()
     computed = [keys.conversation_key(state) for state in states]
     assert len(set(computed)) == len(states)  # interning keeps one state per key
+    interned = [explorer.keys.interned_key(state) for state in states]
+    assert len(set(interned)) == len(states)
     for i, first in enumerate(states):
         for second in states[i + 1 :]:
             assert first != second
@@ -176,6 +179,9 @@ def test_ver_11_explored_states_replay_to_themselves(model: Model) -> None:
         assert KeyCache().conversation_key(final) == KeyCache().conversation_key(
             explorer.convs[conv]
         )
+        # The rebuilt state is a new object, equal to the explored one: the same interned key.
+        keys = explorer.keys
+        assert keys.interned_key(final) == keys.interned_key(explorer.convs[conv])
         assert parity_violations(world.fresh_coordinator().reduce, events, outcomes) == []
 
 

@@ -10,15 +10,16 @@ equal (VER-13), which is what makes breadth-first exploration with a visited set
 reached twice has the same future.
 
 Keys of runs are the hot part (a conversation with two runs is re-keyed after every event, and
-most events change one run at most), so `KeyCache` remembers the key of each `RunState` object
-it was asked to keep, by identity. It keeps the object alive beside its key, so an `id()` is
-never reused while its entry exists.
+most events change one run at most). The explorer interns conversation states by
+`KeyCache.interned_key`, which numbers each distinct step and run key once and builds a
+conversation's key from those numbers: a short flat tuple instead of a deep one, so hashing it per
+lookup is cheap. The number of a step or run object is remembered by identity: a transaction keeps
+the steps it did not touch, and the runs of a history are shared by many states. The cache keeps
+each object alive beside its number, so an `id()` is never reused while its entry exists.
 
-The explorer interns conversation states by `KeyCache.interned_key`, which numbers each distinct
-step and run key once and builds a conversation's key from those numbers: a short flat tuple
-instead of a deep one, so hashing it per lookup is cheap. The numbers are a bijection with the
-structural keys of one `KeyCache`, so interned keys are canonical too (VER-13), but only within
-that cache; `conversation_key` stays structural, comparable across caches.
+The numbers are a bijection with the structural keys of one `KeyCache`, so interned keys are
+canonical too (VER-13), but only within that cache; `conversation_key` stays structural,
+comparable across caches (replay parity compares keys of two folds).
 """
 
 from __future__ import annotations
@@ -83,13 +84,11 @@ class KeyCache:
         "_numbered_runs",
         "_numbered_steps",
         "_run_numbers",
-        "_runs",
         "_step_numbers",
         "_steps",
     )
 
     def __init__(self) -> None:
-        self._runs: dict[int, tuple[RunState, Key]] = {}
         self._steps: dict[int, tuple[StepState, Key]] = {}
         self._definitions: dict[int, tuple[StepDefinition, Key]] = {}
         self._json: dict[int, tuple[JsonValue, Key]] = {}
@@ -160,9 +159,6 @@ class KeyCache:
 
     def run_key(self, run: RunState) -> Key:
         """The key of one run: every field, steps in planning order."""
-        cached = self._runs.get(id(run))
-        if cached is not None and cached[0] is run:
-            return cached[1]
         return self._run_key(run, tuple([self.step_key(step) for step in run.steps]))
 
     def _run_key(self, run: RunState, steps: Key) -> Key:
@@ -180,12 +176,6 @@ class KeyCache:
             run.requested_at,
             tuple([(step_id, json_key(value)) for step_id, value in run.early_inputs]),
         )
-
-    def keep(self, state: ConversationState) -> None:
-        """Remember the keys of this state's runs (the caller keeps the state alive)."""
-        for run in (*state.run_history, state.active_run):
-            if run is not None and id(run) not in self._runs:
-                self._runs[id(run)] = (run, self.run_key(run))
 
     def conversation_key(self, state: ConversationState) -> Key:
         """The key of a whole conversation state."""
