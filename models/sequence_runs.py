@@ -39,8 +39,8 @@ class SequenceRuns:
     # The CI bound: every interleaving of two runs (the second may supersede the first) of a
     # pipeline with a retrying tool and a human gate, with one interrupt, one effect lost by a
     # crash, one duplicate, late or stale event and one refused request: about 135,000 states in
-    # about 10 s on a 2-core CI machine. `PROGRESS_BOUNDS` trades the lost effect for a progress
-    # report per effect (about 245,000 states, 20 s); CI checks both (spec/verification.md).
+    # about 5 s on a 2-core CI machine. `PROGRESS_BOUNDS` trades the lost effect for a progress
+    # report per effect (about 245,000 states, 10 s); CI checks both (spec/verification.md).
     ci_bounds = Bounds(
         runs=2, steps=2, interrupts=1, duplicates=1, unauthorized=1, progress=0, lost=1
     )

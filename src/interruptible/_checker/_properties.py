@@ -393,8 +393,10 @@ def transition_violations(
     """Every transition property of one `reduce` call, plus VER-2 on the state it produced."""
     if outcome.state is pre and not outcome.directives:
         return refusals_change_nothing(pre, event, outcome)  # the others hold trivially
-    found = [v for check in TRANSITION_PROPERTIES for v in check(pre, event, outcome)]
-    found.extend(one_active_run(outcome.state))
+    found: list[Violation] = []
+    for check in TRANSITION_PROPERTIES:
+        found += check(pre, event, outcome)
+    found += one_active_run(outcome.state)
     return found
 
 
