@@ -207,14 +207,14 @@ class Coordinator:
     def _audit(
         self, event: Any, run: RunState, action: AuditAction, allowed: bool, reason: str
     ) -> EmitAudit:
-        return EmitAudit(
-            conversation_id=event.conversation_id,
-            run_id=run.run_id,
-            action=action,
-            principal=event.principal,
-            allowed=allowed,
-            reason=reason,
-            cause_id=event.event_id,
+        return EmitAudit(  # positional: keyword arguments to a record cost about 30 ns each
+            event.conversation_id,
+            run.run_id,
+            action,
+            event.principal,
+            allowed,
+            reason,
+            event.event_id,
         )
 
     def _refuse(

@@ -212,7 +212,7 @@ class RunTxn:
             definition.input,
             definition.policy,
             idempotency_key_for(run_id, definition.step_id, step.attempt),
-            definition.policy.backoff.delay(step.failures),
+            definition.policy.backoff.delay(step.failures) if step.failures else 0.0,
             self.cause_id,
         )
 
