@@ -381,73 +381,38 @@ class RunTxn:
 # are built positionally too: keyword arguments to a class cost about 30 ns each.
 def _with_status(s: StepState, status: StepStatus) -> StepState:
     return StepState(
-        s.definition,
-        status,
-        s.attempt,
-        s.failures,
-        s.effect_id,
-        s.progress_sequence,
-        s.result,
-        s.failure,
-        s.input,
-    )
+        s.definition, status, s.attempt, s.failures, s.effect_id,
+        s.progress_sequence, s.result, s.failure, s.input,
+    )  # fmt: skip
 
 
 def with_progress(s: StepState, sequence: int) -> StepState:
     """The step having seen progress report `sequence`."""
     return StepState(
-        s.definition,
-        s.status,
-        s.attempt,
-        s.failures,
-        s.effect_id,
-        sequence,
-        s.result,
-        s.failure,
-        s.input,
-    )
+        s.definition, s.status, s.attempt, s.failures, s.effect_id,
+        sequence, s.result, s.failure, s.input,
+    )  # fmt: skip
 
 
 def _completed(s: StepState, result: StepResult) -> StepState:
     """The step completed with its kept result (an early human answer is used up)."""
     return StepState(
-        s.definition,
-        StepStatus.completed,
-        s.attempt,
-        s.failures,
-        s.effect_id,
-        s.progress_sequence,
-        result,
-        s.failure,
-        NO_INPUT,
-    )
+        s.definition, StepStatus.completed, s.attempt, s.failures, s.effect_id,
+        s.progress_sequence, result, s.failure, NO_INPUT,
+    )  # fmt: skip
 
 
 def with_failure(s: StepState, failure: StepFailure) -> StepState:
     """The step with one more counted failure, and that failure's envelope."""
     return StepState(
-        s.definition,
-        s.status,
-        s.attempt,
-        s.failures + 1,
-        s.effect_id,
-        s.progress_sequence,
-        s.result,
-        failure,
-        s.input,
-    )
+        s.definition, s.status, s.attempt, s.failures + 1, s.effect_id,
+        s.progress_sequence, s.result, failure, s.input,
+    )  # fmt: skip
 
 
 def with_input(s: StepState, value: JsonValue) -> StepState:
     """The gate step with an answer kept until it opens."""
     return StepState(
-        s.definition,
-        s.status,
-        s.attempt,
-        s.failures,
-        s.effect_id,
-        s.progress_sequence,
-        s.result,
-        s.failure,
-        value,
-    )
+        s.definition, s.status, s.attempt, s.failures, s.effect_id,
+        s.progress_sequence, s.result, s.failure, value,
+    )  # fmt: skip
