@@ -18,7 +18,8 @@ raises `FrozenInstanceError` as for any frozen dataclass.
 
 The frozen class has no `__init__` of its own (`init=False`), so `object.__init__` accepts the
 arguments `__new__` already used. A record may not define `__post_init__` (validation belongs in
-a plain frozen dataclass), inherit from another class, or have keyword-only fields.
+a plain frozen dataclass), inherit from another class, have keyword-only fields, or be
+subclassed (a subclass would not share the builder's layout).
 """
 
 from __future__ import annotations
@@ -44,7 +45,15 @@ def record(cls: type[_T]) -> type[_T]:
     builder = type(f"_{public.__name__}Builder", (), {"__slots__": public.__slots__})
     public.__new__ = staticmethod(_constructor(public, builder, fields))
     public.__reduce__ = _reduce
+    public.__init_subclass__ = classmethod(_final)
     return public  # type: ignore[no-any-return]
+
+
+def _final(cls: type[Any], /, **kwargs: Any) -> None:
+    raise TypeError(
+        f"{cls.__name__}: {cls.__mro__[1].__name__} is a record and records are final (its "
+        "instances share their builder's memory layout); wrap it or build your own type instead"
+    )
 
 
 def _constructor(public: Any, builder: type, fields: tuple[dataclasses.Field[Any], ...]) -> Any:

@@ -72,10 +72,18 @@ def test_refuses_what_it_cannot_build_fast() -> None:
             def __post_init__(self) -> None:
                 pass
 
+    class Base:
+        pass
+
     with pytest.raises(TypeError, match="inherit"):
 
         @record
-        class Child(Point):  # type: ignore[misc]
+        class Child(Base):
+            x: int
+
+    with pytest.raises(TypeError, match="Point is a record and records are final"):
+
+        class Subclass(Point):  # type: ignore[misc]
             pass
 
 
