@@ -36,6 +36,7 @@ from enum import Enum
 from typing import Any, Final
 
 from ._errors import DecodeError, PolicyError
+from ._record import generated_function
 from ._vocabulary import (
     DIRECTIVE_TYPES,
     EVENT_TYPES,
@@ -189,9 +190,9 @@ def _compile_encoder(
             scope[f"_encode_{index}"] = codec.encode
             items.append(f"{name!r}: _encode_{index}(value.{name})")
     source = "def encode(value):\n    return {" + ", ".join(items) + "}\n"
-    exec(source, scope)  # built from the class's own field names, as dataclasses does
-    encode: Callable[[Any], dict[str, object]] = scope["encode"]
-    encode.__qualname__ = f"{cls.__name__}.encode"
+    encode: Callable[[Any], dict[str, object]] = generated_function(
+        source, scope, "encode", cls.__name__
+    )
     return encode
 
 
@@ -329,9 +330,7 @@ def _compile_dumps(record: _Record) -> Callable[[Any], str]:
         "    except Exception:  # not the declared type, or not JSON: json.dumps decides\n"
         "        return _slow_dumps(_encode(value))\n"
     )
-    exec(source, scope)  # built from the class's own field names and declared types
-    dumps: Callable[[Any], str] = scope["dumps"]
-    dumps.__qualname__ = f"{record.cls.__name__}.dumps"
+    dumps: Callable[[Any], str] = generated_function(source, scope, "dumps", record.cls.__name__)
     return dumps
 
 

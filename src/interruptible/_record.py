@@ -76,9 +76,19 @@ def _constructor(public: Any, builder: type, fields: tuple[dataclasses.Field[Any
         body.append(f"    self.{f.name} = {f.name}")
     body += ["    self.__class__ = cls", "    return self"]
     source = f"def __new__({', '.join(params)}):\n" + "\n".join(body) + "\n"
-    exec(source, scope)  # the source is built from the class's own field names, as dataclasses does
-    function = scope["__new__"]
-    function.__qualname__ = f"{public.__qualname__}.__new__"
+    return generated_function(source, scope, "__new__", public.__qualname__)
+
+
+def generated_function(source: str, scope: dict[str, Any], name: str, owner: str) -> Any:
+    """The function `name` that `source` defines, run in `scope`, named `owner.name`.
+
+    For code written out per record class at import (constructors, checks, encoders, decoders):
+    the source is built from the class's own field names and declared types, as dataclasses
+    builds its methods, never from data.
+    """
+    exec(source, scope)
+    function = scope[name]
+    function.__qualname__ = f"{owner}.{name}"
     return function
 
 

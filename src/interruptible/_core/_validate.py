@@ -15,6 +15,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, Final
 
+from .._record import generated_function
 from .._vocabulary import EVENT_TYPES
 
 _ID_FIELDS: Final = frozenset(
@@ -95,8 +96,9 @@ def _fast_check(cls: type[Any]) -> Callable[[object], str | None]:
             test += " or (type(value) is float and not _isfinite(value))"
         lines += [f"    value = event.{name}", f"    if {test}:", "        return _describe(event)"]
     lines.append("    return None")
-    exec("\n".join(lines) + "\n", scope)  # built from the class's own field names
-    check: Callable[[object], str | None] = scope["check"]
+    check: Callable[[object], str | None] = generated_function(
+        "\n".join(lines) + "\n", scope, "check", cls.__name__
+    )
     return check
 
 

@@ -42,6 +42,7 @@ from typing import Any, Final
 
 from .._codec import dumps, loads_event
 from .._errors import DecodeError, JournalError
+from .._record import generated_function
 from .._vocabulary import EVENT_TYPES, TYPE_NAMES, Event
 from ._check import check_event
 
@@ -207,9 +208,7 @@ def _compile_builder(type_name: str, cls: type[Any]) -> Builder | None:
         *converts,
         f"    return _cls({', '.join(f'v{index}' for index in range(len(fields)))})",
     ]
-    exec("\n".join(lines) + "\n", scope)  # built from the class's own fields and types
-    build: Builder = scope["build"]
-    build.__qualname__ = f"{cls.__name__}.build"
+    build: Builder = generated_function("\n".join(lines) + "\n", scope, "build", cls.__name__)
     return build
 
 
