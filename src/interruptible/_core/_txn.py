@@ -240,22 +240,23 @@ class RunTxn:
 
     def complete_step(self, index: int, event: str, output: JsonValue) -> None:
         """Fire `event` (which completes step `index`), keep `output` and tell the mode."""
-        step = self.steps[index]
-        transition = STEP.fire(step.status, event)
-        assert step.effect_id is not None and transition.target is StepStatus.completed
-        result = StepResult(step.definition.step_id, step.attempt, step.effect_id, output)
-        step = _completed(step, result)
-        self.steps[index] = step
-        self._emit_step(step, transition)
+        transition = STEP.fire(self.steps[index].status, event)
+        assert transition.target is StepStatus.completed
+        result = self._keep(index, output)
+        self._emit_step(self.steps[index], transition)
         self.update_context(self.mode.on_result, self.context, result)
 
     def keep_result(self, index: int, output: JsonValue) -> None:
         """Keep the result of step `index`, which has completed, and tell the mode."""
+        self.update_context(self.mode.on_result, self.context, self._keep(index, output))
+
+    def _keep(self, index: int, output: JsonValue) -> StepResult:
+        """Rebuild step `index` completed with `output` as its kept result; return the result."""
         step = self.steps[index]
         assert step.effect_id is not None
         result = StepResult(step.definition.step_id, step.attempt, step.effect_id, output)
         self.steps[index] = _completed(step, result)
-        self.update_context(self.mode.on_result, self.context, result)
+        return result
 
     def advance(self) -> None:
         """While the run is running and no step is live, ask the mode what comes next."""
