@@ -486,9 +486,3 @@ def ledger_violations(state: ConversationState, effects: Iterable[EffectView]) -
     """VER-4 and VER-5 over the world's effects."""
     views = list(effects)
     return one_live_effect_per_step(views) + cancels_reach_effects(state, views)
-
-
-def run_status(state: ConversationState, run_id: str) -> RunStatus | None:
-    """The status of a retained run, or None."""
-    run: RunState | None = state.run(run_id)
-    return None if run is None else run.status
