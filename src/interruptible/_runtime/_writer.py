@@ -64,6 +64,7 @@ _APPLIED: Final = Disposition.applied
 SETTLED: Final = frozenset({RunStatus.interrupted, *TERMINAL_RUN_STATUSES})
 
 Item = tuple[Event, "asyncio.Future[Outcome] | None"]
+_Reply = tuple["asyncio.Future[Outcome]", Outcome]
 
 
 class Conversation:
@@ -112,7 +113,11 @@ class _Batch:
         self.conv = conv
         self.state = conv.state
         self.events: list[Event] = []
-        self.results: list[tuple[asyncio.Future[Outcome] | None, Outcome]] = []
+        # Per event, in order: its directives, and the caller's future with the outcome it gets.
+        # An outcome no caller waits for is not kept: it holds the intermediate state of its
+        # event, which would otherwise live (and be traversed by the cyclic GC) until the round
+        # ends; with 500 conversations in a round that was most of the GC's work.
+        self.results: list[tuple[tuple[Directive, ...], _Reply | None]] = []
         self.starts: dict[str, float] | None = None  # effect id -> start folded at once
         self.started: list[EffectStarted] | None = None  # every applied effect_started
         self.last = conv.last
@@ -222,12 +227,14 @@ class Writer:
         results = batch.results
         for event, future in items:
             outcome = reduce(state, event)
+            reply = None if future is None else (future, outcome)
             if outcome.disposition is _REJECTED and not _audited(outcome):
-                results.append((future, outcome))  # refused, changed nothing: not journaled
+                # Refused, changed nothing: not journaled.
+                results.append((outcome.directives, reply))
                 continue
             events.append(event)
             state = outcome.state
-            results.append((future, outcome))
+            results.append((outcome.directives, reply))
             if outcome.disposition is _APPLIED and type(event) is EffectStarted:
                 assert isinstance(event, EffectStarted)
                 if batch.started is None:
@@ -262,7 +269,7 @@ class Writer:
                     continue  # cannot happen for a fresh start; the task reports it instead
                 state = answer.state
                 batch.events.append(started)
-                batch.results.append((None, answer))
+                batch.results.append((answer.directives, None))
                 if batch.starts is None:
                     batch.starts = {}
                     if batch.started is None:
@@ -320,8 +327,8 @@ class Writer:
                 conv.note_start(started)
         starts = batch.starts
         effects = self.effects
-        for future, outcome in batch.results:
-            for directive in outcome.directives:
+        for directives, reply in batch.results:
+            for directive in directives:
                 kind = type(directive)
                 if kind is StartEffect:
                     assert isinstance(directive, StartEffect)
@@ -333,7 +340,10 @@ class Writer:
                     effects.cancel(directive)
                 else:
                     self.publish(conv, directive)
-            if future is not None and not future.done():
+            if reply is not None:
+                future, outcome = reply
+                if future.done():
+                    continue
                 if outcome.error is not None:
                     future.set_exception(outcome.error)
                 else:
@@ -362,9 +372,9 @@ class Writer:
             error,
         )
         conv.fenced = error
-        for future, _outcome in batch.results:
-            if future is not None and not future.done():
-                future.set_exception(error)
+        for _directives, reply in batch.results:
+            if reply is not None and not reply[0].done():
+                reply[0].set_exception(error)
         for _event, future in conv.inbox:
             if future is not None and not future.done():
                 future.set_exception(error)
