@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from interruptible import JournalError, RunRequested, dumps
+from interruptible import JournalError, RunRequested, StaleWriterError, dumps
 from interruptible._journal import (
+    AppendBatch,
     Journal,
     JournalRecord,
     MemoryJournal,
@@ -33,8 +34,9 @@ def raw(path: Path) -> sqlite3.Connection:
 
 
 def insert_row(path: Path, cid: str, sequence: int, type_: str, body: str, crc: int) -> None:
-    """Write one row straight into `events`, bypassing the journal's checks."""
+    """Write one row straight into `events`, bypassing the journal's checks (a bad disk would)."""
     with raw(path) as conn:
+        conn.execute("DROP TRIGGER IF EXISTS events_follow_predecessor")  # back on the next open
         conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (cid, sequence, type_, body, crc))
     conn.close()
 
@@ -76,6 +78,66 @@ def test_jrn_5_synchronous_is_full_or_normal(db_path: Path) -> None:
     with pytest.raises(ValueError, match="FULL"):
         SQLiteJournal(db_path, synchronous="OFF")  # type: ignore[arg-type]
     assert not db_path.exists()
+
+
+# --- JRN-3: the fence is the schema's ------------------------------------------------------------
+
+
+def test_jrn_3_the_schema_refuses_a_foreign_row_out_of_sequence(db_path: Path) -> None:
+    """A tool that bypasses the journal still cannot write a gap or a second row of a sequence."""
+    with SQLiteJournal(db_path) as journal:
+        journal.append("c1", 0, some_events("c1", 2))
+    body = dumps(some_events("c1", 3)[2])
+    conn = raw(db_path)
+    for sequence in (4, 2, 1):
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                ("c1", sequence, "run_requested", body, crc(body)),
+            )
+    conn.close()
+    with SQLiteJournal(db_path) as journal:
+        assert journal.last_sequence("c1") == 2
+
+
+def test_jrn_3_a_file_without_the_trigger_gets_it_when_opened(db_path: Path) -> None:
+    """A journal written before the trigger existed is brought up to date on open."""
+    with SQLiteJournal(db_path) as journal:
+        journal.append("c1", 0, some_events("c1", 2))
+    conn = raw(db_path)
+    conn.execute("DROP TRIGGER events_follow_predecessor")
+    conn.close()
+    with SQLiteJournal(db_path) as journal:
+        with pytest.raises(StaleWriterError):
+            journal.append("c1", 5, some_events("c1", 1, start=5))
+        assert journal.last_sequence("c1") == 2
+    conn = raw(db_path)
+    names = {
+        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'")
+    }
+    version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert "events_follow_predecessor" in names
+    assert version == ("1",)
+
+
+@pytest.mark.parametrize("rows", [1, 15, 16, 40])
+def test_jrn_3_a_stale_batch_writes_nothing_whatever_the_write_size(
+    db_path: Path, rows: int
+) -> None:
+    """Small writes are one statement, large ones a transaction: a stale batch fails both whole."""
+    with SQLiteJournal(db_path) as journal:
+        journal.append("c2", 0, some_events("c2", 1))
+        batches = [
+            AppendBatch("c1", 0, some_events("c1", rows)),
+            AppendBatch("c2", 0, some_events("c2", 1, start=7)),  # c2 is at 1: stale
+        ]
+        with pytest.raises(StaleWriterError) as caught:
+            journal.append_many(batches)
+        assert caught.value.conversation_id == "c2"
+        assert journal.last_sequence("c1") == 0 and journal.last_sequence("c2") == 1
+        assert journal.append_many(batches[:1]) == [rows]
+        assert [r.event for r in journal.read("c1")] == some_events("c1", rows)
 
 
 # --- JRN-15: checkpoints off the writer's path ------------------------------------------------

@@ -28,6 +28,22 @@ SCHEMA_VERSION: Final = 1
 
 _TABLES: Final = frozenset({"meta", "events", "quarantine"})
 
+# A row goes in only right after its predecessor (JRN-1, JRN-3). With the primary key (no
+# second row of a sequence) this makes "the conversation's last sequence is the row's
+# predecessor" a constraint, checked by SQLite row by row: an append is a plain INSERT, and a
+# stale one fails as a whole (RAISE(ABORT) undoes the statement). Files created before the
+# trigger existed get it when opened (`prepare`); it refuses only what the older conditional
+# insert never wrote, so the layout and its version are unchanged.
+FOLLOW_PREDECESSOR: Final = """
+CREATE TRIGGER IF NOT EXISTS events_follow_predecessor BEFORE INSERT ON events
+WHEN NEW.sequence > 1 AND NOT EXISTS (
+    SELECT 1 FROM events WHERE conversation_id = NEW.conversation_id AND sequence = NEW.sequence - 1
+)
+BEGIN
+    SELECT RAISE(ABORT, 'interruptible journal: a record must follow its predecessor');
+END
+"""
+
 # One statement per item: `executescript` would commit the transaction `prepare` holds.
 DDL: Final = (
     """
@@ -60,6 +76,7 @@ CREATE TABLE quarantine (
     """
 CREATE INDEX quarantine_by_record ON quarantine (conversation_id, sequence)
 """,
+    FOLLOW_PREDECESSOR,
     """
 CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
 BEGIN
@@ -116,6 +133,7 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
             )
         else:
             _check_version(conn, path, tables)
+            conn.execute(FOLLOW_PREDECESSOR)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -2,15 +2,17 @@
 
 Theory of operation
 -------------------
-Writes. Every append is one write transaction: `BEGIN IMMEDIATE` takes SQLite's write lock
-first, so no other writer can move a conversation between the `expected_last` check and the
-insert. The check is inside the insert (`_APPEND`: a row goes in only after its predecessor), so
-a stale batch inserts fewer rows than it has; the transaction is then rolled back, nothing is
-written, and `StaleWriterError` names the first stale batch (JRN-3). The primary key
-(conversation_id, sequence) backs the check: a foreign writer that skipped it still cannot fork a
-history, its insert fails. `append_many` puts every batch in the same transaction, so 500
-conversations cost one commit, one fsync (JRN-4). Rows are encoded before the lock is taken;
-under it the hot path is three statements: BEGIN IMMEDIATE, one executemany, COMMIT.
+Writes. Every append is one write transaction, and the `expected_last` check of JRN-3 is made
+by SQLite inside it, row by row: the primary key (conversation_id, sequence) refuses a second
+row of a sequence, and the schema's `events_follow_predecessor` trigger refuses a row whose
+predecessor is missing, so a row goes in only right after the conversation's last one. A stale
+batch therefore fails the statement (`IntegrityError`), nothing is written, and
+`StaleWriterError` names the first stale batch (JRN-3); a foreign writer that bypasses this code
+meets the same constraints. `append_many` puts every batch in the same transaction, so 500
+conversations cost one commit, one fsync (JRN-4). Rows are encoded before the lock is taken.
+Up to `_ONE_STATEMENT` rows, the write is one multi-row INSERT, which SQLite runs as a
+transaction of its own (all rows or none); a larger write is BEGIN IMMEDIATE, one executemany,
+COMMIT.
 
 Memory. The connection's page cache is 16 MiB (`CACHE_KIB`, not SQLite's 2 MB): a group commit
 touches one leaf page per conversation, and a cache that holds them all writes without reading.
@@ -78,13 +80,13 @@ DEFAULT_BUSY_TIMEOUT: Final = 30.0
 CACHE_KIB: Final = 16 * 1024
 
 _LAST: Final = "SELECT coalesce(max(sequence), 0) FROM events WHERE conversation_id = ?"
-# A row goes in only if the conversation's last sequence is the row's predecessor: the
-# `expected_last` check of JRN-3, made by SQLite row by row inside the write transaction, so the
-# hot path needs no extra round trip. A batch is stale iff fewer rows went in than were given.
-_APPEND: Final = (
-    "INSERT INTO events (conversation_id, sequence, type, body, crc) SELECT ?1, ?2, ?3, ?4, ?5 "
-    "WHERE (SELECT coalesce(max(sequence), 0) FROM events WHERE conversation_id = ?1) = ?2 - 1"
-)
+# The schema's constraints make the JRN-3 check (see the module's docstring): a plain INSERT.
+_APPEND: Final = "INSERT INTO events (conversation_id, sequence, type, body, crc) VALUES "
+_ROW: Final = "(?, ?, ?, ?, ?)"
+# Writes of up to this many rows are one statement (its own transaction); larger ones are
+# BEGIN IMMEDIATE, executemany, COMMIT. The runtime's single-conversation writes hold 1 to 3.
+_ONE_STATEMENT: Final = 16
+_INSERTS: Final = tuple(_APPEND + ", ".join([_ROW] * n) for n in range(_ONE_STATEMENT + 1))
 _PAGE_QUERY: Final = (
     "SELECT sequence, type, body, crc FROM events WHERE conversation_id = ? AND sequence > ? "
     "ORDER BY sequence LIMIT ?"
@@ -202,38 +204,52 @@ class SQLiteJournal:
         with self._lock:
             conn = self._live()
             cursor = self._cursor  # one cursor for every write: no allocation per append
+            count = len(rows)
             try:
-                cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    # An empty batch is a bare fence probe: only an explicit check can refuse it.
-                    if probe:
-                        error = _first_stale(conn, targets)
-                        if error is not None:
-                            raise error
-                    if len(rows) == 1:  # the runtime's most common write
-                        written = cursor.execute(_APPEND, rows[0]).rowcount
-                    else:
-                        written = cursor.executemany(_APPEND, rows).rowcount if rows else 0
-                    if written != len(rows):
-                        cursor.execute("ROLLBACK")
-                        raise _first_stale(conn, targets) or _stale_batches()
-                    cursor.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                if self.checkpointer.note(len(rows)):
+                if 0 < count <= _ONE_STATEMENT:
+                    # One statement: SQLite makes it a transaction, all rows or none.
+                    cursor.execute(
+                        _INSERTS[count],
+                        rows[0] if count == 1 else [value for row in rows for value in row],
+                    )
+                else:
+                    self._write_transaction(conn, cursor, rows, targets, probe=probe)
+                if self.checkpointer.note(count):
                     cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.IntegrityError:
-                # The conditional insert makes a key collision impossible for this writer; a
-                # foreign writer's row in the way is still another writer first.
+                # Another writer first: a row of one of these sequences is already there, or a
+                # row's predecessor is not (the conversation moved, or recovery shortened it).
                 try:
                     error = _first_stale(conn, targets) or _stale_batches()
                 except sqlite3.Error:
                     error = _stale_batches()
                 raise error from None
             except sqlite3.Error as exc:
-                raise _sqlite_error(exc, f"appending {len(rows)} event(s)") from None
+                raise _sqlite_error(exc, f"appending {count} event(s)") from None
+
+    def _write_transaction(
+        self,
+        conn: sqlite3.Connection,
+        cursor: sqlite3.Cursor,
+        rows: list[Row],
+        targets: Sequence[_Target],
+        *,
+        probe: bool,
+    ) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            # An empty batch is a bare fence probe: only an explicit check can refuse it.
+            if probe:
+                error = _first_stale(conn, targets)
+                if error is not None:
+                    raise error
+            if rows:
+                cursor.executemany(_INSERTS[1], rows)
+            cursor.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     # --- reads -----------------------------------------------------------------------------
 
