@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import sqlite3
-import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -138,102 +137,6 @@ def test_jrn_3_a_stale_batch_writes_nothing_whatever_the_write_size(
         assert journal.last_sequence("c1") == 0 and journal.last_sequence("c2") == 1
         assert journal.append_many(batches[:1]) == [rows]
         assert [r.event for r in journal.read("c1")] == some_events("c1", rows)
-
-
-# --- JRN-15: checkpoints off the writer's path ------------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> bool:
-    """Poll `condition` until it holds or `timeout` seconds pass (a thread is doing the work)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
-def test_jrn_15_the_writer_never_checkpoints_and_the_checkpointer_does(db_path: Path) -> None:
-    """Automatic checkpoints are off on the writer; the thread checkpoints every `every` rows."""
-    journal = SQLiteJournal(db_path, synchronous="NORMAL")
-    conn = journal._live()
-    assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-    checkpointer = journal.checkpointer
-    every = checkpointer.every
-    for n in range(every - 1):  # one row short: nothing requested, no thread started
-        journal.append("c1", n, some_events("c1", 1, n))
-    assert checkpointer.checkpoints == 0
-    assert checkpointer._thread is None
-    journal.append("c1", every - 1, some_events("c1", 1, every - 1))
-    assert wait_for(lambda: checkpointer.checkpoints >= 1)
-    # The checkpoint copied the log back: a restart of the log is now possible, and a passive
-    # checkpoint from another connection finds no frame left to copy.
-    other = raw(db_path)
-    busy, log_frames, checkpointed = other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    other.close()
-    assert busy == 0 and log_frames == checkpointed
-    assert [r.sequence for r in journal.read("c1")] == list(range(1, every + 1))
-    journal.close()
-    assert checkpointer.failures == 0
-
-
-def test_jrn_15_the_log_stays_bounded_and_every_record_reads_back(db_path: Path) -> None:
-    """Many single appends while checkpoints run: the log is reused, and nothing is lost."""
-    journal = SQLiteJournal(db_path, synchronous="NORMAL")
-    journal.checkpointer.every = 200
-    events = some_events("c1", 3000)
-    for n, event in enumerate(events):
-        journal.append("c1", n, [event])
-        if n % 200 == 199:  # let the thread keep pace, so the bound below is about SQLite's reuse
-            target = (n + 1) // 200
-            assert wait_for(lambda t=target: journal.checkpointer.checkpoints >= t)  # type: ignore[misc]
-    # 3,000 commits of at least one page each; without checkpoints the log would hold them all.
-    wal = Path(f"{db_path}-wal")
-    page = journal._live().execute("PRAGMA page_size").fetchone()[0]
-    assert wal.stat().st_size < 1000 * (page + 24)
-    assert [r.event for r in journal.read("c1")] == events
-    journal.close()
-
-
-def test_jrn_15_close_stops_the_thread_and_removes_the_log(db_path: Path) -> None:
-    """Closing stops the checkpointer first; the last connection then checkpoints and cleans up."""
-    journal = SQLiteJournal(db_path, synchronous="NORMAL")
-    journal.checkpointer.every = 10
-    for n in range(25):
-        journal.append("c1", n, some_events("c1", 1, n))
-    thread = journal.checkpointer._thread
-    assert thread is not None
-    journal.close()
-    assert not thread.is_alive()
-    assert not Path(f"{db_path}-wal").exists()
-    journal.checkpointer.request()  # after close: refused quietly, no new thread
-    assert journal.checkpointer._thread is thread
-    with SQLiteJournal(db_path) as reopened:
-        assert reopened.last_sequence("c1") == 25
-
-
-def test_jrn_15_a_checkpointer_that_cannot_connect_leaves_the_writer_checkpointing(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """No thread connection: a warning, then the writer checkpoints inline; appends go on."""
-    journal = SQLiteJournal(db_path, synchronous="NORMAL")
-    checkpointer = journal.checkpointer
-    checkpointer.every = 5
-    checkpointer.path = str(db_path.parent / "missing-directory" / "x.db")  # cannot be opened
-    with caplog.at_level(logging.WARNING, logger="interruptible.journal"):
-        for n in range(5):
-            journal.append("c1", n, some_events("c1", 1, n))
-        assert wait_for(lambda: checkpointer.failures == 1)
-    assert "could not connect" in caplog.text
-    inline = []
-    conn = journal._live()
-    conn.set_trace_callback(inline.append)
-    for n in range(5, 10):
-        journal.append("c1", n, some_events("c1", 1, n))
-    conn.set_trace_callback(None)
-    assert "PRAGMA wal_checkpoint(PASSIVE)" in inline
-    assert journal.last_sequence("c1") == 10
-    journal.close()
 
 
 # --- JRN-6: reading checks every record ----------------------------------------------------------

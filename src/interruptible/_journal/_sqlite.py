@@ -17,9 +17,9 @@ COMMIT.
 Memory. The connection's page cache is 16 MiB (`CACHE_KIB`, not SQLite's 2 MB): a group commit
 touches one leaf page per conversation, and a cache that holds them all writes without reading.
 
-Checkpoints. The connection's automatic WAL checkpoint is off: a `Checkpointer` thread with its
-own connection runs passive checkpoints every 1,000 appended rows, so the copy back into the
-database file and its fsyncs never stall an append (see `_checkpoint`).
+Checkpoints. SQLite's automatic checkpoint stays on (every 1,000 pages of log, inside the commit
+that crosses it): it keeps the log small and reused, which keeps a synced commit cheap. See
+spec/journal.md for why it is not moved to a thread.
 
 Durability. WAL mode with `synchronous=FULL` (the default) fsyncs the log at every commit, so an
 append that returned survives a power loss; `NORMAL` fsyncs only at checkpoints, so an append
@@ -52,7 +52,6 @@ from typing import Any, Final, Literal
 from .._errors import JournalError, StaleWriterError
 from .._vocabulary import Event
 from ._check import check_target, closed, stale
-from ._checkpoint import Checkpointer
 from ._protocol import AppendBatch, JournalRecord
 from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
 from ._schema import prepare
@@ -161,7 +160,6 @@ class SQLiteJournal:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # negative: KiB, not pages
-            conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's thread does it
             prepare(conn, self.path)
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -175,7 +173,7 @@ class SQLiteJournal:
             raise
         self._conn: sqlite3.Connection | None = conn
         self._cursor = conn.cursor()
-        self.checkpointer = Checkpointer(self.path, synchronous)
+
         if check_tail > 0:  # 0 opts out; `read` still refuses a torn record (JRN-6)
             self.recover(tail=check_tail)
 
@@ -214,8 +212,6 @@ class SQLiteJournal:
                     )
                 else:
                     self._write_transaction(conn, cursor, rows, targets, probe=probe)
-                if self.checkpointer.note(count):
-                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.IntegrityError:
                 # Another writer first: a row of one of these sequences is already there, or a
                 # row's predecessor is not (the conversation moved, or recovery shortened it).
@@ -417,7 +413,6 @@ class SQLiteJournal:
         """Close the connection; later calls raise `JournalError`. Closing twice is harmless."""
         with self._lock:
             if self._conn is not None:
-                self.checkpointer.stop()  # before the last connection checkpoints and closes
                 self._conn.close()
                 self._conn = None
 
