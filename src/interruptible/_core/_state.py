@@ -17,6 +17,7 @@ from .._errors import InterruptibleError
 from .._lifecycle import LIVE_STEP_STATUSES, TERMINAL_RUN_STATUSES, RunStatus, StepStatus
 from .._record import record
 from .._vocabulary import Directive, JsonValue, StepDefinition, StepFailure, StepResult
+from ._steps import Steps
 
 # Enough to show a person the last few runs of a conversation and to answer late events for them
 # precisely, while keeping an idle conversation small (the runtime keeps thousands in memory).
@@ -30,6 +31,9 @@ class _NoInput:
 
     def __repr__(self) -> str:
         return "NO_INPUT"
+
+    def __reduce__(self) -> str:
+        return "NO_INPUT"  # unpickles as this module's NO_INPUT, so states stay equal
 
 
 NO_INPUT: Final = _NoInput()
@@ -98,7 +102,9 @@ class RunState:
     status: RunStatus
     input: JsonValue
     principal: str | None
-    steps: tuple[StepState, ...] = ()
+    # In planning order; a tuple, or for a run of more than `LONG_RUN` steps the equal `Steps`
+    # (updated in O(1) per event, see `_steps`).
+    steps: tuple[StepState, ...] | Steps = ()
     context: JsonValue = None
     reason: str | None = None
     output: JsonValue = None

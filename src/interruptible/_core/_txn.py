@@ -49,6 +49,7 @@ from .._vocabulary import (
 )
 from ._modes import Complete, Fail, Mode, ModeError, NextStep
 from ._state import NO_INPUT, RunState, StepState
+from ._steps import Draft, draft, freeze
 
 RUN: Final[CompiledLifecycle[RunStatus]] = compile_lifecycle(RunLifecycle, RunStatus)
 STEP: Final[CompiledLifecycle[StepStatus]] = compile_lifecycle(StepLifecycle, StepStatus)
@@ -93,7 +94,7 @@ class RunTxn:
         self.mode = mode
         self.cause_id = cause_id
         self.status = run.status
-        self.steps = list(run.steps)
+        self.steps: Draft = draft(run.steps)  # a list, or O(1) edits on a long run
         self.step_ids = run.step_ids
         self.context = run.context
         self.reason = run.reason
@@ -365,7 +366,7 @@ class RunTxn:
             self.status,
             run.input,
             run.principal,
-            tuple(self.steps),
+            freeze(self.steps),
             self.context,
             self.reason,
             self.output,
