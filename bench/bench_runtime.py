@@ -302,10 +302,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{max(normal_step - null_step, 0):.0f} us (NORMAL) or "
             f"{max(full_step - null_step, 0):.0f} us (FULL)"
         )
-        short_core = [core_us_per_step(n) for n in (10, 100)]
+        lengths = (10, 100, steps, 8 * steps)
+        by_length = [core if n == steps else core_us_per_step(n) for n in lengths]
         print(
-            "    the core's share grows with run length: reduce per step at 10 / 100 / "
-            f"{steps} steps: {short_core[0]:.0f} / {short_core[1]:.0f} / {core:.0f} us"
+            "    the core's share by run length (CORE-26: flat): reduce per step at "
+            + " / ".join(f"{n:,}" for n in lengths)
+            + " steps: "
+            + " / ".join(f"{us:.0f}" for us in by_length)
+            + " us"
         )
 
         rates = []

@@ -47,9 +47,10 @@ from .._vocabulary import (
     effect_id_for,
     idempotency_key_for,
 )
+from . import _steps
 from ._modes import Complete, Fail, Mode, ModeError, NextStep
 from ._state import NO_INPUT, RunState, StepState
-from ._steps import Draft, draft, freeze
+from ._steps import Draft, Steps, freeze
 
 RUN: Final[CompiledLifecycle[RunStatus]] = compile_lifecycle(RunLifecycle, RunStatus)
 STEP: Final[CompiledLifecycle[StepStatus]] = compile_lifecycle(StepLifecycle, StepStatus)
@@ -94,7 +95,8 @@ class RunTxn:
         self.mode = mode
         self.cause_id = cause_id
         self.status = run.status
-        self.steps: Draft = draft(run.steps)  # a list, or O(1) edits on a long run
+        steps = run.steps  # a list to edit, or O(1) edits of a long run's `Steps` (CORE-26)
+        self.steps: Draft = steps.draft() if type(steps) is Steps else list(steps)
         self.step_ids = run.step_ids
         self.context = run.context
         self.reason = run.reason
@@ -360,13 +362,16 @@ class RunTxn:
             )
             directives = [cancel, *directives]
         run = self.run
+        steps = self.steps
         state = RunState(
             run.run_id,
             run.mode,
             self.status,
             run.input,
             run.principal,
-            freeze(self.steps),
+            tuple(steps)
+            if type(steps) is list and len(steps) <= _steps.LONG_RUN
+            else freeze(steps),
             self.context,
             self.reason,
             self.output,
