@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import pickle
+from enum import IntEnum
 from typing import Any
 
 import pytest
@@ -22,10 +23,14 @@ from interruptible import (
 )
 from interruptible._core import _steps
 from interruptible._core._state import StepState
-from interruptible._core._steps import LONG_RUN, Steps, StepsDraft, draft, freeze
+from interruptible._core._steps import LONG_RUN, Steps, StepsDraft, freeze
 from interruptible._driver import CoreDriver
 
 from ..stateful.machine import CoreRaceMachine
+
+
+class Position(IntEnum):
+    second = 1
 
 
 def step(n: int) -> StepState:
@@ -90,13 +95,13 @@ def test_core_26_steps_are_a_persistent_tuple(first: int, edits: list[Any]) -> N
 
 
 def test_core_26_a_short_run_keeps_a_tuple_and_a_long_one_steps() -> None:
-    """`freeze` gives a tuple up to LONG_RUN steps and `Steps` beyond; `draft` reverses it."""
+    """`freeze` gives a tuple up to LONG_RUN steps and `Steps` beyond; `draft` edits a `Steps`."""
     short = [step(n) for n in range(LONG_RUN)]
     assert type(freeze(list(short))) is tuple
     long = [*short, step(LONG_RUN)]
     frozen = freeze(list(long))
     assert type(frozen) is Steps and frozen == tuple(long)
-    assert type(draft(frozen)) is StepsDraft and type(draft(tuple(short))) is list
+    assert type(frozen.draft()) is StepsDraft
     with pytest.raises(ValueError, match="at least one step"):
         Steps(())
 
@@ -111,6 +116,12 @@ def test_core_26_steps_equal_only_equal_sequences() -> None:
     assert operator.add(steps, (step(5),))[:4] == items
     assert operator.add((step(5),), steps)[1:] == items
     assert repr(steps).startswith("Steps((StepState(")
+    # Indexes a tuple takes (bool, IntEnum), order comparisons and repetition, as a tuple does.
+    assert steps[True] is items[1] and steps[Position.second] is items[1]
+    assert steps < (*items, step(6)) and steps >= items and not steps > items
+    assert steps * 2 == items * 2 and 2 * steps == items * 2
+    with pytest.raises(TypeError):
+        steps["1"]  # type: ignore[call-overload]
 
 
 RETRY = StepPolicy(max_attempts=2, retry_on=(FailureCategory.transient,))

@@ -17,7 +17,15 @@ that shares `base`. Appending a step first puts `last` at `base[count]`: when `b
 another version already appended, and `base[count]` is not `last`, the new version copies
 `base[:count]` (the branch case: a model checker exploring two futures of one state). The check
 reads `base[count]` after the append, so two appends racing from two threads cannot both claim
-the same slot: the loser sees another object there and copies.
+one slot for different steps: the loser sees another object there and copies (two racers with
+the same last step may share the slot, which holds exactly that step). A `Steps` made from a
+whole sequence (`Steps(items)`, `freeze` of a list, unpickling) has its last step at
+`base[count]` too; once that step is replaced, the next append copies `base` once.
+
+It behaves as the tuple of its items for every reading (indexing, slicing, iteration, `in`,
+`index`, `count`, `==`, order comparisons, `hash`, `+`, `*`, pickling), with one exception:
+`dataclasses.asdict` recurses into tuples and lists only, so it leaves a `Steps` of step records
+as it is; convert with `tuple(run.steps)` first where that matters.
 
 Short runs keep a plain tuple: a tuple's copy of a few dozen pointers is cheaper than the
 Python-level indexing `Steps` costs, so the core switches a run to `Steps` once it has more than
@@ -32,6 +40,7 @@ value a `RunState` holds.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator
 from collections.abc import Sequence as SequenceABC
 from itertools import chain, islice
@@ -90,18 +99,18 @@ class Steps(SequenceABC["StepState"]):
     def __getitem__(self, index: slice) -> tuple[StepState, ...]: ...
 
     def __getitem__(self, index: int | slice) -> StepState | tuple[StepState, ...]:
-        if type(index) is int:
-            count = self._count
-            if index == count or index == -1:
-                return self._last
-            if index < 0:
-                index += count + 1
-            if 0 <= index < count:
-                return self._base[index]
-            raise IndexError("Steps index out of range")
-        if isinstance(index, slice):
-            return tuple(self)[index]
-        raise TypeError(f"Steps indices must be integers or slices, not {type(index).__name__}")
+        if type(index) is not int:
+            if isinstance(index, slice):
+                return tuple(self)[index]
+            index = operator.index(index)  # bool, IntEnum, numpy ints: as a tuple takes them
+        count = self._count
+        if index == count or index == -1:
+            return self._last
+        if index < 0:
+            index += count + 1
+        if 0 <= index < count:
+            return self._base[index]
+        raise IndexError("Steps index out of range")
 
     def __iter__(self) -> Iterator[StepState]:
         return chain(islice(self._base, self._count), (self._last,))
@@ -125,6 +134,23 @@ class Steps(SequenceABC["StepState"]):
     def __ne__(self, other: object) -> bool:
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
+
+    def __lt__(self, other: object) -> bool:
+        return bool(_as_tuple(self) < _as_tuple(other))
+
+    def __le__(self, other: object) -> bool:
+        return bool(_as_tuple(self) <= _as_tuple(other))
+
+    def __gt__(self, other: object) -> bool:
+        return bool(_as_tuple(self) > _as_tuple(other))
+
+    def __ge__(self, other: object) -> bool:
+        return bool(_as_tuple(self) >= _as_tuple(other))
+
+    def __mul__(self, times: int) -> tuple[StepState, ...]:
+        return tuple(self) * times
+
+    __rmul__ = __mul__
 
     def __hash__(self) -> int:
         cached = self._hash
@@ -185,7 +211,8 @@ class StepsDraft:
             index += count + 1
         if not 0 <= index < count:
             raise IndexError("steps index out of range")
-        # An earlier step changes (only a run's end abandons one): copy, once, and own the copy.
+        # An earlier step changes (CORE-10 leaves only a run's end to abandon one, so this is
+        # rare): the draft copies what it keeps of `base` and owns the copy.
         base = self.base[:count]
         base[index] = step
         self.base = base
@@ -213,11 +240,9 @@ class StepsDraft:
 Draft = list["StepState"] | StepsDraft
 
 
-def draft(steps: SequenceABC[StepState]) -> Draft:
-    """A mutable working copy of a run's steps: a list for a short run, else a `StepsDraft`."""
-    if type(steps) is Steps:
-        return steps.draft()
-    return list(steps)
+def _as_tuple(value: object) -> Any:
+    """A `Steps` as its tuple, anything else as it is (for the order comparisons)."""
+    return tuple(value) if isinstance(value, Steps) else value
 
 
 def freeze(steps: Draft) -> tuple[StepState, ...] | Steps:
