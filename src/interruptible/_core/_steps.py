@@ -56,38 +56,14 @@ if TYPE_CHECKING:
 LONG_RUN: Final = 512
 
 
-class Steps(SequenceABC["StepState"]):
-    """An immutable sequence of step states: `base[:count]`, then `last`; equal to its tuple.
+class _Chain:
+    """What `Steps` and `StepsDraft` read alike: the items `base[:count]`, then `last`."""
 
-    Its fields are private and never reassigned once built (`_hash` caches the hash).
-    """
-
-    __slots__ = ("_base", "_count", "_hash", "_last")
+    __slots__ = ("_base", "_count", "_last")
 
     _base: list[StepState]
     _count: int
     _last: StepState
-    _hash: int | None
-
-    def __init__(self, items: SequenceABC[StepState]) -> None:
-        base = list(items)
-        if not base:
-            raise ValueError("Steps holds at least one step; an empty run's steps are ()")
-        self._base = base
-        self._count = len(base) - 1
-        self._last = base[-1]
-        self._hash = None
-
-    @classmethod
-    def _of(cls, base: list[StepState], count: int, last: StepState) -> Steps:
-        steps = cls.__new__(cls)
-        steps._base = base
-        steps._count = count
-        steps._last = last
-        steps._hash = None
-        return steps
-
-    # --- the sequence ----------------------------------------------------------------------
 
     def __len__(self) -> int:
         return self._count + 1
@@ -110,10 +86,39 @@ class Steps(SequenceABC["StepState"]):
             index += count + 1
         if 0 <= index < count:
             return self._base[index]
-        raise IndexError("Steps index out of range")
+        raise IndexError("steps index out of range")
 
     def __iter__(self) -> Iterator[StepState]:
         return chain(islice(self._base, self._count), (self._last,))
+
+
+class Steps(_Chain, SequenceABC["StepState"]):
+    """An immutable sequence of step states: `base[:count]`, then `last`; equal to its tuple.
+
+    Its fields are private and never reassigned once built (`_hash` caches the hash).
+    """
+
+    __slots__ = ("_hash",)
+
+    _hash: int | None
+
+    def __init__(self, items: SequenceABC[StepState]) -> None:
+        base = list(items)
+        if not base:
+            raise ValueError("Steps holds at least one step; an empty run's steps are ()")
+        self._base = base
+        self._count = len(base) - 1
+        self._last = base[-1]
+        self._hash = None
+
+    @classmethod
+    def _of(cls, base: list[StepState], count: int, last: StepState) -> Steps:
+        steps = cls.__new__(cls)
+        steps._base = base
+        steps._count = count
+        steps._last = last
+        steps._hash = None
+        return steps
 
     def __reversed__(self) -> Iterator[StepState]:
         count = self._count
@@ -179,33 +184,20 @@ class Steps(SequenceABC["StepState"]):
         return StepsDraft(self._base, self._count, self._last)
 
 
-class StepsDraft:
+class StepsDraft(_Chain):
     """The steps a transaction is editing: O(1) to replace the last step or append one."""
 
-    __slots__ = ("base", "count", "last")
+    __slots__ = ()
 
     def __init__(self, base: list[StepState], count: int, last: StepState) -> None:
-        self.base = base
-        self.count = count
-        self.last = last
-
-    def __len__(self) -> int:
-        return self.count + 1
-
-    def __getitem__(self, index: int) -> StepState:
-        count = self.count
-        if index == count or index == -1:
-            return self.last
-        if index < 0:
-            index += count + 1
-        if 0 <= index < count:
-            return self.base[index]
-        raise IndexError("steps index out of range")
+        self._base = base
+        self._count = count
+        self._last = last
 
     def __setitem__(self, index: int, step: StepState) -> None:
-        count = self.count
+        count = self._count
         if index == count or index == -1:
-            self.last = step
+            self._last = step
             return
         if index < 0:
             index += count + 1
@@ -213,28 +205,25 @@ class StepsDraft:
             raise IndexError("steps index out of range")
         # An earlier step changes (CORE-10 leaves only a run's end to abandon one, so this is
         # rare): the draft copies what it keeps of `base` and owns the copy.
-        base = self.base[:count]
+        base = self._base[:count]
         base[index] = step
-        self.base = base
-
-    def __iter__(self) -> Iterator[StepState]:
-        return chain(islice(self.base, self.count), (self.last,))
+        self._base = base
 
     def append(self, step: StepState) -> None:
         """Add `step` after the last one."""
-        base, count, last = self.base, self.count, self.last
+        base, count, last = self._base, self._count, self._last
         if len(base) == count:
             base.append(last)
         if base[count] is not last:  # another version appended here first: branch off
             base = base[:count]
             base.append(last)
-            self.base = base
-        self.count = count + 1
-        self.last = step
+            self._base = base
+        self._count = count + 1
+        self._last = step
 
     def freeze(self) -> Steps:
         """The immutable steps this draft holds now."""
-        return Steps._of(self.base, self.count, self.last)
+        return Steps._of(self._base, self._count, self._last)
 
 
 Draft = list["StepState"] | StepsDraft
