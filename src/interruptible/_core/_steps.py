@@ -27,7 +27,7 @@ It behaves as the tuple of its items for every reading (indexing, slicing, itera
 `dataclasses.asdict` recurses into tuples and lists only, so it leaves a `Steps` of step records
 as it is; convert with `tuple(run.steps)` first where that matters.
 
-Short runs keep a plain tuple: a tuple's copy of a few dozen pointers is cheaper than the
+Short runs keep a plain tuple: a tuple's copy of a few hundred pointers is cheaper than the
 Python-level indexing `Steps` costs, so the core switches a run to `Steps` once it has more than
 `LONG_RUN` steps (`freeze`). Both are sequences of `StepState`: a `Steps` equals the tuple of its
 items and hashes like it, so a state holding either compares as the same state (replay parity,
