@@ -35,7 +35,7 @@ def raw(path: Path) -> sqlite3.Connection:
 def insert_row(path: Path, cid: str, sequence: int, type_: str, body: str, crc: int) -> None:
     """Write one row straight into `events`, bypassing the journal's checks (a bad disk would)."""
     with raw(path) as conn:
-        conn.execute("DROP TRIGGER IF EXISTS events_follow_predecessor")  # back on the next open
+        conn.execute("DROP TRIGGER IF EXISTS events_follow_last")  # back on the next open
         conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (cid, sequence, type_, body, crc))
     conn.close()
 
@@ -104,7 +104,12 @@ def test_jrn_3_a_file_without_the_trigger_gets_it_when_opened(db_path: Path) -> 
     with SQLiteJournal(db_path) as journal:
         journal.append("c1", 0, some_events("c1", 2))
     conn = raw(db_path)
-    conn.execute("DROP TRIGGER events_follow_predecessor")
+    conn.execute("DROP TRIGGER events_follow_last")
+    # The trigger's first form (it only checked that the predecessor exists) is replaced.
+    conn.execute(
+        "CREATE TRIGGER events_follow_predecessor BEFORE INSERT ON events WHEN 0 "
+        "BEGIN SELECT RAISE(ABORT, 'x'); END"
+    )
     conn.close()
     with SQLiteJournal(db_path) as journal:
         with pytest.raises(StaleWriterError):
@@ -116,8 +121,48 @@ def test_jrn_3_a_file_without_the_trigger_gets_it_when_opened(db_path: Path) -> 
     }
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()
-    assert "events_follow_predecessor" in names
+    assert "events_follow_last" in names and "events_follow_predecessor" not in names
     assert version == ("1",)
+
+
+def open_a_gap(db_path: Path, first: int, last: int) -> None:
+    """Delete records first..last as a bad disk would (below every trigger)."""
+    conn = raw(db_path)
+    for trigger in ("events_delete_only_quarantined", "events_follow_last"):
+        conn.execute(f"DROP TRIGGER {trigger}")
+    conn.execute("DELETE FROM events WHERE sequence BETWEEN ? AND ?", (first, last))
+    conn.close()
+
+
+@pytest.mark.parametrize(("first", "last", "stale_at"), [(6, 6, 5), (1, 2, 0)])
+def test_jrn_3_a_stale_writer_cannot_fill_a_gap_deep_in_a_damaged_history(
+    db_path: Path, first: int, last: int, stale_at: int
+) -> None:
+    """A gap deeper than opening checks: an append after the gap's start is still stale."""
+    with SQLiteJournal(db_path) as journal:
+        journal.append("c1", 0, some_events("c1", 20))
+    open_a_gap(db_path, first, last)
+    with SQLiteJournal(db_path) as journal:  # the last 8 records are whole: nothing recovered
+        assert journal.recovered == []
+        with pytest.raises(StaleWriterError):
+            journal.append("c1", stale_at, some_events("c1", 1, start=50))
+        assert journal.last_sequence("c1") == 20
+        assert [(n.first_bad, n.last_good) for n in journal.verify()] == [(last + 1, first - 1)]
+        assert journal.append("c1", 20, some_events("c1", 1, start=20)) == 21
+
+
+@pytest.mark.parametrize("rows", [1, 8])
+def test_jrn_4_an_empty_stale_batch_refuses_a_small_append_many(db_path: Path, rows: int) -> None:
+    """An empty batch is a fence probe: stale, it refuses the call even when the rest is small."""
+    with SQLiteJournal(db_path) as journal:
+        journal.append("c2", 0, some_events("c2", 1))
+        for probe in (AppendBatch("c2", 5, []), AppendBatch("c1", 7, [])):
+            with pytest.raises(StaleWriterError):
+                journal.append_many([AppendBatch("c1", 0, some_events("c1", rows)), probe])
+            assert journal.last_sequence("c1") == 0 and journal.last_sequence("c2") == 1
+        assert journal.append_many(
+            [AppendBatch("c1", 0, some_events("c1", rows)), AppendBatch("c2", 1, [])]
+        ) == [rows, 1]
 
 
 @pytest.mark.parametrize("rows", [1, 15, 16, 40])

@@ -28,21 +28,25 @@ SCHEMA_VERSION: Final = 1
 
 _TABLES: Final = frozenset({"meta", "events", "quarantine"})
 
-# A row goes in only right after its predecessor (JRN-1, JRN-3). With the primary key (no
-# second row of a sequence) this makes "the conversation's last sequence is the row's
-# predecessor" a constraint, checked by SQLite row by row: an append is a plain INSERT, and a
-# stale one fails as a whole (RAISE(ABORT) undoes the statement). Files created before the
-# trigger existed get it when opened (`prepare`); it refuses only what the older conditional
-# insert never wrote, so the layout and its version are unchanged.
-FOLLOW_PREDECESSOR: Final = """
-CREATE TRIGGER IF NOT EXISTS events_follow_predecessor BEFORE INSERT ON events
-WHEN NEW.sequence > 1 AND NOT EXISTS (
-    SELECT 1 FROM events WHERE conversation_id = NEW.conversation_id AND sequence = NEW.sequence - 1
+# A row goes in only right after its conversation's last one (JRN-1, JRN-3): the row's sequence
+# - 1 must be the conversation's largest sequence (one seek in the primary key, which also sees
+# the rows an INSERT wrote before this one). "Is the last one", not "exists": in a history that
+# was damaged (a gap deeper than the tail recovery checks), a stale writer must not fill the gap.
+# This makes the `expected_last` check a constraint checked by SQLite row by row, whoever writes:
+# an append is a plain INSERT, and a stale one fails as a whole (RAISE(ABORT) undoes the
+# statement). Files created before the trigger existed get it when opened (`prepare`); it refuses
+# only what the older conditional insert never wrote, so the layout and its version are unchanged.
+FOLLOW_LAST: Final = """
+CREATE TRIGGER IF NOT EXISTS events_follow_last BEFORE INSERT ON events
+WHEN NEW.sequence - 1 IS NOT (
+    SELECT coalesce(max(sequence), 0) FROM events WHERE conversation_id = NEW.conversation_id
 )
 BEGIN
-    SELECT RAISE(ABORT, 'interruptible journal: a record must follow its predecessor');
+    SELECT RAISE(ABORT, 'interruptible journal: a record must follow its conversation''s last');
 END
 """
+# An earlier form of it, checking only that the predecessor exists; replaced where found.
+_FORMER_TRIGGERS: Final = ("events_follow_predecessor",)
 
 # One statement per item: `executescript` would commit the transaction `prepare` holds.
 DDL: Final = (
@@ -76,7 +80,7 @@ CREATE TABLE quarantine (
     """
 CREATE INDEX quarantine_by_record ON quarantine (conversation_id, sequence)
 """,
-    FOLLOW_PREDECESSOR,
+    FOLLOW_LAST,
     """
 CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
 BEGIN
@@ -133,7 +137,9 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
             )
         else:
             _check_version(conn, path, tables)
-            conn.execute(FOLLOW_PREDECESSOR)
+            for former in _FORMER_TRIGGERS:
+                conn.execute(f"DROP TRIGGER IF EXISTS {former}")
+            conn.execute(FOLLOW_LAST)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -4,15 +4,17 @@ Theory of operation
 -------------------
 Writes. Every append is one write transaction, and the `expected_last` check of JRN-3 is made
 by SQLite inside it, row by row: the primary key (conversation_id, sequence) refuses a second
-row of a sequence, and the schema's `events_follow_predecessor` trigger refuses a row whose
-predecessor is missing, so a row goes in only right after the conversation's last one. A stale
+row of a sequence, and the schema's `events_follow_last` trigger refuses a row whose sequence
+does not follow the conversation's largest one, so a row goes in only right after the
+conversation's last one, even where damage left a gap deeper in the history. A stale
 batch therefore fails the statement (`IntegrityError`), nothing is written, and
 `StaleWriterError` names the first stale batch (JRN-3); a foreign writer that bypasses this code
 meets the same constraints. `append_many` puts every batch in the same transaction, so 500
 conversations cost one commit, one fsync (JRN-4). Rows are encoded before the lock is taken.
 Up to `_ONE_STATEMENT` rows, the write is one multi-row INSERT, which SQLite runs as a
-transaction of its own (all rows or none); a larger write is BEGIN IMMEDIATE, one executemany,
-COMMIT.
+transaction of its own (all rows or none); a larger write, or one with an empty batch (a fence
+probe, which only an explicit check can refuse), is BEGIN IMMEDIATE, the check, one
+executemany, COMMIT.
 
 Memory. The connection's page cache is 16 MiB (`CACHE_KIB`, not SQLite's 2 MB): a group commit
 touches one leaf page per conversation, and a cache that holds them all writes without reading.
@@ -204,7 +206,7 @@ class SQLiteJournal:
             cursor = self._cursor  # one cursor for every write: no allocation per append
             count = len(rows)
             try:
-                if 0 < count <= _ONE_STATEMENT:
+                if 0 < count <= _ONE_STATEMENT and not probe:
                     # One statement: SQLite makes it a transaction, all rows or none.
                     cursor.execute(
                         _INSERTS[count],
@@ -214,7 +216,8 @@ class SQLiteJournal:
                     self._write_transaction(conn, cursor, rows, targets, probe=probe)
             except sqlite3.IntegrityError:
                 # Another writer first: a row of one of these sequences is already there, or a
-                # row's predecessor is not (the conversation moved, or recovery shortened it).
+                # row does not follow the last one (the conversation moved, or recovery
+                # shortened it).
                 try:
                     error = _first_stale(conn, targets) or _stale_batches()
                 except sqlite3.Error:
@@ -401,13 +404,6 @@ class SQLiteJournal:
                 return live.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise _sqlite_error(exc, "reading") from None
-
-    def _last(self, conn: sqlite3.Connection, cid: str) -> int:
-        try:
-            last: int = conn.execute(_LAST, (cid,)).fetchone()[0]
-        except sqlite3.Error:
-            return -1
-        return last
 
     def close(self) -> None:
         """Close the connection; later calls raise `JournalError`. Closing twice is harmless."""
