@@ -172,41 +172,61 @@ class JournalConformance(RuleBasedStateMachine):
         drawn = [data.draw(any_events()) for _ in range(count)]
         return [dataclasses.replace(event, conversation_id=conversation) for event in drawn]
 
-    @rule(data=st.data(), count=st.integers(min_value=1, max_value=3))
+    @rule(data=st.data(), count=st.integers(min_value=0, max_value=3))
     def append(self, data: st.DataObject, count: int) -> None:
-        """Append events after the conversation's true last sequence."""
+        """Append events after the conversation's true last sequence (none: a fence probe)."""
         conversation = data.draw(st.sampled_from(self.conversations))
         events = self._events_for(data, conversation, count)
         last = self.journal.append(conversation, len(self.model[conversation]), events)
         self.model[conversation].extend(events)
         assert last == len(self.model[conversation])
 
-    @rule(data=st.data(), offset=st.sampled_from([-1, 1, 5]))
-    def stale_append(self, data: st.DataObject, offset: int) -> None:
-        """An append from a writer whose view is stale is refused and writes nothing."""
+    @rule(
+        data=st.data(),
+        offset=st.sampled_from([-1, 1, 5]),
+        count=st.integers(min_value=0, max_value=2),
+    )
+    def stale_append(self, data: st.DataObject, offset: int, count: int) -> None:
+        """An append (or a probe) from a writer whose view is stale is refused, writes nothing."""
         conversation = data.draw(st.sampled_from(self.conversations))
         expected = len(self.model[conversation]) + offset
         if expected < 0:
             return
         try:
-            self.journal.append(conversation, expected, self._events_for(data, conversation, 1))
+            self.journal.append(conversation, expected, self._events_for(data, conversation, count))
         except StaleWriterError:
             return
         raise AssertionError("a stale append was accepted")
 
-    @rule(data=st.data(), stale=st.booleans())
-    def append_many(self, data: st.DataObject, stale: bool) -> None:
-        """A group commit over every conversation: all of it, or (one batch stale) none of it."""
-        batches = [
-            AppendBatch(c, len(self.model[c]) + (stale and i == 0), self._events_for(data, c, 1))
-            for i, c in enumerate(self.conversations)
-        ]
+    @rule(data=st.data())
+    def append_many(self, data: st.DataObject) -> None:
+        """A group commit: all of it, or (one batch stale) none of it.
+
+        Batches hold 0 to 3 events (an empty batch is a fence probe), a conversation may appear
+        in several (each then counts the batches before it), and the stale batch, if any, may
+        be anywhere, empty or not.
+        """
+        picks = data.draw(st.lists(st.sampled_from(self.conversations), min_size=1, max_size=4))
+        stale_at = data.draw(st.none() | st.integers(min_value=0, max_value=len(picks) - 1))
+        offset = data.draw(st.sampled_from([-1, 1, 3]))
+        pending = {c: len(self.model[c]) for c in self.conversations}
+        batches = []
+        stale = False
+        for index, conversation in enumerate(picks):
+            expected = pending[conversation]
+            if index == stale_at and expected + offset >= 0:
+                expected += offset
+                stale = True
+            events = self._events_for(data, conversation, data.draw(st.integers(0, 3)))
+            batches.append(AppendBatch(conversation, expected, events))
+            pending[conversation] += len(events)
         try:
-            self.journal.append_many(batches)
+            lasts = self.journal.append_many(batches)
         except StaleWriterError:
-            assert stale
+            assert stale, "append_many refused batches that were not stale"
             return
-        assert not stale
+        assert not stale, "append_many accepted a stale batch"
+        assert lasts == [batch.expected_last + len(batch.events) for batch in batches]
         for batch in batches:
             self.model[batch.conversation_id].extend(batch.events)
 
