@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 `compile_lifecycle` reads a python-statemachine class once (everything it needs lives on the class,
 no instance is made) and produces a `CompiledLifecycle`: a tuple of `Transition` records plus an
-index from `(status, event)` to the candidate transitions in declaration order. `fire` is then a
-dict lookup, and for a guarded event one more lookup in a decision table built over every
-combination of its guards' values: no python-statemachine object is touched at event time (an
-instance costs about 145 us and `send` about 70 us; the table costs well under 1 us).
+index from `(status, event)` to the candidate transitions in declaration order. `fire` is then
+one lookup in a plain dict; a guarded event with one guard reads that guard and picks one of two
+precomputed answers, and one with several guards looks its values up in a decision table built
+over every combination of them: no python-statemachine object is touched at event time (an
+instance costs about 145 us and `send` about 70 us; `fire` costs about 80 ns, 120 ns guarded).
 
 This module is the only place that looks inside python-statemachine objects; everything it hands
 out is our own typed, frozen values, so the library's `Any` types never reach the core.
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
 from typing import Any, Final, Generic, NamedTuple, TypeVar
@@ -76,6 +77,21 @@ class GuardPlan(NamedTuple, Generic[S]):
     candidates: tuple[Transition[S], ...]  # in declaration order (for the refusal's details)
 
 
+class _OneGuard(Generic[S]):
+    """A `GuardPlan` over one guard, flattened for `fire`: its name and both answers."""
+
+    __slots__ = ("if_false", "if_true", "name")
+
+    def __init__(self, plan: GuardPlan[S]) -> None:
+        self.name = plan.names[0]
+        self.if_true = plan.choices.get(True)
+        self.if_false = plan.choices.get(False)
+
+
+# What `fire` reads for one (status, event); see `CompiledLifecycle._fire_table`.
+_Plan = Transition[S] | GuardPlan[S] | _OneGuard[S]
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledLifecycle(Generic[S]):
     """A declared machine compiled into read-only tables."""
@@ -93,40 +109,67 @@ class CompiledLifecycle(Generic[S]):
     # `GuardPlan` (every guard name the candidates read, and the decision table over them).
     plans: Mapping[tuple[S, str], Transition[S] | GuardPlan[S]]
 
+    # `plans` as `fire` reads them: a plain dict (a mappingproxy's `get` costs about 25 ns more),
+    # and a one-guard plan flattened into a `_OneGuard` (no decision-table lookup).
+    _fire_table: dict[tuple[S, str], _Plan[S]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        table: dict[tuple[S, str], _Plan[S]] = {}
+        for key, plan in self.plans.items():
+            if isinstance(plan, GuardPlan) and len(plan.names) == 1:
+                table[key] = _OneGuard(plan)
+            else:
+                table[key] = plan
+        object.__setattr__(self, "_fire_table", table)
+
     def fire(self, status: S, event: str, guards: Mapping[str, bool] = NO_GUARDS) -> Transition[S]:
         """The transition that `event` takes from `status` under `guards`.
 
         Raises `IllegalTransition` when the event is not allowed there or no guard set holds,
         and `MissingGuardError` when `guards` lacks a name a candidate transition needs.
         """
-        plan = self.plans.get((status, event))
-        if plan is None:
-            raise IllegalTransition(self.name, status.value, event, self.allowed.get(status, ()))
-        if isinstance(plan, Transition):
-            return plan  # one unguarded transition: the common case, a single lookup
-        names, choices, candidates = plan
+        plan = self._fire_table.get((status, event))
+        if type(plan) is Transition:
+            return plan  # one unguarded transition: the common case
         # Every guard any candidate reads must be given as a bool, even those an earlier
         # candidate would make unnecessary: a forgotten guard is an error, never a silent pass.
-        if len(names) == 1:
-            value = guards.get(names[0])
+        if type(plan) is _OneGuard:
+            value = guards.get(plan.name)
+            if value is True:
+                if plan.if_true is not None:
+                    return plan.if_true
+            elif value is False:
+                if plan.if_false is not None:
+                    return plan.if_false
+            else:
+                raise MissingGuardError(self.name, status.value, event, plan.name)
+            raise self._no_guard_holds(status, event, guards)
+        if isinstance(plan, GuardPlan):
+            return self._several_guards(plan, status, event, guards)
+        raise IllegalTransition(self.name, status.value, event, self.allowed.get(status, ()))
+
+    def _several_guards(
+        self, plan: GuardPlan[S], status: S, event: str, guards: Mapping[str, bool]
+    ) -> Transition[S]:
+        values = []
+        for name in plan.names:
+            value = guards.get(name)
             if value is not True and value is not False:
-                raise MissingGuardError(self.name, status.value, event, names[0])
-            transition = choices[value]
-        else:
-            values = []
-            for name in names:
-                value = guards.get(name)
-                if value is not True and value is not False:
-                    raise MissingGuardError(self.name, status.value, event, name)
-                values.append(value)
-            transition = choices[tuple(values)]
+                raise MissingGuardError(self.name, status.value, event, name)
+            values.append(value)
+        transition = plan.choices[tuple(values)]
         if transition is not None:
             return transition
+        raise self._no_guard_holds(status, event, guards)
+
+    def _no_guard_holds(self, status: S, event: str, guards: Mapping[str, bool]) -> Exception:
+        plan = self.plans[(status, event)]
+        assert isinstance(plan, GuardPlan)
         failed = [  # each candidate's first guard that does not hold
             next(str(g) for g in candidate.guards if guards[g.name] is not g.expected)
-            for candidate in candidates
+            for candidate in plan.candidates
         ]
-        raise IllegalTransition(
+        return IllegalTransition(
             self.name, status.value, event, self.allowed.get(status, ()), failed_guards=failed
         )
 
