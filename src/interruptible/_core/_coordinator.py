@@ -80,7 +80,7 @@ from ._state import (
     StepState,
 )
 from ._txn import STEP, RunTxn, with_failure, with_input
-from ._validate import event_problem
+from ._validate import check_for
 
 _Handler = Callable[[ConversationState, Any], Outcome]
 
@@ -122,7 +122,7 @@ class Coordinator:
         )
         self.authorizer: Authorizer = authorizer if authorizer is not None else OwnerOrOperator()
         self.history_limit = history_limit
-        self._handlers: Mapping[type[Any], _Handler] = {
+        handlers: dict[type[Any], _Handler] = {
             RunRequested: self._run_requested,
             InterruptRequested: self._interrupt_requested,
             ResumeRequested: self._resume_requested,
@@ -137,6 +137,10 @@ class Coordinator:
             EffectLost: lambda state, event: self._effect_ended(state, event, "effect_lost"),
             HumanInputReceived: self._human_input_received,
         }
+        # Per event class, its handler and its generated field check: one lookup per event.
+        self._dispatch: dict[type[Any], tuple[_Handler, Callable[[object], str | None]]] = {
+            cls: (handler, check_for(cls)) for cls, handler in handlers.items()
+        }
 
     def with_modes(self, *modes: Mode) -> Coordinator:
         """A coordinator with these modes added (same authorizer and retention)."""
@@ -150,8 +154,8 @@ class Coordinator:
 
     def reduce(self, state: ConversationState, event: Event) -> Outcome:
         """Fold one event into the conversation state; never raises for bad input."""
-        handler = self._handlers.get(type(event))
-        if handler is None:
+        dispatch = self._dispatch.get(type(event))
+        if dispatch is None:
             return _rejected(
                 state,
                 InvalidEventError(
@@ -159,7 +163,8 @@ class Coordinator:
                     f"build one of interruptible's event classes."
                 ),
             )
-        problem = event_problem(event)
+        handler, check = dispatch
+        problem = check(event)
         if problem is not None:
             return _rejected(state, InvalidEventError(problem, reason="malformed_event"))
         if state.conversation_id is not None and event.conversation_id != state.conversation_id:

@@ -105,6 +105,11 @@ def _fast_check(cls: type[Any]) -> Callable[[object], str | None]:
 _CHECKS: Final = {cls: _fast_check(cls) for cls in _PLANS}
 
 
+def check_for(cls: type[Any]) -> Callable[[object], str | None]:
+    """The generated field check of one event class (what `event_problem` calls for it)."""
+    return _CHECKS[cls]
+
+
 def event_problem(event: object) -> str | None:
     """What is wrong with an event's fields, or None when they are well formed.
 
