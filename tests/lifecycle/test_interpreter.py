@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -107,6 +108,68 @@ def test_int_4_every_candidate_guard_is_required() -> None:
     """INT-4: a guard only a later candidate reads is still required, so none is forgotten."""
     with pytest.raises(MissingGuardError, match="is_retryable"):
         STEP.fire(StepStatus.running, "effect_failed", {"attempts_left": False})
+
+
+class Gates(StrEnum):
+    start = "start"
+    one = "one"
+    two = "two"
+    three = "three"
+    done = "done"
+
+
+class GuardedEverywhere(StateMachine):
+    """Events guarded by one, two and three guard names (the interpreter's three fire paths)."""
+
+    start = State(initial=True)
+    one = State()
+    two = State()
+    three = State()
+    done = State(final=True)
+    single = start.to(one, cond="x") | start.to(two, unless="x")
+    pair = start.to(one, cond=["x", "y"]) | start.to(two, cond="y", unless="x")
+    triple = (
+        start.to(one, cond=["x", "y"])
+        | start.to(two, cond="z", unless="y")
+        | start.to(three, unless=["x", "z"])
+    )
+    finish = one.to(done) | two.to(done) | three.to(done)
+
+
+GATES = compile_lifecycle(GuardedEverywhere, Gates)
+GUARD_VALUES = (True, False, None, 1)  # None: the guard is not given; 1: truthy, not a bool
+
+
+def oracle(event: str, guards: dict[str, Any]) -> Gates | type[Exception]:
+    """What `fire` must answer, read straight from the declared candidates (INT-4)."""
+    candidates = GATES.index[(Gates.start, event)]
+    for candidate in candidates:
+        for guard in candidate.guards:
+            if type(guards.get(guard.name)) is not bool:
+                return MissingGuardError
+    for candidate in candidates:
+        if all(guards[g.name] is g.expected for g in candidate.guards):
+            return candidate.target
+    return IllegalTransition
+
+
+@pytest.mark.parametrize("event", ["single", "pair", "triple"])
+def test_int_4_fire_agrees_with_the_candidates_for_every_guard_value(event: str) -> None:
+    """One, two or three guards, each True, False, missing or truthy: the declared answer."""
+    names = sorted({g.name for t in GATES.index[(Gates.start, event)] for g in t.guards})
+    for values in itertools.product(GUARD_VALUES, repeat=len(names)):
+        guards = {n: v for n, v in zip(names, values, strict=True) if v is not None}
+        expected = oracle(event, guards)
+        if isinstance(expected, Gates):
+            assert GATES.fire(Gates.start, event, guards).target is expected, guards
+            continue
+        with pytest.raises(expected) as caught:
+            GATES.fire(Gates.start, event, guards)
+        if isinstance(caught.value, IllegalTransition):  # each candidate's first failing guard
+            assert caught.value.failed_guards == tuple(
+                next(str(g) for g in t.guards if guards[g.name] is not g.expected)
+                for t in GATES.index[(Gates.start, event)]
+            ), guards
 
 
 # --- INT-5: definitions the table cannot express ----------------------------------------------
