@@ -209,8 +209,12 @@ class Writer:
                 ready, self._ready = self._ready, []
                 batches = [self._fold(conv) for conv in ready]
                 self._write(batches)
-                for batch in batches:
-                    self._apply(batch)
+                # Applied in order, each batch let go of as soon as it is applied: a round's
+                # directives and outcomes then die during the round, not during the next one's
+                # folds (where the cyclic GC would traverse them, and promote them).
+                batches.reverse()
+                while batches:
+                    self._apply(batches.pop())
             except Exception:  # pragma: no cover - a bug here must not wedge every conversation
                 log.exception("the runtime's writer failed a round")
             finally:
