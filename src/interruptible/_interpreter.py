@@ -77,18 +77,34 @@ class GuardPlan(NamedTuple, Generic[S]):
     candidates: tuple[Transition[S], ...]  # in declaration order (for the refusal's details)
 
 
-class _OneGuard(Generic[S]):
+class _Frozen:
+    """Slots set once, in `__init__`, and read-only afterwards (a compiled table is frozen)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+
+class _OneGuard(_Frozen, Generic[S]):
     """A `GuardPlan` over one guard, flattened for `fire`: its name and both answers."""
 
     __slots__ = ("if_false", "if_true", "name")
 
+    name: str
+    if_true: Transition[S] | None
+    if_false: Transition[S] | None
+
     def __init__(self, plan: GuardPlan[S]) -> None:
-        self.name = plan.names[0]
-        self.if_true = plan.choices.get(True)
-        self.if_false = plan.choices.get(False)
+        object.__setattr__(self, "name", plan.names[0])
+        object.__setattr__(self, "if_true", plan.choices.get(True))
+        object.__setattr__(self, "if_false", plan.choices.get(False))
 
 
-class _TwoGuards(Generic[S]):
+class _TwoGuards(_Frozen, Generic[S]):
     """A `GuardPlan` over two guards, flattened for `fire`: their names and the four answers.
 
     `answers[a][b]` is the transition when the guards have the values a and b (a bool indexes a
@@ -97,11 +113,16 @@ class _TwoGuards(Generic[S]):
 
     __slots__ = ("answers", "first", "second")
 
+    first: str
+    second: str
+    answers: tuple[tuple[Transition[S] | None, ...], ...]
+
     def __init__(self, plan: GuardPlan[S]) -> None:
-        self.first, self.second = plan.names
-        self.answers = tuple(
-            tuple(plan.choices[(a, b)] for b in (False, True)) for a in (False, True)
-        )
+        first, second = plan.names
+        object.__setattr__(self, "first", first)
+        object.__setattr__(self, "second", second)
+        answers = tuple(tuple(plan.choices[(a, b)] for b in (False, True)) for a in (False, True))
+        object.__setattr__(self, "answers", answers)
 
 
 # What `fire` reads for one (status, event); see `CompiledLifecycle._fire_table`.
@@ -125,7 +146,8 @@ class CompiledLifecycle(Generic[S]):
     # `GuardPlan` (every guard name the candidates read, and the decision table over them).
     plans: Mapping[tuple[S, str], Transition[S] | GuardPlan[S]]
 
-    # `plans` as `fire` reads them: a plain dict (a mappingproxy's `get` costs about 25 ns more),
+    # `plans` as `fire` reads them: a plain dict, private and never changed after
+    # `__post_init__` (a mappingproxy's `get` would cost about 25 ns more per `fire`),
     # and a plan over one or two guards flattened into a `_OneGuard` or `_TwoGuards` (no tuple
     # of values built, no decision-table lookup).
     _fire_table: dict[tuple[S, str], _Plan[S]] = field(init=False, repr=False, compare=False)

@@ -52,6 +52,15 @@ def test_int_1_table_is_read_only() -> None:
     assert isinstance(RUN.index, MappingProxyType)
     assert isinstance(RUN.allowed, MappingProxyType)
     assert isinstance(RUN.transitions, tuple)
+    # What `fire` reads for a guarded event is frozen too: its answers cannot be swapped.
+    for plan in (
+        RUN._fire_table[(RunStatus.running, "complete")],
+        STEP._fire_table[(StepStatus.running, "effect_failed")],
+    ):
+        with pytest.raises(AttributeError, match="read-only"):
+            plan.answers = ()  # type: ignore[union-attr]
+        with pytest.raises(AttributeError, match="read-only"):
+            del plan.first  # type: ignore[union-attr]
 
 
 # --- INT-3: illegal events -----------------------------------------------------------------------
