@@ -22,6 +22,7 @@ from interruptible import (
     StepStatus,
 )
 from interruptible._core import _steps
+from interruptible._core._modes import OUTPUT_CHUNK
 from interruptible._core._state import StepState
 from interruptible._core._steps import LONG_RUN, Steps, StepsDraft, freeze
 from interruptible._driver import CoreDriver
@@ -180,3 +181,21 @@ def test_core_26_the_race_machine_holds_when_every_run_keeps_steps(
     """VER-1..14 and the reference model hold with `Steps` from a run's first step on."""
     monkeypatch.setattr(_steps, "LONG_RUN", 0)
     run_state_machine_as_test(CoreRaceMachine, settings=settings())
+
+
+def test_core_26_a_sequence_records_outputs_in_chunks() -> None:
+    """A long `Sequence` run: outputs in chunks of OUTPUT_CHUNK, every one in the run's output."""
+    steps = 2 * OUTPUT_CHUNK + 5
+    driver = CoreDriver(Coordinator([long_mode(steps)]), "c1")
+    driver.run("r1", "long", None)
+    for i in range(steps):
+        driver.started("r1", f"s{i}")
+        driver.complete("r1", f"s{i}", i * 10)
+    run = driver.state.run("r1")
+    assert run is not None and run.status.value == "completed"
+    assert run.output == {"outputs": {f"s{i}": i * 10 for i in range(steps)}, "failed": []}
+    chunks = run.context["outputs"]  # type: ignore[index]
+    assert [len(chunk) for chunk in chunks] == [OUTPUT_CHUNK, OUTPUT_CHUNK, 5]
+    pairs = Sequence.outputs_of(run.context)
+    assert pairs == [[f"s{i}", i * 10] for i in range(steps)]
+    assert Sequence.with_outputs(run.context, pairs) == run.context

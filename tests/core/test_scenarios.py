@@ -10,6 +10,7 @@ from interruptible import (
     FailureCategory,
     IgnoredReason,
     RunStatus,
+    Sequence,
     StartEffect,
     StepClass,
     StepStatus,
@@ -154,7 +155,7 @@ def test_3_4_2_2_resume_after_completion_crossed_the_cancel(driver: CoreDriver) 
     outcome = driver.resume("r1")
     starts = [(d.step_id, d.attempt) for d in outcome.directives if isinstance(d, StartEffect)]
     assert starts == [("fetch", 1)]
-    assert driver.run_state("r1").context["outputs"] == [["plan", "crossed"]]
+    assert Sequence.outputs_of(driver.run_state("r1").context) == [["plan", "crossed"]]
 
 
 def test_3_4_2_2_resume_before_the_cancel_answer_waits(driver: CoreDriver) -> None:

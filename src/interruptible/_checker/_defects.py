@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Final
 
-from .._core import ConversationState, Coordinator, Disposition, IgnoredReason, Mode, Outcome
+from .._core import (
+    ConversationState,
+    Coordinator,
+    Disposition,
+    IgnoredReason,
+    Mode,
+    Outcome,
+    Sequence,
+)
 from .._core._state import NO_STEP_IDS, RunState, StepIds
 from .._lifecycle import RunStatus, StepStatus
 from .._vocabulary import (
@@ -98,13 +106,13 @@ class RerunOnResume(Coordinator):
         # Forget the step's output and rewind the Sequence to it (its position is its index,
         # since a Sequence plans its steps in order); later steps are dropped, so the rewound
         # step is the run's one unfinished step again.
-        outputs = [pair for pair in context["outputs"] if pair[0] != step.step_id]
+        kept = [p for p in Sequence.outputs_of(context) if p[0] != step.step_id]
         steps = (*run.steps[:index], replace(step, status=StepStatus.pending))
         rerun = replace(
             run,
             steps=steps,
             step_ids=_ids_up_to(run, index),
-            context={**context, "outputs": outputs, "next": index},
+            context={**Sequence.with_outputs(context, kept), "next": index},
         )
         outcome = super()._resume_requested(replace(state, active_run=rerun), event)
         return outcome if outcome.applied else super()._resume_requested(state, event)

@@ -121,15 +121,23 @@ class _PassiveCallbacks:
         return None
 
 
+# Output pairs per chunk of a `Sequence` context: recording an output copies one chunk and the
+# list of chunks, so about 2 * sqrt(n) pointers at n outputs would be ideal; 64 keeps both small
+# up to tens of thousands of steps.
+OUTPUT_CHUNK: Final = 64
+
+
 @dataclass(frozen=True, slots=True)
 class Sequence(_PassiveCallbacks):
     """A fixed list of steps, run in order; the run's output maps step ids to their outputs.
 
-    The context is `{"input": ..., "next": k, "outputs": [[step_id, output], ...], "failed":
-    [step_id, ...]}`: `next` is the position of the first step with neither an output nor a
-    failure, which is exactly "the first step without a kept result" after a resume (MODE-2).
-    Outputs are a list of pairs, not an object: appending to a list copies pointers only, where
-    rebuilding an object per step would make a long run's context updates quadratic.
+    The context is `{"input": ..., "next": k, "outputs": [[[step_id, output], ...], ...],
+    "failed": [step_id, ...]}`: `next` is the position of the first step with neither an output
+    nor a failure, which is exactly "the first step without a kept result" after a resume
+    (MODE-2). Outputs are pairs in chunks of `OUTPUT_CHUNK`, oldest first: a context is an
+    immutable JSON value, so recording an output copies what changes, and with chunks that is
+    the last chunk and the list of chunks, not every output so far (a flat list made a long
+    run's context updates quadratic, CORE-26). `outputs_of(context)` gives the flat pairs.
     """
 
     name: str
@@ -146,6 +154,17 @@ class Sequence(_PassiveCallbacks):
     def start(self, input: JsonValue) -> JsonValue:
         return {"input": input, "next": 0, "outputs": [], "failed": []}
 
+    @staticmethod
+    def outputs_of(context: JsonValue) -> list[list[JsonValue]]:
+        """The `[step_id, output]` pairs a context has recorded, in order."""
+        return [pair for chunk in context["outputs"] for pair in chunk]
+
+    @staticmethod
+    def with_outputs(context: JsonValue, pairs: list[list[JsonValue]]) -> JsonValue:
+        """The context with exactly these output pairs (chunked as `on_result` would)."""
+        chunks = [pairs[i : i + OUTPUT_CHUNK] for i in range(0, len(pairs), OUTPUT_CHUNK)]
+        return {**context, "outputs": chunks}
+
     def plan(self, context: JsonValue) -> Plan:
         position = context["next"]
         return NextStep(self.steps[position]) if position < len(self.steps) else Complete()
@@ -154,11 +173,13 @@ class Sequence(_PassiveCallbacks):
         return max(int(context["next"]), self._positions[step_id] + 1)
 
     def on_result(self, context: JsonValue, result: StepResult) -> JsonValue:
-        return {
-            **context,
-            "next": self._after(context, result.step_id),
-            "outputs": [*context["outputs"], [result.step_id, result.output]],
-        }
+        pair = [result.step_id, result.output]
+        chunks = context["outputs"]
+        if chunks and len(chunks[-1]) < OUTPUT_CHUNK:
+            outputs = [*chunks[:-1], [*chunks[-1], pair]]
+        else:
+            outputs = [*chunks, [pair]]
+        return {**context, "next": self._after(context, result.step_id), "outputs": outputs}
 
     def on_failure(self, context: JsonValue, failure: StepFailure) -> JsonValue:
         assert failure.step_id is not None  # a step's failure names its step
@@ -169,7 +190,10 @@ class Sequence(_PassiveCallbacks):
         }
 
     def finalize(self, context: JsonValue, status: RunStatus) -> JsonValue:
-        return {"outputs": dict(context["outputs"]), "failed": context["failed"]}
+        return {
+            "outputs": {pair[0]: pair[1] for chunk in context["outputs"] for pair in chunk},
+            "failed": context["failed"],
+        }
 
     def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
         position = self._positions.get(step_id)
