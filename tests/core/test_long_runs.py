@@ -23,7 +23,7 @@ from interruptible import (
 )
 from interruptible._core import _steps
 from interruptible._core._modes import OUTPUT_CHUNK
-from interruptible._core._state import StepState
+from interruptible._core._state import NO_STEP_IDS, StepState
 from interruptible._core._steps import LONG_RUN, Steps, StepsDraft, freeze
 from interruptible._driver import CoreDriver
 
@@ -199,3 +199,18 @@ def test_core_26_a_sequence_records_outputs_in_chunks() -> None:
     pairs = Sequence.outputs_of(run.context)
     assert pairs == [[f"s{i}", i * 10] for i in range(steps)]
     assert Sequence.with_outputs(run.context, pairs) == run.context
+
+
+@given(st.lists(st.text(min_size=1, max_size=3), max_size=300, unique=True), st.integers(0, 299))
+def test_core_26_step_ids_answer_membership_like_a_set(ids: list[str], cut: int) -> None:
+    """`StepIds` holds exactly what was added (ids are unique: CORE-11), each version its own."""
+    versions = [NO_STEP_IDS]
+    for step_id in ids:
+        versions.append(versions[-1].add(step_id))
+    probes = {*ids, "absent", ""}
+    for count in {0, min(cut, len(ids)), len(ids)}:
+        version, added = versions[count], set(ids[:count])
+        assert {p for p in probes if p in version} == added
+        assert len(version) == count
+    last = versions[-1]
+    assert all(len(a) > len(b) for a, b in zip(last.levels, last.levels[1:], strict=False))

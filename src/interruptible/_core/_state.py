@@ -64,9 +64,11 @@ class StepState:
         return self.status in LIVE_STEP_STATUSES
 
 
-# Recent ids stay in a short tuple (cheap to copy and to scan); every this many they are folded
-# into the frozenset. A plain frozenset would be copied on every step, and a plain tuple scanned:
-# both make a long run quadratic.
+# Recent ids stay in a short tuple (cheap to copy and to scan); every this many they are merged
+# into `levels`, frozensets kept like the digits of a binary counter: a new set absorbs every
+# level no larger than itself, so there are about log2(n / 32) levels and each id is copied
+# about as many times. A plain frozenset would be copied whole on every step, a plain tuple
+# scanned, and one frozenset refolded every 32 steps copied whole each time: all quadratic.
 _RECENT_IDS: Final = 32
 
 
@@ -74,20 +76,27 @@ _RECENT_IDS: Final = 32
 class StepIds:
     """The ids of a run's planned steps: an immutable set whose `add` is cheap on long runs."""
 
-    settled: frozenset[str] = frozenset()
+    levels: tuple[frozenset[str], ...] = ()  # largest first
     recent: tuple[str, ...] = ()
 
     def __contains__(self, step_id: object) -> bool:
-        return step_id in self.recent or step_id in self.settled
+        if step_id in self.recent:
+            return True
+        return any(step_id in level for level in self.levels)
 
     def __len__(self) -> int:
-        return len(self.settled) + len(self.recent)
+        return sum(map(len, self.levels)) + len(self.recent)
 
     def add(self, step_id: str) -> StepIds:
         """These ids and `step_id`."""
         if len(self.recent) < _RECENT_IDS:
-            return StepIds(self.settled, (*self.recent, step_id))
-        return StepIds(self.settled.union(self.recent, (step_id,)), ())
+            return StepIds(self.levels, (*self.recent, step_id))
+        merged = frozenset((*self.recent, step_id))
+        levels = list(self.levels)
+        while levels and len(levels[-1]) <= len(merged):
+            merged = levels.pop() | merged
+        levels.append(merged)
+        return StepIds(tuple(levels), ())
 
 
 NO_STEP_IDS: Final = StepIds()
