@@ -67,13 +67,12 @@ class GuardPlan(NamedTuple, Generic[S]):
     """The guarded candidates of one (status, event), compiled into a decision table.
 
     `choices` answers every combination of guard values at once, computed when the lifecycle is
-    compiled: the key is the value of the one guard when the candidates read one name (the
-    common case), else the tuple of values in `names` order; the answer is the first candidate
+    compiled: the key is the tuple of values in `names` order, the answer the first candidate
     whose guards hold, or None when none does.
     """
 
     names: tuple[str, ...]  # every guard name any candidate reads
-    choices: Mapping[bool | tuple[bool, ...], Transition[S] | None]
+    choices: Mapping[tuple[bool, ...], Transition[S] | None]
     candidates: tuple[Transition[S], ...]  # in declaration order (for the refusal's details)
 
 
@@ -100,8 +99,8 @@ class _OneGuard(_Frozen, Generic[S]):
 
     def __init__(self, plan: GuardPlan[S]) -> None:
         object.__setattr__(self, "name", plan.names[0])
-        object.__setattr__(self, "if_true", plan.choices.get(True))
-        object.__setattr__(self, "if_false", plan.choices.get(False))
+        object.__setattr__(self, "if_true", plan.choices[(True,)])
+        object.__setattr__(self, "if_false", plan.choices[(False,)])
 
 
 class _TwoGuards(_Frozen, Generic[S]):
@@ -155,9 +154,11 @@ class CompiledLifecycle(Generic[S]):
     def __post_init__(self) -> None:
         table: dict[tuple[S, str], _Plan[S]] = {}
         for key, plan in self.plans.items():
-            if isinstance(plan, GuardPlan) and len(plan.names) == 1:
+            if not isinstance(plan, GuardPlan):
+                table[key] = plan
+            elif len(plan.names) == 1:
                 table[key] = _OneGuard(plan)
-            elif isinstance(plan, GuardPlan) and len(plan.names) == 2:
+            elif len(plan.names) == 2:
                 table[key] = _TwoGuards(plan)
             else:
                 table[key] = plan
@@ -295,13 +296,13 @@ def _plan(candidates: list[Transition[S]]) -> Transition[S] | GuardPlan[S]:
     if len(candidates) == 1 and not candidates[0].guards:
         return candidates[0]
     names = tuple(dict.fromkeys(g.name for t in candidates for g in t.guards))
-    choices: dict[bool | tuple[bool, ...], Transition[S] | None] = {}
+    choices: dict[tuple[bool, ...], Transition[S] | None] = {}
     for values in itertools.product((False, True), repeat=len(names)):
         given = dict(zip(names, values, strict=True))
         chosen = next(
             (t for t in candidates if all(given[g.name] is g.expected for g in t.guards)), None
         )
-        choices[values[0] if len(names) == 1 else values] = chosen
+        choices[values] = chosen
     return GuardPlan(names, MappingProxyType(choices), tuple(candidates))
 
 
