@@ -28,7 +28,7 @@ import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from .._core import Outcome
 from .._lifecycle import StepClass
@@ -66,6 +66,27 @@ def json_normalized(value: JsonValue) -> JsonValue:
             raise ValueError(f"{value!r} is not a JSON number")
         return value
     return json.loads(json.dumps(value, allow_nan=False))
+
+
+E = TypeVar("E")
+
+
+def effect_event(
+    cls: Callable[..., E], d: StartEffect, event_id: str, at: float, *fields: Any
+) -> E:
+    """The event of class `cls` about the effect `d` starts: its identity fields from `d`, then
+    `fields` (what the class has between `attempt` and `at`), `at` and the cause."""
+    return cls(
+        event_id,
+        d.conversation_id,
+        d.run_id,
+        d.step_id,
+        d.effect_id,
+        d.attempt,
+        *fields,
+        at,
+        d.cause_id,
+    )
 
 
 class _Live:
@@ -202,16 +223,7 @@ class EffectManager:
                 if d.delay > 0:
                     await asyncio.sleep(d.delay)
                 started_at = self._clock()
-                started = EffectStarted(
-                    self._ids(),
-                    cid,
-                    d.run_id,
-                    d.step_id,
-                    d.effect_id,
-                    d.attempt,
-                    started_at,
-                    d.cause_id,
-                )
+                started = effect_event(EffectStarted, d, self._ids(), started_at)
                 outcome = await self._post_and_wait(cid, started)
                 if not outcome.applied:
                     return  # stale or late: the step no longer waits for this effect
@@ -282,17 +294,8 @@ class EffectManager:
         if d is None or live is None or self._live.get(d.effect_id) is not live:
             return  # the effect has answered already: progress after the answer is dropped
         live.sequence += 1
-        event = EffectProgress(
-            self._ids(),
-            d.conversation_id,
-            d.run_id,
-            d.step_id,
-            d.effect_id,
-            d.attempt,
-            live.sequence,
-            json_normalized(value),
-            self._clock(),
-            d.cause_id,
+        event = effect_event(
+            EffectProgress, d, self._ids(), self._clock(), live.sequence, json_normalized(value)
         )
         self._post(d.conversation_id, event)
 
@@ -318,17 +321,7 @@ class EffectManager:
                     retryable=False,
                 ),
             )
-        return EffectCompleted(
-            self._ids(),
-            d.conversation_id,
-            d.run_id,
-            d.step_id,
-            d.effect_id,
-            d.attempt,
-            output,
-            self._clock(),
-            d.cause_id,
-        )
+        return effect_event(EffectCompleted, d, self._ids(), self._clock(), output)
 
     def _failed(self, d: StartEffect, exc: BaseException) -> Event:
         if isinstance(exc, EffectError):
@@ -344,32 +337,12 @@ class EffectManager:
             category, retryable = FailureCategory.executor_error, False
             message = f"{type(exc).__name__}: {exc}"
             details = None
-        return EffectFailed(
-            self._ids(),
-            d.conversation_id,
-            d.run_id,
-            d.step_id,
-            d.effect_id,
-            d.attempt,
-            category,
-            message,
-            retryable,
-            details,
-            self._clock(),
-            d.cause_id,
+        return effect_event(
+            EffectFailed, d, self._ids(), self._clock(), category, message, retryable, details
         )
 
     def _canceled(self, d: StartEffect) -> Event:
-        return EffectCanceled(
-            self._ids(),
-            d.conversation_id,
-            d.run_id,
-            d.step_id,
-            d.effect_id,
-            d.attempt,
-            self._clock(),
-            d.cause_id,
-        )
+        return effect_event(EffectCanceled, d, self._ids(), self._clock())
 
 
 class _Reporter:

@@ -54,7 +54,7 @@ from .._vocabulary import (
     Event,
     StartEffect,
 )
-from ._effects import EffectManager
+from ._effects import EffectManager, effect_event
 
 log: Final = logging.getLogger("interruptible.runtime")
 
@@ -259,16 +259,7 @@ class Writer:
                 if type(directive) is not StartEffect or not self.effects.can_start_now(directive):
                     continue
                 at = self.clock()
-                started = EffectStarted(
-                    self.ids(),
-                    directive.conversation_id,
-                    directive.run_id,
-                    directive.step_id,
-                    directive.effect_id,
-                    directive.attempt,
-                    at,
-                    directive.cause_id,
-                )
+                started = effect_event(EffectStarted, directive, self.ids(), at)
                 answer = self.coordinator.reduce(state, started)
                 if answer.disposition is not _APPLIED:
                     continue  # cannot happen for a fresh start; the task reports it instead
