@@ -126,7 +126,7 @@ class EffectManager:
         self._live: dict[str, _Live] = {}
         self._loop_thread = threading.get_ident()
         # An effect run inline answers before anything could report for it: its reports drop.
-        self._inline_reporter = _Reporter(self, None, None)
+        self._inline_reporter = _Reporter(self, None)
 
     # --- what the runtime asks ------------------------------------------------------------------
 
@@ -285,14 +285,15 @@ class EffectManager:
             idempotency_key=d.idempotency_key,
             started_at=started_at,
             first_started_at=first_started_at if first_started_at is not None else started_at,
-            report=self._inline_reporter if live is None else _Reporter(self, d, live),
+            report=self._inline_reporter if live is None else _Reporter(self, live),
         )
 
     def _report(self, reporter: _Reporter, value: JsonValue) -> None:
         """Journal one progress report of a live effect (called on the loop's thread)."""
-        d, live = reporter.directive, reporter.live
-        if d is None or live is None or self._live.get(d.effect_id) is not live:
+        live = reporter.live
+        if live is None or self._live.get(live.directive.effect_id) is not live:
             return  # the effect has answered already: progress after the answer is dropped
+        d = live.directive
         live.sequence += 1
         event = effect_event(
             EffectProgress, d, self._ids(), self._clock(), live.sequence, json_normalized(value)
@@ -352,13 +353,10 @@ class _Reporter:
     reference cycle, and one per effect would leave every step's directive to the cyclic GC.
     """
 
-    __slots__ = ("directive", "live", "manager")
+    __slots__ = ("live", "manager")
 
-    def __init__(
-        self, manager: EffectManager, directive: StartEffect | None, live: _Live | None
-    ) -> None:
+    def __init__(self, manager: EffectManager, live: _Live | None) -> None:
         self.manager = manager
-        self.directive = directive
         self.live = live  # None for effects run inline: they cannot report while they run
 
     def __call__(self, value: JsonValue) -> None:
