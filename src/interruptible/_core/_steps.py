@@ -238,7 +238,7 @@ def freeze(steps: Draft) -> tuple[StepState, ...] | Steps:
     """The value a `RunState` keeps: a tuple for a short run, `Steps` for a long one."""
     if type(steps) is StepsDraft:
         return steps.freeze()
-    assert isinstance(steps, list)
+    assert type(steps) is list
     if len(steps) <= LONG_RUN:
         return tuple(steps)
     # The transaction's list is private: it becomes the shared base as it is.
