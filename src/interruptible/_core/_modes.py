@@ -190,10 +190,7 @@ class Sequence(_PassiveCallbacks):
         }
 
     def finalize(self, context: JsonValue, status: RunStatus) -> JsonValue:
-        return {
-            "outputs": {pair[0]: pair[1] for chunk in context["outputs"] for pair in chunk},
-            "failed": context["failed"],
-        }
+        return {"outputs": dict(self.outputs_of(context)), "failed": context["failed"]}
 
     def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
         position = self._positions.get(step_id)
