@@ -67,8 +67,9 @@ def fresh(directory: Path, name: str) -> Path:
 # --- baselines ----------------------------------------------------------------------------------
 
 
-def bare_commit_us(directory: Path, synchronous: str, n: int) -> float:
-    """One synced SQLite commit of one ~300-byte row, WAL mode: the unit a step is compared to."""
+def bare_commit_us(directory: Path, synchronous: str, n: int, rows: int = 1) -> float:
+    """One synced SQLite commit of `rows` ~300-byte rows, WAL mode: the unit a step is compared
+    to (one row: the baseline; two: what a step of the runtime writes, its floor)."""
     conn = sqlite3.connect(fresh(directory, f"bare-{synchronous}.db"), isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -77,7 +78,8 @@ def bare_commit_us(directory: Path, synchronous: str, n: int) -> float:
     started = time.perf_counter()
     for i in range(n):
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO t VALUES (?, ?, ?)", ("c", i, body))
+        for r in range(rows):
+            conn.execute("INSERT INTO t VALUES (?, ?, ?)", ("c", i * rows + r, body))
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -131,6 +133,7 @@ async def one_run(journal: Any, steps: int) -> tuple[float, int]:
     """Microseconds per step of one run of `steps` trivial steps, and the commits it made."""
     mode = trivial_mode(steps)
     async with Runtime(journal, modes=[mode], functions={"noop": lambda: None}) as rt:
+        gc.collect()  # the previous measurement's garbage is not this one's to collect
         started = time.perf_counter()
         handle = await rt.run("c", None, mode=mode.name)
         final = await handle.wait()
@@ -160,6 +163,7 @@ async def many_runs(journal: Any, conversations: int, steps: int) -> tuple[float
     """Steps per second with `conversations` runs of `steps` trivial steps at once."""
     mode = trivial_mode(steps)
     async with Runtime(journal, modes=[mode], functions={"noop": lambda: None}) as rt:
+        gc.collect()  # the previous measurement's garbage is not this one's to collect
         GC.seconds = 0.0
         started = time.perf_counter()
         handles = await asyncio.gather(
@@ -283,10 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         normal_rounds = []
         for r in range(3):
             commit = bare_commit_us(directory, "NORMAL", 1000)
+            two_rows = bare_commit_us(directory, "NORMAL", 1000, rows=2)
             journal = SQLiteJournal(fresh(directory, f"normal{r}.db"), synchronous="NORMAL")
             step, _ = run(one_run(journal, steps))
-            normal_rounds.append((step, commit))
-        normal_step, normal_commit = sorted(normal_rounds)[1]
+            normal_rounds.append((step, commit, two_rows))
+        normal_step, normal_commit, normal_floor = sorted(normal_rounds)[1]
         report(
             f"{steps}-step run, synchronous=NORMAL",
             f"{1e6 / normal_step:,.0f} steps/s ({normal_step:.0f} us, commit {normal_commit:.0f} us"
@@ -301,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
             f"runtime {max(null_step - core, 0):.0f} us, journal "
             f"{max(normal_step - null_step, 0):.0f} us (NORMAL) or "
             f"{max(full_step - null_step, 0):.0f} us (FULL)"
+        )
+        print(
+            f"    floor with NORMAL: a bare commit of a step's two rows alone "
+            f"({normal_floor:.0f} us) allows {1e6 / normal_floor:,.0f} steps/s; adding the core's "
+            f"reduce of its two events, {1e6 / (normal_floor + core):,.0f} steps/s"
         )
         lengths = (10, 100, steps, 8 * steps)
         by_length = [core if n == steps else core_us_per_step(n) for n in lengths]
