@@ -98,7 +98,7 @@ LIVE_STEP_STATUSES: Final = frozenset(
 
 
 class RunLifecycle(StateMachine):
-    """The lifecycle of a run: design.md's status matrix, exactly."""
+    """The lifecycle of a run: the legal status changes of RUN-2, exactly."""
 
     pending = State(initial=True)
     running = State()

@@ -2,7 +2,7 @@
 
 A property that no broken core can violate proves nothing; each class here breaks exactly one
 promise of the design, the way a plausible bug would, and the stateful machines and the model
-checker are tested against all of them (VER-15, style rule 14). They subclass the real
+checker are tested against all of them (VER-15). They subclass the real
 `Coordinator` and override one handler, so everything else is the real core.
 """
 

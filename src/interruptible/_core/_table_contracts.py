@@ -19,7 +19,8 @@ from .._lifecycle import (  # the final-status sets are read by the docstring co
 )
 from ._txn import RUN, STEP
 
-# design.md's run matrix, written out literally so the contract compares the table against it.
+# RUN-2's legal status changes (spec/lifecycles.md), written out literally so the contract
+# compares the table against them.
 RUN_EDGES: Final = frozenset(
     {
         (RunStatus.pending, RunStatus.running),
