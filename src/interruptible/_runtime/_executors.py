@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 from .._lifecycle import StepClass
 from .._vocabulary import FailureCategory, JsonValue, StepPolicy
+from ._arguments import Arguments
 
 
 class EffectError(Exception):
@@ -208,7 +209,9 @@ class FunctionExecutor:
     """`tool` and `system`: calls a registered plain callable with the step's arguments.
 
     The step input is `{"name": str, "arguments": {...}}` (extra keys such as an agent loop's
-    `call_id` are ignored). An async callable is awaited on the loop. A synchronous one runs in a
+    `call_id` are ignored). The arguments are checked against the callable's signature and
+    annotations first (`_arguments`): a step whose arguments do not fit fails as `invalid_input`
+    before the callable runs. An async callable is awaited on the loop. A synchronous one runs in a
     worker thread when `threaded` (tools: they may block on IO) or on the loop otherwise (system
     steps: short code of our own, where a thread hop would cost more than the call); a tool
     registered as `inline(function)` runs on the loop too.
@@ -217,19 +220,27 @@ class FunctionExecutor:
     def __init__(self, functions: Mapping[str, Function] | None = None, *, threaded: bool) -> None:
         self.functions: dict[str, Function] = {}
         self.threaded = threaded
+        self._arguments: dict[str, Arguments] = {}
         self._is_async: dict[str, bool] = {}
         self._on_loop: set[str] = set()  # synchronous callables registered with `inline`
         for name, function in (functions or {}).items():
             self.register(name, function)
 
     def register(self, name: str, function: Function) -> None:
-        """Add (or replace) the callable run for steps naming `name`."""
+        """Add (or replace) the callable run for steps naming `name`.
+
+        `TypeError` when its signature can take no step's arguments (see `_arguments`).
+        """
+        on_loop = isinstance(function, Inline)
         if isinstance(function, Inline):
-            self._on_loop.add(name)
             function = function.function
+        arguments = Arguments(name, function)  # raises before anything is registered
+        if on_loop:
+            self._on_loop.add(name)
         else:
             self._on_loop.discard(name)
         self.functions[name] = function
+        self._arguments[name] = arguments
         self._is_async.pop(name, None)
 
     def _threaded(self, name: str) -> bool:
@@ -278,8 +289,13 @@ class FunctionExecutor:
         arguments = input.get("arguments") or {}
         if type(arguments) is not dict and not isinstance(arguments, Mapping):
             raise EffectError(
-                FailureCategory.invalid_input, f"arguments of {name!r} must be an object"
+                FailureCategory.invalid_input,
+                f"arguments of {name!r} must be an object",
+                retryable=False,
             )
+        problem = self._arguments[name].problem(arguments)
+        if problem is not None:
+            raise EffectError(FailureCategory.invalid_input, problem, retryable=False)
         return function, dict(arguments)
 
     def call_inline(self, effect: Effect) -> JsonValue:

@@ -1,0 +1,187 @@
+"""Typed arguments (RT-12): a step's JSON arguments are checked against its callable's signature."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    NewType,
+    NotRequired,
+    Optional,
+    Required,
+    TypedDict,
+    Union,
+)
+
+import pytest
+
+from interruptible import FailureCategory, StepPolicy
+from interruptible._runtime import Runtime
+from interruptible._runtime._arguments import Arguments
+from tests.runtime.support import arun, pipeline, system_step, tool_step
+
+UserId = NewType("UserId", int)
+
+
+class Query(TypedDict):
+    text: str
+    limit: NotRequired[int]
+
+
+class Options(TypedDict, total=False):
+    depth: Required[int]
+    verbose: bool
+
+
+def search(query: str, limit: int = 10, exact: bool = False) -> None: ...
+def scale(factor: float) -> None: ...
+def tagged(tags: list[str], weights: dict[str, float] | None = None) -> None: ...
+def read_only(items: Sequence[int], table: Mapping[str, list[int]]) -> None: ...
+def choose(mode: Literal["fast", "slow", 3]) -> None: ...
+def typed(query: Query, user: UserId) -> None: ...
+def anything(value: Any, other: object, bare) -> None: ...  # type: ignore[no-untyped-def]
+def optional(note: Optional[str], either: Union[int, str]) -> None: ...  # noqa: UP007,UP045
+def loose(first: int, **rest: str) -> None: ...
+def configure(options: Options, label: Annotated[str, "shown to people"] = "") -> None: ...
+def not_json(
+    when: complex = 0j,
+    pair: tuple[int, int] = (0, 0),
+    by_int: dict[int, str] = {},  # noqa: B006 - never called
+) -> None: ...
+
+
+class Counter:
+    def __call__(self, step: int) -> None: ...
+
+
+# (callable, arguments, None when they fit, else a phrase of the refusal)
+CASES: list[tuple[Any, dict[str, Any], str | None]] = [
+    (search, {"query": "q"}, None),
+    (search, {"query": "q", "limit": 3, "exact": True}, None),
+    (search, {}, "missing required argument(s) 'query'"),
+    (search, {"query": "q", "page": 2}, "takes no argument 'page' (it takes: exact, limit, query)"),
+    (search, {"query": 3}, "argument 'query' of 'f' must be a string, got an integer 3"),
+    (search, {"query": "q", "limit": True}, "must be an integer, got a boolean True"),
+    (search, {"query": "q", "limit": 2.0}, "must be an integer, got a number 2.0"),
+    (search, {"query": "q", "exact": 1}, "must be a boolean, got an integer 1"),
+    (search, {"query": None}, "must be a string, got null None"),
+    (scale, {"factor": 2}, None),
+    (scale, {"factor": 2.5}, None),
+    (scale, {"factor": "2"}, "must be a number, got a string '2'"),
+    (scale, {"factor": False}, "must be a number, got a boolean False"),
+    (tagged, {"tags": ["a", "b"]}, None),
+    (tagged, {"tags": ["a", "b"], "weights": {"a": 1, "b": 0.5}}, None),
+    (tagged, {"tags": ["a", 2]}, "argument 'tags' of 'f'[1] must be a string, got an integer 2"),
+    (tagged, {"tags": "ab"}, "must be an array, got a string 'ab'"),
+    (tagged, {"tags": [], "weights": {"a": "x"}}, "['a'] must be a number, got a string 'x'"),
+    (tagged, {"tags": [], "weights": [1]}, "must be"),
+    (read_only, {"items": [1, 2], "table": {"k": [3]}}, None),
+    (read_only, {"items": [1, "2"], "table": {}}, "[1] must be an integer"),
+    (read_only, {"items": [], "table": {"k": [True]}}, "['k'][0] must be an integer"),
+    (choose, {"mode": "fast"}, None),
+    (choose, {"mode": 3}, None),
+    (choose, {"mode": "medium"}, "must be one of 'fast', 'slow', 3, got a string 'medium'"),
+    (choose, {"mode": 3.0}, "must be one of"),
+    (typed, {"query": {"text": "q"}, "user": 7}, None),
+    (typed, {"query": {"text": "q", "limit": 2}, "user": 7}, None),
+    (typed, {"query": {"limit": 2}, "user": 7}, "is missing key(s) 'text'"),
+    (typed, {"query": {"text": "q", "page": 1}, "user": 7}, "has key 'page', which Query does not"),
+    (typed, {"query": {"text": 1}, "user": 7}, "['text'] must be a string"),
+    (typed, {"query": {"text": "q"}, "user": "7"}, "'user' of 'f' must be an integer"),
+    (configure, {"options": {"depth": 1}, "label": "x"}, None),
+    (configure, {"options": {"depth": 1, "verbose": False}}, None),
+    (configure, {"options": {"verbose": True}}, "is missing key(s) 'depth'"),
+    (configure, {"options": {"depth": 1, "verbose": 0}}, "['verbose'] must be a boolean"),
+    (configure, {"options": {"depth": 1}, "label": 1}, "'label' of 'f' must be a string"),
+    (anything, {"value": [1, {"a": None}], "other": 2.5, "bare": "x"}, None),
+    (optional, {"note": None, "either": 1}, None),
+    (optional, {"note": "n", "either": "s"}, None),
+    (optional, {"note": 1, "either": 1}, "argument 'note' of 'f' must be"),
+    (optional, {"note": None, "either": 1.5}, "argument 'either' of 'f' must be"),
+    (loose, {"first": 1, "a": "x", "b": "y"}, None),
+    (loose, {"first": 1, "a": 2}, "argument 'a' of 'f' must be a string"),
+    (not_json, {}, None),
+    (not_json, {"when": 1}, "is annotated complex and no JSON value is one"),
+    (not_json, {"pair": [1, 2]}, "is annotated tuple[int, int] and no JSON value is one"),
+    (not_json, {"by_int": {"1": "a"}}, "JSON object keys are strings"),
+    (Counter(), {"step": 1}, None),
+    (Counter(), {"step": "1"}, "must be an integer"),
+    (functools.partial(search, limit=5), {"query": "q"}, None),
+    (functools.partial(search, limit=5), {"query": "q", "limit": "x"}, "must be an integer"),
+]
+
+
+@pytest.mark.parametrize(("function", "arguments", "expected"), CASES)
+def test_rt_12_arguments_are_checked_against_the_signature(
+    function: Any, arguments: dict[str, Any], expected: str | None
+) -> None:
+    """Names the callable does not take, missing required ones, and values that do not fit their
+    annotation are refused with a message naming the argument; JSON values that fit pass."""
+    problem = Arguments("f", function).problem(arguments)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert expected in problem
+
+
+def test_rt_12_a_callable_that_cannot_take_named_arguments_is_refused_at_registration() -> None:
+    """A required positional-only parameter can never receive a step's named argument, and an
+    annotation naming something undefined cannot be checked: both are `TypeError`s when the
+    runtime is made, before anything runs."""
+
+    def positional(x: int, /) -> None: ...
+    def unresolvable(x: Undefined) -> None: ...  # type: ignore[name-defined]  # noqa: F821
+
+    with pytest.raises(TypeError, match="'p': its parameter 'x' is positional-only and required"):
+        Runtime("memory", tools={"p": positional})
+    with pytest.raises(TypeError, match=r"'u': its annotations cannot be resolved.*Undefined"):
+        Runtime("memory", functions={"u": unresolvable})
+    with pytest.raises(TypeError, match="positional-only"):
+        Runtime("memory", tools={"len": len})
+    # An optional positional-only parameter is simply never given.
+    Arguments("ok", lambda x=1, /, y=2: None)
+
+
+def test_rt_12_a_callable_without_a_signature_is_called_unchecked() -> None:
+    """Some builtins have no signature to read: their arguments are passed as they are."""
+    assert Arguments("max", max).problem({"anything": 1}) is None
+
+
+def test_rt_12_bad_arguments_fail_the_step_as_invalid_input_before_the_call() -> None:
+    """A tool step whose arguments do not fit fails at its first attempt as `invalid_input`, not
+    retryable (a retry would give the same input), and the tool never runs; a system step the
+    same."""
+    calls: list[Any] = []
+
+    def fetch(url: str, retries: int = 0) -> str:
+        calls.append(url)
+        return url
+
+    async def scenario(step: Any) -> Any:
+        mode = pipeline("p", [step])
+        async with Runtime(
+            "memory", modes=[mode], tools={"fetch": fetch}, functions={"fetch": fetch}
+        ) as rt:
+            handle = await rt.run("c", None, mode="p")
+            return await handle.wait()
+
+    retried = StepPolicy(max_attempts=3)
+    final = arun(scenario(tool_step("t", "fetch", retried, url="u", retries="2")))
+    assert final.status.value == "failed"
+    assert final.error.category is FailureCategory.invalid_input
+    assert final.error.retryable is False
+    assert final.error.message == (
+        "argument 'retries' of 'fetch' must be an integer, got a string '2'"
+    )
+    assert final.steps[0].attempt == 1
+    final = arun(scenario(system_step("s", "fetch", link="u")))
+    assert final.error.category is FailureCategory.invalid_input
+    assert "'fetch' takes no argument 'link' (it takes: retries, url)" in final.error.message
+    assert calls == []
+    final = arun(scenario(tool_step("t", "fetch", url="u", retries=1)))
+    assert final.status.value == "completed"
+    assert calls == ["u"]
