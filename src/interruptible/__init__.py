@@ -44,7 +44,6 @@ from ._core import (
 )
 from ._errors import (
     DecodeError,
-    ExecutorNotFoundError,
     GateClosedError,
     IllegalTransition,
     InterruptibleError,
@@ -185,7 +184,6 @@ __all__ = [
     "EmitProgress",
     "Event",
     "Executor",
-    "ExecutorNotFoundError",
     "Fail",
     "FailureCategory",
     "GateClosedError",

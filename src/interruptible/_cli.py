@@ -1,11 +1,12 @@
-"""The `interruptible` command line: one function per subcommand, registered in `COMMANDS`.
+"""The `interruptible` command line: one argparse parser, one subparser per subcommand.
 
 Theory of operation
 -------------------
-`main` builds one argparse parser from the `COMMANDS` table: each `Command` names a subcommand,
-says what it does, adds its own options and runs with the parsed namespace, returning the exit
-status. Adding a subcommand (`demo`, `resume`, `inspect`, `replay`, `check`) is one function pair
-and one table row; `main` does not change.
+`main` builds the parser in `build_parser`. This module's own subcommand, `spec`, is a row of the
+`COMMANDS` table: a `Command` names it, says what it does, adds its options and runs with the
+parsed namespace, returning the exit status. The runtime's subcommands (`demo`, `resume`,
+`inspect`, `replay`) and the model checker's (`check`) register themselves through their
+modules' `add_parsers` / `add_parser`, in the same shape; `main` does not change for either.
 
 Subcommands import what they need inside their functions: `import interruptible` and
 `interruptible --help` stay fast, and the diagram toolchain loads only for `spec`.

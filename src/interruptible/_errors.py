@@ -215,9 +215,3 @@ class ModeNotFoundError(InterruptibleError):
     """No mode is registered under the name a run asks for."""
 
     code = "mode_not_found"
-
-
-class ExecutorNotFoundError(InterruptibleError):
-    """No executor (or tool) is registered under this name."""
-
-    code = "executor_not_found"

@@ -3,7 +3,8 @@
 A property that no broken core can violate proves nothing; each class here breaks exactly one
 promise of the design, the way a plausible bug would, and the stateful machines and the model
 checker are tested against all of them (VER-15). They subclass the real
-`Coordinator` and override one handler, so everything else is the real core.
+`Coordinator` and override one behaviour (one handler, or two for the wedged interrupt), so
+everything else is the real core.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A mode decides *which* steps a run executes; the coordinator decides *how* (life
 attempts, interrupts). Every callback is pure: it takes the run's context (a JSON value) and
 returns a new one, so the journal can rehydrate a mode by folding the same events again. A
 callback may raise `ModeError` (or any exception): the run then fails with a `mode_error`
-envelope instead of the engine crashing.
+envelope (or the `ModeError`'s own category) instead of the engine crashing (MODE-3).
 """
 
 from __future__ import annotations
@@ -205,11 +205,11 @@ class AgentLoop(_PassiveCallbacks):
     """An agent loop: an `llm` step whose result may ask for `tool` steps, whose results feed
     the next `llm` step, until the model answers without tools or `max_turns` is reached.
 
-    The run input is `{"prompt": str}` (or a list of chat `messages`). An `llm` step's input is
-    `{"messages": [...], "tools": [...]}`; its output must be `{"content": str, "tool_calls":
-    [{"id": str, "name": str, "arguments": {...}}]}`. A `tool` step's input is `{"name": str,
-    "arguments": {...}, "call_id": str}`. Tool calls of a turn run one after another; a finished
-    call's result is in the context, so a resume never calls it again.
+    The run input is `{"prompt": str}` or `{"messages": [...]}` (chat messages). An `llm` step's
+    input is `{"messages": [...], "tools": [...]}`; its output must be `{"content": str,
+    "tool_calls": [{"id": str, "name": str, "arguments": {...}}]}`. A `tool` step's input is
+    `{"name": str, "arguments": {...}, "call_id": str}`. Tool calls of a turn run one after
+    another; a finished call's result is in the context, so a resume never calls it again.
     """
 
     name: str = "agent"

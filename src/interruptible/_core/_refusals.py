@@ -19,7 +19,7 @@ def not_found(event: Any) -> RunNotFoundError:
     """No run with the event's run id in its conversation."""
     return RunNotFoundError(
         f"conversation {event.conversation_id!r} has no run {event.run_id!r}; check the run id "
-        f"(snapshot() lists the conversation's runs).",
+        f"(the conversation state's `runs` lists its retained runs).",
         conversation_id=event.conversation_id,
         run_id=event.run_id,
         reason="run_not_found",

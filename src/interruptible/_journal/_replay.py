@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 The journal holds every event the runtime accepted, in the order the runtime reduced them
-(journal-first, JRN-13), and `reduce` is pure (CORE-5). Folding a conversation's records from an
+(journal-first, JRN-13), and `reduce` is pure (CORE-4). Folding a conversation's records from an
 empty state therefore rebuilds the state the live runtime held, and the directives it produced
 (JRN-12). `restore` keeps only the final state of each conversation, which is what a restarting
 runtime needs and all it can afford at 100,000 events; `replay_conversation` keeps every

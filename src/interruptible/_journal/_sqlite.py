@@ -13,8 +13,8 @@ meets the same constraints. `append_many` puts every batch in the same transacti
 conversations cost one commit, one fsync (JRN-4). Rows are encoded before the lock is taken.
 Up to `_ONE_STATEMENT` rows, the write is one multi-row INSERT, which SQLite runs as a
 transaction of its own (all rows or none); a larger write, or one with an empty batch (a fence
-probe, which only an explicit check can refuse), is BEGIN IMMEDIATE, the check, one
-executemany, COMMIT.
+probe, which only an explicit check can refuse), is BEGIN IMMEDIATE, the explicit check (for a
+probe), one executemany, COMMIT.
 
 Memory. The connection's page cache is 16 MiB (`CACHE_KIB`, not SQLite's 2 MB): a group commit
 touches one leaf page per conversation, and a cache that holds them all writes without reading.
@@ -36,8 +36,8 @@ record and every record after it are moved to `quarantine`, the conversation end
 whole event, and each move is reported in `recovered` and logged as a warning (JRN-9). `verify`
 checks every record without changing anything; `recover(tail=None)` repairs the whole file.
 
-One connection, shared by threads (`check_same_thread=False`) under one lock: the runtime calls
-the journal from a writer thread while others read.
+One connection, shared by threads (`check_same_thread=False`) under one lock: the runtime writes
+from its event loop while other threads (a tool, an inspecting tool) may read.
 """
 
 from __future__ import annotations

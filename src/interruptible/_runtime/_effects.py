@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Each `start_effect` becomes one asyncio task, registered under its effect id while it lives. The
 task waits the directive's `delay` (a retry's backoff), reports `effect_started` (unless the
-runtime already journaled it together with the directive's cause, see `_runtime.py`), runs the
+runtime already journaled it together with the directive's cause, see `_writer.py`), runs the
 step class's executor under the policy's `timeout`, and reports exactly one answer:
 `effect_completed`, `effect_failed` or `effect_canceled`. Reporting is a synchronous hand-off
 to the runtime's writer; the answer and the task's removal from the live table happen with no

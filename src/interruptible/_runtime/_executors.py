@@ -6,8 +6,9 @@ task (to abort a remote call, close a socket, ...). The effect manager owns ever
 call: the start delay, the policy timeout, turning the answer or the exception into an effect
 lifecycle event, and cancellation. An executor only does the work.
 
-To fail with a chosen category, raise `EffectError`; any other exception is an `executor_error`
-(not retryable, since nothing says trying again would help).
+To fail with a chosen category, raise `EffectError`; a `TimeoutError` is a `timeout` (retryable,
+as when the policy's timeout cuts the executor short); any other exception is an
+`executor_error` (not retryable, since nothing says trying again would help).
 
 Plain callables run by the `tool` and `system` executors can read the effect they belong to (its
 idempotency key above all) with `current_effect()`: a context variable, so it also reaches a

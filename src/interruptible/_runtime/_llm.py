@@ -127,7 +127,8 @@ class OpenAICompatibleModel:
     object); a tool without one is offered with an open object schema. Our message shape is
     converted to the API's on the way in (tool call arguments as JSON text, tool results as
     text) and back on the way out. Client exceptions are mapped to failure categories by class
-    name, so rate limits and timeouts retry under the default policy.
+    name, so rate limits and timeouts are retryable: they retry under a policy with
+    `max_attempts > 1` (`AgentLoop`'s default `llm_policy` has 3).
     """
 
     def __init__(

@@ -80,7 +80,9 @@ class RecoveryReport:
         self.conversations = 0
         self.events = 0
         self.rejected: list[tuple[str, int, str]] = []  # (conversation, sequence, error)
-        self.restarted_runs: list[tuple[str, str]] = []  # (conversation, run) given new attempts
+        # (conversation, run) whose in-flight effects recovery answered as lost (a running run's
+        # steps start again; an interrupted run's stay until it is resumed)
+        self.restarted_runs: list[tuple[str, str]] = []
 
     def __repr__(self) -> str:
         return (
@@ -307,8 +309,8 @@ class Runtime:
         principal: str | None = None,
         supersede: bool = False,
     ) -> RunHandle:
-        """Start a run of `mode` over `input`; a repeated request (same run id and input) returns
-        the existing run."""
+        """Start a run of `mode` over `input`; a repeated request (same run id, mode, input and
+        principal) returns the existing run."""
         name = self._register(mode)
         run_id = run_id if run_id is not None else self._run_ids()
         event = RunRequested(
@@ -439,7 +441,8 @@ class Runtime:
 
     @property
     def commits(self) -> int:
-        """How many journal writes the runtime made (each one commit)."""
+        """How many journal writes the runtime made (each one transaction: one commit, or none
+        when the journal refused it)."""
         return self._live_writer().commits
 
     # --- internals ------------------------------------------------------------------------------

@@ -9,12 +9,14 @@ takes the inboxes of every conversation that has work, and for each:
 1. folds the events through the pure `reduce`, in inbox order, into a *pending* state (nothing
    is committed yet: `reduce` has no side effect, so computing first costs nothing if the write
    fails);
-2. appends the events that the journal must hold to the journal, all conversations in one
-   `append_many` (group commit: 500 conversations, one commit), each fenced by its last
-   sequence, so a stale writer in another process is refused (RT-2);
+2. appends the events that the journal must hold to the journal in one write: `append_many`
+   for all conversations (group commit: 500 conversations, one commit), or `append` when only
+   one has events; each conversation's batch is fenced by its last sequence, so a stale writer
+   in another process is refused (RT-2);
 3. only then commits the pending state and carries out the directives, in event order:
-   `start_effect` and `cancel_effects` go to the effect manager, `emit_*` to subscribers, and the
-   callers waiting on the events get their outcome (RT-1, journal-first).
+   `start_effect` and `cancel_effects` go to the effect manager, `emit_lifecycle`,
+   `emit_progress` and `emit_output` to subscribers, `emit_audit` to the audit log and
+   `on_audit`, and the callers waiting on the events get their outcome (RT-1, journal-first).
 
 One shortcut keeps a step at one commit: when a `start_effect` can start at once (no backoff
 delay, an executor is registered), the pump folds the step's `effect_started` right behind the
@@ -29,10 +31,12 @@ fact, with its reason reproduced on replay), and every *refused* request that ca
 (RT-13). A request refused without an audit (an unknown run, a run in progress, a malformed
 event) changed nothing, is raised to its caller, and is not journaled.
 
-If a write fails, nothing of that conversation's batch is committed: its callers get the error,
-and the conversation is *fenced* (its live effects are cancelled quietly and every later call
-raises the error): another process may own it now, and the journal is the truth. Opening a new
-runtime on the journal recovers it.
+If a write fails, nothing of the failed batches is committed: their callers get the error, and
+their conversations are *fenced* (live effects cancelled quietly, every later call raises the
+error): another process may own them now, and the journal is the truth. Which batches fail: when
+`append_many` refuses a stale conversation, each conversation is written again on its own, so
+only the stale one is fenced; any other failure of a write fails every batch in it. Opening a
+new runtime on the journal recovers a fenced conversation.
 """
 
 from __future__ import annotations
@@ -282,10 +286,10 @@ class Writer:
         if not todo:
             return
         journal = self.journal
-        self.commits += 1
         if len(todo) == 1:
             self._write_one(todo[0])
             return
+        self.commits += 1
         try:
             lasts = journal.append_many(
                 [AppendBatch(b.conv.conversation_id, b.conv.last, b.events) for b in todo]
@@ -304,6 +308,7 @@ class Writer:
             batch.last = last
 
     def _write_one(self, batch: _Batch) -> None:
+        self.commits += 1
         try:
             batch.last = self.journal.append(
                 batch.conv.conversation_id, batch.conv.last, batch.events

@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 Values are built field by field from the dataclasses' own type hints, so a field added to an
-event is generated without touching this module. `_FIELD_OVERRIDES` narrows the few fields whose
-type says less than the protocol (an attempt counts from 1, a backoff never shrinks); every other
-field takes the widest value of its type, which is what a codec or a journal must survive.
+event is generated without touching this module. `_FIELD_OVERRIDES` and `_CLASS_OVERRIDES`
+narrow the few fields and classes whose type says less than the protocol (an attempt counts from
+1, a backoff never shrinks); every other field takes a wide value of its type (any non-empty
+text up to 16 characters for an id, integers within +-2**53, nested JSON values for a payload),
+which is what a codec or a journal must survive.
 """
 
 from __future__ import annotations
