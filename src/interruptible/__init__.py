@@ -119,6 +119,7 @@ if TYPE_CHECKING:
         Subscription,
         current_effect,
         inline,
+        tool_schemas,
     )
 
 # The runtime is imported on first use: it brings asyncio and sqlite3, which the pure core and
@@ -139,6 +140,7 @@ _RUNTIME_NAMES = frozenset(
         "Subscription",
         "current_effect",
         "inline",
+        "tool_schemas",
     }
 )
 
@@ -251,6 +253,7 @@ __all__ = [
     "loads_event",
     "replay",
     "to_json",
+    "tool_schemas",
     "type_name",
     "value_from_json",
     "value_to_json",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import (
     Annotated,
@@ -16,11 +17,14 @@ from typing import (
     Union,
 )
 
+import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from interruptible import FailureCategory, StepPolicy
-from interruptible._runtime import Runtime
-from interruptible._runtime._arguments import Arguments
+from interruptible import FailureCategory, StepPolicy, inline, tool_schemas
+from interruptible._runtime import OpenAICompatibleModel, Runtime
+from interruptible._runtime._arguments import Arguments, _hints
 from tests.runtime.support import arun, pipeline, system_step, tool_step
 
 UserId = NewType("UserId", int)
@@ -185,3 +189,133 @@ def test_rt_12_bad_arguments_fail_the_step_as_invalid_input_before_the_call() ->
     final = arun(scenario(tool_step("t", "fetch", url="u", retries=1)))
     assert final.status.value == "completed"
     assert calls == ["u"]
+
+
+# --- what a model is told: the JSON Schema of the arguments -------------------------------------
+
+SCHEMA_FUNCTIONS = [
+    search,
+    scale,
+    tagged,
+    read_only,
+    choose,
+    typed,
+    anything,
+    optional,
+    loose,
+    configure,
+    not_json,
+    Counter(),
+]
+_WORDS = st.sampled_from(["q", "fast", "slow", "a", "k", "text", "depth", "limit", "verbose"])
+# Small domains, so that the drawn arguments often fit; floats never integral (see below).
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 3)
+    | st.floats(-4, 4).filter(lambda x: not x.is_integer())
+    | _WORDS,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_WORDS, children, max_size=3),
+    max_leaves=6,
+)
+
+
+def _json(value: Any) -> Any:
+    """A drawn Python value as JSON: containers as arrays and string-keyed objects, and floats
+    finite with a fractional part (see the test below for integral ones)."""
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if type(value) is float:
+        if not math.isfinite(value):
+            return 0.5
+        return value + 0.5 if value.is_integer() else value
+    if isinstance(value, dict):
+        return {str(key): _json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json(item) for item in value]
+    return repr(value)  # a value of a type no JSON value is (complex, ...)
+
+
+def _value_for(hint: Any) -> st.SearchStrategy[Any]:
+    """Values of the parameter's own type (which mostly fit) or any small JSON value."""
+    if hint in (Any, object):
+        return _JSON
+    return st.one_of(st.from_type(hint).map(_json), _JSON)
+
+
+def _arguments_for(function: Any) -> st.SearchStrategy[dict[str, Any]]:
+    """Arguments near what `function` takes: its parameters with values mostly of their types,
+    sometimes a name it does not take, sometimes a required one left out."""
+    plan = Arguments("f", function)
+    hints = _hints("f", function)
+    values = {name: _value_for(hints.get(name, Any)) for name in plan.fields}
+    required = {name: values[name] for name in plan.required}
+    optional = {name: values[name] for name in plan.fields if name not in required}
+    drawn = st.fixed_dictionaries(required, optional={**optional, "page": _JSON})
+    return drawn | drawn.map(lambda arguments: dict(list(arguments.items())[1:]))
+
+
+@pytest.mark.parametrize("function", SCHEMA_FUNCTIONS, ids=lambda f: getattr(f, "__name__", "obj"))
+@given(data=st.data())
+def test_rt_12_a_tool_schema_admits_exactly_what_the_check_admits(
+    function: Any, data: st.DataObject
+) -> None:
+    """`tool_schemas` tells a model what the runtime will accept: for any JSON arguments (floats
+    with a fractional part), the schema validates them exactly when the check lets them through."""
+    arguments = data.draw(_arguments_for(function))
+    schema = tool_schemas({"f": function})["f"]["function"]["parameters"]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    admitted = Arguments("f", function).problem(arguments) is None
+    assert jsonschema.Draft202012Validator(schema).is_valid(arguments) == admitted
+
+
+def test_rt_12_the_one_difference_between_schema_and_check_is_an_integral_float() -> None:
+    """JSON Schema's `integer` matches `2.0`; the check, like Python, calls it a float and
+    refuses it for an `int` parameter (the schema says more than the runtime accepts only there)."""
+    schema = tool_schemas({"f": search})["f"]["function"]["parameters"]
+    arguments = {"query": "q", "limit": 2.0}
+    assert jsonschema.Draft202012Validator(schema).is_valid(arguments)
+    assert Arguments("f", search).problem(arguments) is not None
+
+
+def test_rt_12_tool_schemas_describe_tools_for_the_openai_adapter() -> None:
+    """Each tool becomes an OpenAI tool object (name, the docstring's first paragraph, the
+    arguments' schema); `inline` tools are described as their function; the adapter sends the
+    objects as they are."""
+
+    def fetch(url: str, retries: int = 0) -> str:
+        """Fetch a page
+        over HTTP.
+
+        Details the model does not need.
+        """
+        return url
+
+    tools = tool_schemas({"fetch": fetch, "quick": inline(fetch)})
+    assert tools["fetch"] == {
+        "type": "function",
+        "function": {
+            "name": "fetch",
+            "description": "Fetch a page over HTTP.",
+            "parameters": {
+                "type": "object",
+                "properties": {"url": {"type": "string"}, "retries": {"type": "integer"}},
+                "required": ["url"],
+                "additionalProperties": False,
+            },
+        },
+    }
+    assert tools["quick"]["function"]["parameters"] == tools["fetch"]["function"]["parameters"]
+
+    requests: list[dict[str, Any]] = []
+
+    class Completions:
+        def create(self, **request: Any) -> Any:
+            requests.append(request)
+            message = type("M", (), {"content": "done", "tool_calls": None})()
+            return type("R", (), {"choices": [type("C", (), {"message": message})()]})()
+
+    client = type("Client", (), {"chat": type("Chat", (), {"completions": Completions()})()})()
+    model = OpenAICompatibleModel(client, model="m", tool_schemas=tools)
+    arun(model.complete([{"role": "user", "content": "hi"}], ["fetch"]))
+    assert requests[0]["tools"] == [tools["fetch"]]

@@ -1,5 +1,6 @@
 """The embedded runtime: asyncio `Runtime`, the effect manager, executors, model adapters."""
 
+from ._arguments import tool_schemas
 from ._effects import EffectManager
 from ._executors import (
     Effect,
@@ -42,4 +43,5 @@ __all__ = [
     "UuidIds",
     "current_effect",
     "inline",
+    "tool_schemas",
 ]
