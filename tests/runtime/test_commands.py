@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from interruptible._runtime import Runtime
 from interruptible._runtime._commands import main
+from tests.runtime.support import arun, pipeline, system_step
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,3 +101,51 @@ def test_rt_16_commands_explain_missing_journals_and_runs(
     assert main(["resume", "run-x", "--db", db]) == 2
     assert "no run 'run-x'" in capsys.readouterr().err
     assert main(["inspect", "--db", db, "--run", "run-x"]) == 2
+
+
+# An application's modes, importable as `tests.runtime.test_commands:APP_MODES`.
+APP_MODES = [pipeline("app", [system_step("only", "double", x=2)])]
+
+
+def test_rt_16_inspect_and_replay_fold_an_applications_modes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`inspect` and `replay` know the demo's mode; `--modes MODULE:NAME` adds an application's,
+    so its runs are shown and folded instead of being reported as of an unknown mode."""
+    db = str(tmp_path / "app.db")
+
+    async def scenario() -> None:
+        async with Runtime(db, modes=APP_MODES, functions={"double": lambda x: 2 * x}) as rt:
+            handle = await rt.run("c", None, mode="app", run_id="r1")
+            assert (await handle.wait()).status.value == "completed"
+
+    arun(scenario())
+    spec = "tests.runtime.test_commands:APP_MODES"
+    assert main(["inspect", "--db", db]) == 0
+    assert "run r1  mode 'app' unknown to this command (pass --modes" in capsys.readouterr().out
+    assert main(["inspect", "--db", db, "--modes", spec]) == 0
+    assert "run r1  completed  [only=completed]" in capsys.readouterr().out
+    assert main(["replay", "--db", db]) == 1
+    assert "replay parity: FAIL" in capsys.readouterr().out
+    assert main(["replay", "--db", db, "--modes", spec]) == 0
+    assert "replay parity: PASS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("tests.runtime.test_commands", "expects MODULE:NAME"),
+        ("no_such_module_anywhere:MODES", "cannot import 'no_such_module_anywhere'"),
+        ("tests.runtime.test_commands:NOPE", "has no 'NOPE'"),
+        ("json:dumps", "is neither a Mode nor an iterable of Modes"),
+        ("tests.runtime.test_commands:REPO", "is neither a Mode nor an iterable of Modes"),
+    ],
+)
+def test_rt_16_a_modes_option_that_names_no_mode_is_refused(
+    tmp_path: Path, spec: str, says: str
+) -> None:
+    """A `--modes` that cannot be imported or names no Mode stops the command with the reason,
+    before the journal is opened."""
+    with pytest.raises(SystemExit, match=re.escape(says)):
+        main(["inspect", "--db", str(tmp_path / "never-opened.db"), "--modes", spec])
+    assert not (tmp_path / "never-opened.db").exists()

@@ -28,7 +28,7 @@ def add_parsers(subparsers: Any) -> None:
             "show conversations, runs, steps and a run's events",
             _inspect_options,
         ),
-        ("replay", replay, "re-fold the journal and report replay parity", _db_option),
+        ("replay", replay, "re-fold the journal and report replay parity", _fold_options),
     ):
         parser = subparsers.add_parser(name, help=help_text, description=help_text)
         configure(parser)
@@ -59,8 +59,20 @@ def _resume_options(parser: argparse.ArgumentParser) -> None:
     _display_options(parser)
 
 
-def _inspect_options(parser: argparse.ArgumentParser) -> None:
+def _fold_options(parser: argparse.ArgumentParser) -> None:
     _db_option(parser)
+    parser.add_argument(
+        "--modes",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
+        help="also fold runs of these modes: an importable Mode, or an iterable of Modes "
+        "(repeatable; the demo's mode is always known)",
+    )
+
+
+def _inspect_options(parser: argparse.ArgumentParser) -> None:
+    _fold_options(parser)
     parser.add_argument(
         "--run", dest="run_id", metavar="RUN_ID", help="show this run's steps and events"
     )
@@ -156,19 +168,56 @@ def _open(db: str) -> Any:
     return SQLiteJournal(db)
 
 
-def _coordinator() -> Any:
+def _coordinator(specs: list[str]) -> Any:
+    """A coordinator that knows the demo's mode and the modes named by `--modes`."""
     from .._core import Coordinator
     from ._demo import DEMO_MODE
 
-    return Coordinator([DEMO_MODE])
+    modes = {DEMO_MODE.name: DEMO_MODE}
+    for spec in specs:
+        for mode in load_modes(spec):
+            modes[mode.name] = mode  # an application's mode of the demo's name wins
+    return Coordinator(list(modes.values()))
+
+
+def load_modes(spec: str) -> list[Any]:
+    """The modes `MODULE:NAME` names: a `Mode`, or an iterable of them. `SystemExit` (status 2,
+    with the reason) for a spec that names none."""
+    import importlib
+
+    from .._core import Mode
+
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise SystemExit(f"--modes expects MODULE:NAME (e.g. myapp.pipelines:MODES), got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise SystemExit(f"--modes {spec}: cannot import {module_name!r}: {exc}") from None
+    value = module
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            raise SystemExit(f"--modes {spec}: {module_name!r} has no {attribute!r}")
+        value = getattr(value, part)
+    candidates = [value] if isinstance(value, Mode) else value
+    try:
+        modes = list(candidates)
+    except TypeError:
+        modes = []
+    if not modes or not all(isinstance(mode, Mode) for mode in modes):
+        raise SystemExit(
+            f"--modes {spec}: {type(value).__name__} {value!r:.60} is neither a Mode nor an "
+            "iterable of Modes"
+        )
+    return modes
 
 
 def inspect(args: argparse.Namespace) -> int:
     """`interruptible inspect [--run RUN_ID]`: what the journal holds."""
     from .._core import initial_state
 
+    coordinator = _coordinator(args.modes)
     journal = _open(args.db)
-    coordinator = _coordinator()
     out = sys.stdout
     try:
         found = False
@@ -203,7 +252,7 @@ def _conversation_summary(conversation_id: str, records: list[Any], state: Any, 
         if run is None:
             known = "forgotten (older than the retained history)"
             if event.run_id not in state.run_ids:
-                known = f"mode {event.mode!r} unknown to this command"
+                known = f"mode {event.mode!r} unknown to this command (pass --modes MODULE:NAME)"
             print(f"  run {event.run_id}  {known}", file=out)
             continue
         steps = ", ".join(f"{s.step_id}={s.status.value}" for s in run.steps)
@@ -270,8 +319,8 @@ def replay(args: argparse.Namespace) -> int:
     from .._core import replay as fold
     from .._vocabulary import EmitAudit, StartEffect
 
+    coordinator = _coordinator(args.modes)
     journal = _open(args.db)
-    coordinator = _coordinator()
     out = sys.stdout
     problems: list[str] = []
     totals: Counter[str] = Counter()
