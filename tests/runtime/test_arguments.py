@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import functools
+import inspect
 import math
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import (
+    TYPE_CHECKING,
     Annotated,
     Any,
     Literal,
@@ -14,20 +18,49 @@ from typing import (
     Optional,
     Required,
     TypedDict,
+    TypeVar,
     Union,
 )
 
 import jsonschema
 import pytest
+import typing_extensions
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interruptible import FailureCategory, StepPolicy, inline, tool_schemas
-from interruptible._runtime import OpenAICompatibleModel, Runtime
+from interruptible import FailureCategory, StepClass, StepPolicy, inline, tool_schemas
+from interruptible._runtime import EffectError, OpenAICompatibleModel, Runtime
 from interruptible._runtime._arguments import Arguments, _hints
 from tests.runtime.support import arun, pipeline, system_step, tool_step
 
 UserId = NewType("UserId", int)
+Key = NewType("Key", str)
+Bounded = TypeVar("Bounded", bound=str)
+Either = TypeVar("Either", int, str)
+Free = TypeVar("Free")
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+class Node(TypedDict):
+    name: str
+    children: list[Node]
+
+
+class Legacy(typing_extensions.TypedDict):
+    a: int
+
+
+class Broken(TypedDict):
+    x: Missing  # type: ignore[name-defined]  # noqa: F821
+
+
+def use(b: Broken) -> None: ...
 
 
 class Query(TypedDict):
@@ -49,6 +82,24 @@ def typed(query: Query, user: UserId) -> None: ...
 def anything(value: Any, other: object, bare) -> None: ...  # type: ignore[no-untyped-def]
 def optional(note: Optional[str], either: Union[int, str]) -> None: ...  # noqa: UP007,UP045
 def loose(first: int, **rest: str) -> None: ...
+def tree(root: Node) -> None: ...
+def legacy(x: Legacy) -> None: ...
+def variables(b: Bounded, e: Either, f: Free) -> None: ...
+def literals(c: Literal[Color.RED] = Color.RED, n: Literal[1.5, 2.0, "x"] = "x") -> None: ...
+def keyed(by_name: dict[Literal["a", "b"], int], by_key: dict[Key, int]) -> None: ...
+def returns_unresolved(x: int) -> Decimal: ...
+def anything_else(first: int, **rest: Any) -> None: ...
+
+
+class Klass:
+    def __init__(self, n: int) -> None: ...
+
+
+@functools.lru_cache
+def cached(n: int) -> int:
+    return n
+
+
 def configure(options: Options, label: Annotated[str, "shown to people"] = "") -> None: ...
 def not_json(
     when: complex = 0j,
@@ -67,20 +118,24 @@ CASES: list[tuple[Any, dict[str, Any], str | None]] = [
     (search, {"query": "q", "limit": 3, "exact": True}, None),
     (search, {}, "missing required argument(s) 'query'"),
     (search, {"query": "q", "page": 2}, "takes no argument 'page' (it takes: exact, limit, query)"),
-    (search, {"query": 3}, "argument 'query' of 'f' must be a string, got an integer 3"),
+    (search, {"query": 3}, "'f': argument 'query' must be a string, got an integer 3"),
     (search, {"query": "q", "limit": True}, "must be an integer, got a boolean True"),
     (search, {"query": "q", "limit": 2.0}, "must be an integer, got a number 2.0"),
     (search, {"query": "q", "exact": 1}, "must be a boolean, got an integer 1"),
     (search, {"query": None}, "must be a string, got null None"),
     (scale, {"factor": 2}, None),
     (scale, {"factor": 2.5}, None),
-    (scale, {"factor": "2"}, "must be a number, got a string '2'"),
-    (scale, {"factor": False}, "must be a number, got a boolean False"),
+    (scale, {"factor": "2"}, "must be a finite number, got a string '2'"),
+    (scale, {"factor": False}, "must be a finite number, got a boolean False"),
     (tagged, {"tags": ["a", "b"]}, None),
     (tagged, {"tags": ["a", "b"], "weights": {"a": 1, "b": 0.5}}, None),
-    (tagged, {"tags": ["a", 2]}, "argument 'tags' of 'f'[1] must be a string, got an integer 2"),
+    (tagged, {"tags": ["a", 2]}, "'f': argument 'tags'[1] must be a string, got an integer 2"),
     (tagged, {"tags": "ab"}, "must be an array, got a string 'ab'"),
-    (tagged, {"tags": [], "weights": {"a": "x"}}, "['a'] must be a number, got a string 'x'"),
+    (
+        tagged,
+        {"tags": [], "weights": {"a": "x"}},
+        "argument 'weights'['a'] must be a finite number, got a string 'x'",
+    ),
     (tagged, {"tags": [], "weights": [1]}, "must be"),
     (read_only, {"items": [1, 2], "table": {"k": [3]}}, None),
     (read_only, {"items": [1, "2"], "table": {}}, "[1] must be an integer"),
@@ -94,23 +149,46 @@ CASES: list[tuple[Any, dict[str, Any], str | None]] = [
     (typed, {"query": {"limit": 2}, "user": 7}, "is missing key(s) 'text'"),
     (typed, {"query": {"text": "q", "page": 1}, "user": 7}, "has key 'page', which Query does not"),
     (typed, {"query": {"text": 1}, "user": 7}, "['text'] must be a string"),
-    (typed, {"query": {"text": "q"}, "user": "7"}, "'user' of 'f' must be an integer"),
+    (typed, {"query": {"text": "q"}, "user": "7"}, "argument 'user' must be an integer"),
     (configure, {"options": {"depth": 1}, "label": "x"}, None),
     (configure, {"options": {"depth": 1, "verbose": False}}, None),
     (configure, {"options": {"verbose": True}}, "is missing key(s) 'depth'"),
     (configure, {"options": {"depth": 1, "verbose": 0}}, "['verbose'] must be a boolean"),
-    (configure, {"options": {"depth": 1}, "label": 1}, "'label' of 'f' must be a string"),
+    (configure, {"options": {"depth": 1}, "label": 1}, "argument 'label' must be a string"),
     (anything, {"value": [1, {"a": None}], "other": 2.5, "bare": "x"}, None),
     (optional, {"note": None, "either": 1}, None),
     (optional, {"note": "n", "either": "s"}, None),
-    (optional, {"note": 1, "either": 1}, "argument 'note' of 'f' must be"),
-    (optional, {"note": None, "either": 1.5}, "argument 'either' of 'f' must be"),
+    (optional, {"note": 1, "either": 1}, "argument 'note' must be str | None, got an integer 1"),
+    (
+        optional,
+        {"note": None, "either": 1.5},
+        "argument 'either' must be int | str, got a number 1.5",
+    ),
     (loose, {"first": 1, "a": "x", "b": "y"}, None),
-    (loose, {"first": 1, "a": 2}, "argument 'a' of 'f' must be a string"),
+    (loose, {"first": 1, "a": 2}, "argument 'a' must be a string"),
     (not_json, {}, None),
     (not_json, {"when": 1}, "is annotated complex and no JSON value is one"),
     (not_json, {"pair": [1, 2]}, "is annotated tuple[int, int] and no JSON value is one"),
     (not_json, {"by_int": {"1": "a"}}, "JSON object keys are strings"),
+    (tree, {"root": {"name": "a", "children": [{"name": "b", "children": []}]}}, None),
+    (tree, {"root": {"name": "a", "children": [{"name": 1, "children": []}]}}, "[0]['name']"),
+    (legacy, {"x": {"a": 1}}, None),
+    (legacy, {"x": {"a": "1"}}, "argument 'x'['a'] must be an integer"),
+    (variables, {"b": "s", "e": 1, "f": [None]}, None),
+    (variables, {"b": 1, "e": "s", "f": None}, "argument 'b' must be a string"),
+    (variables, {"b": "s", "e": 1.5, "f": None}, "argument 'e' must be int | str"),
+    (literals, {"n": 2.0}, None),
+    (literals, {"n": 2}, "must be one of 1.5, 2.0, 'x', got an integer 2"),
+    (literals, {"c": "red"}, "is annotated Literal[<Color.RED: 'red'>] and none of its values"),
+    (keyed, {"by_name": {"a": 1}, "by_key": {"k": 2}}, None),
+    (keyed, {"by_name": {"c": 1}, "by_key": {}}, "a key of argument 'by_name' must be one of"),
+    (returns_unresolved, {"x": 1}, None),
+    (anything_else, {"first": 1, "b": [object]}, None),
+    (Klass, {"n": 1}, None),
+    (Klass, {"n": "1"}, "argument 'n' must be an integer"),
+    (cached, {"n": "1"}, "argument 'n' must be an integer"),
+    (tagged, {"tags": ("a", "b"), "weights": MappingProxyType({"a": 1})}, None),
+    (scale, {"factor": float("nan")}, "must be a finite number, got a number nan"),
     (Counter(), {"step": 1}, None),
     (Counter(), {"step": "1"}, "must be an integer"),
     (functools.partial(search, limit=5), {"query": "q"}, None),
@@ -179,7 +257,7 @@ def test_rt_12_bad_arguments_fail_the_step_as_invalid_input_before_the_call() ->
     assert final.error.category is FailureCategory.invalid_input
     assert final.error.retryable is False
     assert final.error.message == (
-        "argument 'retries' of 'fetch' must be an integer, got a string '2'"
+        "'fetch': argument 'retries' must be an integer, got a string '2'"
     )
     assert final.steps[0].attempt == 1
     final = arun(scenario(system_step("s", "fetch", link="u")))
@@ -206,6 +284,13 @@ SCHEMA_FUNCTIONS = [
     configure,
     not_json,
     Counter(),
+    tree,
+    legacy,
+    variables,
+    keyed,
+    anything_else,
+    Klass,
+    cached,
 ]
 _WORDS = st.sampled_from(["q", "fast", "slow", "a", "k", "text", "depth", "limit", "verbose"])
 # Small domains, so that the drawn arguments often fit; floats never integral (see below).
@@ -247,7 +332,7 @@ def _arguments_for(function: Any) -> st.SearchStrategy[dict[str, Any]]:
     """Arguments near what `function` takes: its parameters with values mostly of their types,
     sometimes a name it does not take, sometimes a required one left out."""
     plan = Arguments("f", function)
-    hints = _hints("f", function)
+    hints = _hints("f", function, inspect.signature(function))
     values = {name: _value_for(hints.get(name, Any)) for name in plan.fields}
     required = {name: values[name] for name in plan.required}
     optional = {name: values[name] for name in plan.fields if name not in required}
@@ -269,13 +354,17 @@ def test_rt_12_a_tool_schema_admits_exactly_what_the_check_admits(
     assert jsonschema.Draft202012Validator(schema).is_valid(arguments) == admitted
 
 
-def test_rt_12_the_one_difference_between_schema_and_check_is_an_integral_float() -> None:
-    """JSON Schema's `integer` matches `2.0`; the check, like Python, calls it a float and
-    refuses it for an `int` parameter (the schema says more than the runtime accepts only there)."""
-    schema = tool_schemas({"f": search})["f"]["function"]["parameters"]
-    arguments = {"query": "q", "limit": 2.0}
-    assert jsonschema.Draft202012Validator(schema).is_valid(arguments)
-    assert Arguments("f", search).problem(arguments) is not None
+def test_rt_12_the_one_difference_between_schema_and_check_is_2_against_2_0() -> None:
+    """JSON Schema compares numbers by value: its `integer` matches `2.0`, and an `enum` of `2.0`
+    matches `2`. The check, like Python, tells an int from a float and refuses both (the schema
+    says more than the runtime accepts only there)."""
+    for function, arguments in [
+        (search, {"query": "q", "limit": 2.0}),
+        (literals, {"n": 2}),
+    ]:
+        schema = tool_schemas({"f": function})["f"]["function"]["parameters"]
+        assert jsonschema.Draft202012Validator(schema).is_valid(arguments)
+        assert Arguments("f", function).problem(arguments) is not None
 
 
 def test_rt_12_tool_schemas_describe_tools_for_the_openai_adapter() -> None:
@@ -319,3 +408,57 @@ def test_rt_12_tool_schemas_describe_tools_for_the_openai_adapter() -> None:
     model = OpenAICompatibleModel(client, model="m", tool_schemas=tools)
     arun(model.complete([{"role": "user", "content": "hi"}], ["fetch"]))
     assert requests[0]["tools"] == [tools["fetch"]]
+
+
+def test_rt_12_odd_arguments_get_a_message_not_an_exception() -> None:
+    """Names that are not strings, values nested deeper than can be checked, and large values
+    all give a short message naming the callable; nothing raises out of the check."""
+    assert Arguments("f", anything_else).problem({"first": 1, 2: "x"}) == (
+        "'f': argument names are strings, got 2"
+    )
+    deep: dict[str, Any] = {"name": "leaf", "children": []}
+    for _ in range(5000):
+        deep = {"name": "n", "children": [deep]}
+    assert Arguments("t", tree).problem({"root": deep}) == (
+        "'t': an argument nests too deeply to be checked"
+    )
+    problem = Arguments("f", tagged).problem({"tags": list(range(100_000))})
+    assert problem is not None and len(problem) < 120
+    assert problem.startswith("'f': argument 'tags'[0] must be a string, got an integer 0")
+
+
+def test_rt_12_a_typed_dict_that_cannot_be_resolved_is_refused_with_the_tools_name() -> None:
+    """A TypedDict field naming something undefined is a `TypeError` naming the tool."""
+    with pytest.raises(TypeError, match=r"'use': the annotations of .*Broken cannot be resolved"):
+        Arguments("use", use)
+
+
+def test_rt_12_a_self_referring_typed_dict_is_one_schema_definition() -> None:
+    """A tree argument is described once, in `$defs`, and referred to where it recurs."""
+    schema = tool_schemas({"tree": tree})["tree"]["function"]["parameters"]
+    assert schema["properties"]["root"] == {"$ref": "#/$defs/Node"}
+    node = schema["$defs"]["Node"]
+    assert node["properties"]["children"] == {"type": "array", "items": {"$ref": "#/$defs/Node"}}
+    assert node["required"] == ["children", "name"]
+
+
+def test_rt_12_a_callable_put_in_functions_is_checked_and_arguments_must_be_an_object() -> None:
+    """A callable assigned to `FunctionExecutor.functions` without `register` is checked all the
+    same; `arguments` that is not an object (`[]`, `0`) fails as `invalid_input`."""
+    from interruptible._runtime import FunctionExecutor
+
+    executor = FunctionExecutor({}, threaded=False)
+    executor.functions["scale"] = scale
+
+    def effect(arguments: Any) -> Any:
+        return type(
+            "E",
+            (),
+            {"input": {"name": "scale", "arguments": arguments}, "step_class": StepClass.system},
+        )()
+
+    assert executor.resolve(effect({"factor": 2}))[1] == {"factor": 2}
+    for bad, says in [({"factor": "x"}, "must be a finite number"), ([], "must be an object")]:
+        with pytest.raises(EffectError, match=says) as raised:
+            executor.resolve(effect(bad))
+        assert raised.value.category is FailureCategory.invalid_input

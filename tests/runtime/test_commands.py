@@ -135,10 +135,10 @@ def test_rt_16_inspect_and_replay_fold_an_applications_modes(
     ("spec", "says"),
     [
         ("tests.runtime.test_commands", "expects MODULE:NAME"),
-        ("no_such_module_anywhere:MODES", "cannot import 'no_such_module_anywhere'"),
+        ("no_such_module_anywhere:MODES", "importing 'no_such_module_anywhere' failed"),
         ("tests.runtime.test_commands:NOPE", "has no 'NOPE'"),
-        ("json:dumps", "is neither a Mode nor an iterable of Modes"),
-        ("tests.runtime.test_commands:REPO", "is neither a Mode nor an iterable of Modes"),
+        ("json:dumps", "it is a function, neither a Mode nor an iterable (or mapping) of Modes"),
+        ("tests.runtime.test_commands:REPO", "it is a PosixPath, neither a Mode nor an iterable"),
     ],
 )
 def test_rt_16_a_modes_option_that_names_no_mode_is_refused(
@@ -149,3 +149,25 @@ def test_rt_16_a_modes_option_that_names_no_mode_is_refused(
     with pytest.raises(SystemExit, match=re.escape(says)):
         main(["inspect", "--db", str(tmp_path / "never-opened.db"), "--modes", spec])
     assert not (tmp_path / "never-opened.db").exists()
+
+
+def test_rt_16_modes_come_from_the_current_directory_and_a_module_that_exits_names_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--modes` imports from the directory the command runs in (a mapping of modes will do),
+    and a module that exits while it is imported stops the command with the reason."""
+    from interruptible._journal import SQLiteJournal
+
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "app_modes.py").write_text(
+        "from interruptible import Sequence, StepClass, StepDefinition\n"
+        "MODES = {'m': Sequence('m', (StepDefinition('s', StepClass.system, {'name': 'n'}),))}\n"
+    )
+    (tmp_path / "exits_at_import.py").write_text("import sys\nsys.exit(0)\n")
+    db = str(tmp_path / "app.db")
+    SQLiteJournal(db).close()
+    assert main(["replay", "--db", db, "--modes", "app_modes:MODES"]) == 0
+    assert "replay parity: PASS" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="importing 'exits_at_import' failed: SystemExit: 0"):
+        main(["inspect", "--db", db, "--modes", "exits_at_import:MODES"])

@@ -181,33 +181,42 @@ def _coordinator(specs: list[str]) -> Any:
 
 
 def load_modes(spec: str) -> list[Any]:
-    """The modes `MODULE:NAME` names: a `Mode`, or an iterable of them. `SystemExit` (status 2,
-    with the reason) for a spec that names none."""
+    """The modes `MODULE:NAME` names: a `Mode`, an iterable of them, or a mapping whose values
+    they are. The module is imported from the current directory too (as `python -m` would);
+    importing it runs its top-level code. `SystemExit` (status 2, with the reason) for a spec
+    that names none, whatever the module does."""
     import importlib
+    import os
+    from collections.abc import Mapping
 
     from .._core import Mode
 
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise SystemExit(f"--modes expects MODULE:NAME (e.g. myapp.pipelines:MODES), got {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise SystemExit(f"--modes {spec}: cannot import {module_name!r}: {exc}") from None
-    value = module
-    for part in attribute.split("."):
-        if not hasattr(value, part):
-            raise SystemExit(f"--modes {spec}: {module_name!r} has no {attribute!r}")
-        value = getattr(value, part)
-    candidates = [value] if isinstance(value, Mode) else value
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+    except AttributeError:
+        raise SystemExit(f"--modes {spec}: {module_name!r} has no {attribute!r}") from None
+    except BaseException as exc:  # an import that fails, or that exits, names no mode
+        raise SystemExit(
+            f"--modes {spec}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    what = type(value).__name__
     try:
-        modes = list(candidates)
-    except TypeError:
+        if isinstance(value, Mode):
+            modes = [value]
+        else:
+            modes = list(value.values() if isinstance(value, Mapping) else value)
+    except Exception:
         modes = []
     if not modes or not all(isinstance(mode, Mode) for mode in modes):
         raise SystemExit(
-            f"--modes {spec}: {type(value).__name__} {value!r:.60} is neither a Mode nor an "
-            "iterable of Modes"
+            f"--modes {spec}: it is a {what}, neither a Mode nor an iterable (or mapping) of Modes"
         )
     return modes
 

@@ -287,14 +287,19 @@ class FunctionExecutor:
                 f"{sorted(self.functions)}",
                 retryable=False,
             )
-        arguments = input.get("arguments") or {}
+        arguments = input.get("arguments")
+        if arguments is None:  # no arguments (or JSON null): the call takes none
+            arguments = {}
         if type(arguments) is not dict and not isinstance(arguments, Mapping):
             raise EffectError(
                 FailureCategory.invalid_input,
                 f"arguments of {name!r} must be an object",
                 retryable=False,
             )
-        problem = self._arguments[name].problem(arguments)
+        plan = self._arguments.get(name)
+        if plan is None:  # put in `functions` directly, not through `register`
+            plan = self._arguments[name] = Arguments(name, function)
+        problem = plan.problem(arguments)
         if problem is not None:
             raise EffectError(FailureCategory.invalid_input, problem, retryable=False)
         return function, dict(arguments)
