@@ -162,12 +162,39 @@ def test_rt_16_human_gate_answers_early_late_and_conflicting() -> None:
     run is a no-op but of an ended one `ResumeNotAllowedError`."""
 
     async def scenario() -> None:
-        async with _runtime() as rt:
-            handle = await rt.run("c", None, mode="gated")
-            await handle.provide_input("ask", "yes")
+        release = asyncio.Event()
+        running = asyncio.Event()
+
+        async def hold() -> None:
+            running.set()
+            await release.wait()
+
+        early = pipeline(
+            "early",
+            [tool_step("before", "hold"), StepDefinition("ask", StepClass.human_gate, {"q": "?"})],
+        )
+        journal = MemoryJournal()
+        async with Runtime(journal, modes=[early], tools={"hold": hold}) as rt:
+            handle = await rt.run("c", None, mode="early")
+            await running.wait()
+            await handle.provide_input("ask", "yes")  # the gate is not planned yet
+            assert [step.step_id for step in rt.snapshot("c").steps] == ["before"]
+            release.set()
             final = await handle.wait()
             assert final.status is RunStatus.completed
             assert final.output["outputs"]["ask"] == "yes"
+            kinds = [
+                (type(r.event).__name__, getattr(r.event, "step_id", None))
+                for r in journal.read("c")
+            ]
+            assert kinds.index(("HumanInputReceived", "ask")) < kinds.index(
+                ("EffectStarted", "ask")
+            )
+        async with _runtime() as rt:
+            handle = await rt.run("c", None, mode="gated")
+            await until(lambda: rt.snapshot("c").steps[-1].status is StepStatus.waiting_input)
+            await handle.provide_input("ask", "yes")
+            assert (await handle.wait()).status is RunStatus.completed
             await handle.provide_input("ask", "yes")
             with pytest.raises(RunConflictError):
                 await handle.provide_input("ask", "no")

@@ -149,17 +149,23 @@ def test_rt_12_openai_compatible_model_adapts_requests_and_replies(
 
 def test_rt_12_openai_compatible_model_maps_client_errors_to_categories() -> None:
     """A client exception named like OpenAI's rate-limit, timeout or connection errors becomes a
-    retryable failure of that category; anything else an `executor_error`."""
+    retryable failure of that category, a bad request or a missing model a failure that is not
+    retried, a subclass as its base, and anything else an `executor_error`."""
 
-    class RateLimitError(Exception):
-        pass
-
-    class APIConnectionError(Exception):
-        pass
+    def named(name: str, base: type[Exception] = Exception) -> Exception:
+        return type(name, (base,), {})(name)
 
     for error, category, retryable in [
-        (RateLimitError("429"), FailureCategory.rate_limited, True),
-        (APIConnectionError("reset"), FailureCategory.transient, True),
+        (named("RateLimitError"), FailureCategory.rate_limited, True),
+        (named("APITimeoutError"), FailureCategory.timeout, True),
+        (named("Timeout"), FailureCategory.timeout, True),
+        (TimeoutError("slow"), FailureCategory.timeout, True),
+        (named("ReadTimeout", TimeoutError), FailureCategory.timeout, True),
+        (named("APIConnectionError"), FailureCategory.transient, True),
+        (named("InternalServerError"), FailureCategory.transient, True),
+        (named("ServiceUnavailableError"), FailureCategory.transient, True),
+        (named("BadRequestError"), FailureCategory.invalid_input, False),
+        (named("NotFoundError"), FailureCategory.not_found, False),
         (ValueError("odd"), FailureCategory.executor_error, False),
     ]:
         model = OpenAICompatibleModel(_client(_Completions(None, error)), model="m")
