@@ -31,11 +31,24 @@ def by_conversation(drawn: list[Event]) -> dict[str, list[Event]]:
     return grouped
 
 
+# Events of three conversations: at least 10 of them, so one conversation has at least 4 and a
+# second round (a group commit after a conversation's first chunk) always happens.
+_THREE_CONVERSATIONS = st.lists(
+    st.tuples(st.sampled_from(["c0", "c1", "c2"]), events()).map(
+        lambda pair: dataclasses.replace(pair[1], conversation_id=pair[0])
+    ),
+    min_size=10,
+    max_size=30,
+)
+
+
 @FILE_SETTINGS
-@given(st.lists(events(), max_size=30), st.integers(min_value=1, max_value=5))
+@given(_THREE_CONVERSATIONS, st.integers(min_value=1, max_value=3))
 def test_jrn_2_any_events_round_trip_through_sqlite(drawn: list[Event], chunk: int) -> None:
-    """Events appended in chunks (and by group commit) read back equal, in order, after reopen."""
+    """Events appended in chunks, every other round by group commit of several conversations,
+    read back equal, in order, after reopen."""
     grouped = by_conversation(drawn)
+    group_commits = 0
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "journal.db"
         with SQLiteJournal(path) as journal:
@@ -47,7 +60,10 @@ def test_jrn_2_any_events_round_trip_through_sqlite(drawn: list[Event], chunk: i
                     if start < len(conversation)
                 ]
                 if round_ % 2:  # every other round by group commit
-                    journal.append_many(batches)
+                    assert journal.append_many(batches) == [
+                        batch.expected_last + len(batch.events) for batch in batches
+                    ]
+                    group_commits += 1
                 else:
                     for batch in batches:
                         journal.append(batch.conversation_id, batch.expected_last, batch.events)
@@ -58,6 +74,7 @@ def test_jrn_2_any_events_round_trip_through_sqlite(drawn: list[Event], chunk: i
                 records = list(journal.read(cid))
                 assert [r.event for r in records] == conversation
                 assert [r.sequence for r in records] == list(range(1, len(conversation) + 1))
+    assert group_commits >= 1
 
 
 def field_types(event: Event) -> list[type]:
