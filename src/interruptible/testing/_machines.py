@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -38,6 +38,9 @@ from .._lifecycle import LIVE_STEP_STATUSES, RunStatus, StepStatus
 from .._vocabulary import EmitOutput, Event, FailureCategory, JsonValue, StepDefinition
 from .strategies import events as any_events
 from .strategies import json_values
+
+# The most moves `finish_run` makes: far more than a conformant mode's runs take in the kit.
+FINISH_MOVES: Final = 200
 
 
 class ModeConformance(RuleBasedStateMachine):
@@ -86,7 +89,11 @@ class ModeConformance(RuleBasedStateMachine):
         if step.status is StepStatus.cancelling:
             self.driver.canceled(run.run_id, step.step_id)
             return
-        answer = data.draw(st.sampled_from(["complete", "fail", "progress"]))
+        # Completions are drawn most often, so that runs reach their end and the mode's last
+        # plans (`Complete`, `finalize`) are exercised, not only its first steps.
+        answer = data.draw(
+            st.sampled_from(["complete", "complete", "complete", "fail", "progress"])
+        )
         if answer == "complete":
             output = data.draw(self.step_outputs(step.definition))
             self.driver.complete(run.run_id, step.step_id, output)
@@ -97,6 +104,28 @@ class ModeConformance(RuleBasedStateMachine):
             )
         else:
             self.driver.progress(run.run_id, step.step_id, step.progress_sequence + 1)
+
+    @precondition(lambda self: self._active() is not None)
+    @rule(data=st.data())
+    def finish_run(self, data: st.DataObject) -> None:
+        """Drive the active run to its end: answer cancels, resume it when interrupted, start
+        and complete each step the mode plans (bounded, for a mode that never completes)."""
+        for _ in range(FINISH_MOVES):
+            run = self._active()
+            if run is None:
+                return
+            step = self._live_step()
+            if step is not None and step.status is StepStatus.cancelling:
+                self.driver.canceled(run.run_id, step.step_id)
+            elif run.status is RunStatus.interrupted:
+                self.driver.resume(run.run_id)
+            elif step is None:
+                return  # nothing live and not interrupted: the core waits on nothing here
+            elif step.status is StepStatus.scheduled:
+                self.driver.started(run.run_id, step.step_id)
+            else:
+                output = data.draw(self.step_outputs(step.definition))
+                self.driver.complete(run.run_id, step.step_id, output)
 
     @precondition(lambda self: self._active() is not None)
     @rule()
