@@ -7,9 +7,9 @@ fixed; then the marker goes and its check joins `TRANSITION_PROPERTIES` (as DIR-
 
 from __future__ import annotations
 
-from interruptible import Coordinator, Sequence, StepClass, StepDefinition, replay
+from interruptible import Coordinator, Outcome, Sequence, StepClass, StepDefinition, replay
 from interruptible._checker._properties import cancel_first_in_outcome, directive_order
-from interruptible._vocabulary import Event, InterruptRequested, RunRequested
+from interruptible._vocabulary import CancelEffects, Event, InterruptRequested, RunRequested
 
 PIPELINE = Sequence("pipeline", (StepDefinition("s1", StepClass.tool),))
 
@@ -20,6 +20,16 @@ SUPERSEDE: list[Event] = [
 ]
 
 
+def the_first_cancel(outcome: Outcome, effect_id: str | None) -> CancelEffects:
+    """The outcome's one `cancel_effects`: present, first, alone, and cancelling `effect_id`."""
+    directives = outcome.directives
+    assert [type(d) for d in directives].count(CancelEffects) == 1, directives
+    cancel = directives[0]
+    assert type(cancel) is CancelEffects, directives
+    assert cancel.effect_ids == (effect_id,)
+    return cancel
+
+
 def test_ver_8_dir_2_supersede_puts_cancel_effects_first() -> None:
     """DIR-2: within one outcome, the one merged cancel_effects is the first directive, also
     when a supersede cancels the active run."""
@@ -27,6 +37,7 @@ def test_ver_8_dir_2_supersede_puts_cancel_effects_first() -> None:
     run = replay(coordinator, SUPERSEDE)
     pre = run.outcomes[0].state
     assert cancel_first_in_outcome(pre, SUPERSEDE[1], run.outcomes[1]) == []
+    the_first_cancel(run.outcomes[1], pre.active_run.steps[0].effect_id)
 
 
 def test_ver_8_interrupt_puts_cancel_effects_first() -> None:
@@ -39,3 +50,4 @@ def test_ver_8_interrupt_puts_cancel_effects_first() -> None:
     pre = run.outcomes[0].state
     assert cancel_first_in_outcome(pre, events[1], run.outcomes[1]) == []
     assert directive_order(pre, events[1], run.outcomes[1]) == []
+    the_first_cancel(run.outcomes[1], pre.active_run.steps[0].effect_id)
