@@ -161,6 +161,23 @@ def test_ver_13_state_key_is_canonical(model: Model) -> None:
         for second in states[i + 1 :]:
             assert first != second
     assert len({json_key(v) for v in (None, "null", 1, True, 1.0, "1", [1], {"a": 1})}) == 8
+    # The explored states were de-duplicated by the key under test, so a key that merges two
+    # different states cannot show among them. Their raw successors, one reduce of every move
+    # away and never de-duplicated, can: within a key, every state must be the same state.
+    world = explorer.world
+    reduce = world.fresh_coordinator().reduce
+    raw = list(states)
+    for conv, env in explorer.states:
+        state = states[conv]
+        ledger = env[4]  # the effects' answers the world may give next
+        moves = world.conversation_moves(state) + world.ledger_moves(ledger)
+        raw.extend(reduce(state, move[1]).state for move in moves)
+    for key_of in (KeyCache().conversation_key, explorer.keys.interned_key):
+        by_key: dict[Any, Any] = {}
+        for state in raw:
+            first = by_key.setdefault(key_of(state), state)
+            assert first == state, "two different states share a key"
+    assert len(raw) > 4 * len(states)
 
 
 def test_ver_11_explored_states_replay_to_themselves(model: Model) -> None:
