@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from interruptible import (
+    Coordinator,
     EffectStarted,
     Event,
     JournalError,
@@ -18,9 +19,9 @@ from interruptible import (
     StaleWriterError,
     StepStatus,
 )
-from interruptible._journal import AppendBatch, MemoryJournal
+from interruptible._journal import AppendBatch, MemoryJournal, SQLiteJournal
 from interruptible._runtime import Runtime, current_effect
-from tests.runtime.support import arun, pipeline, system_step, tool_step, until
+from tests.runtime.support import arun, check_journal, pipeline, system_step, tool_step, until
 
 
 class _Recording(MemoryJournal):
@@ -82,6 +83,7 @@ def test_rt_1_a_failed_write_commits_nothing_and_fences_the_conversation() -> No
             with pytest.raises(JournalError, match="disk full"):
                 await rt.run("c", None, mode="p", run_id="r")
             journal.fail = False
+            assert rt.state("c").run_ids == frozenset()  # the refused request changed nothing
             with pytest.raises(JournalError, match="disk full"):
                 await rt.interrupt_run("c", run_id="r")
             await rt.run("other", None, mode="p")  # other conversations go on
@@ -109,6 +111,8 @@ def test_rt_2_a_stale_writer_is_fenced(tmp_path: Path) -> None:
         "functions": {"noop": lambda: 1},
     }
 
+    seen: dict[str, int] = {}
+
     async def scenario() -> None:
         async with Runtime(db, **options) as first:
             handle = await first.run("c", None, mode="p", run_id="r")
@@ -123,9 +127,18 @@ def test_rt_2_a_stale_writer_is_fenced(tmp_path: Path) -> None:
                 release.set()
                 final = await second.wait("c", "r")
                 assert final.status is RunStatus.completed
+                seen["last"] = second.journal.last_sequence("c")
             assert first.snapshot("c").status is RunStatus.interrupted  # its stale view
 
     arun(scenario())
+    # The stale writer wrote nothing: the journal is the second runtime's history alone, one
+    # terminal output, every record in sequence, the run completed.
+    with SQLiteJournal(db) as journal:
+        assert journal.last_sequence("c") == seen["last"]
+        facts = check_journal(journal, Coordinator([mode]))
+    facts.assert_ok()
+    assert facts.runs == {("c", "r"): RunStatus.completed}
+    assert facts.rejected == {}
 
 
 def test_rt_2_conversations_share_commits() -> None:

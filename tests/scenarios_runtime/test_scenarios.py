@@ -421,4 +421,5 @@ def test_rt_5_interrupt_racing_a_finishing_tool_has_one_answer(tmp_path: Path) -
 
     arun(scenario(), timeout=60)
     print("race outcomes", outcomes)
-    assert outcomes["kept"] + outcomes["rerun"] > 0
+    # Most interrupts land before the run ends (the per-run checks above are the property).
+    assert outcomes["kept"] + outcomes["rerun"] >= 10, outcomes
