@@ -1,6 +1,5 @@
 """The embedded runtime: asyncio `Runtime`, the effect manager, executors, model adapters."""
 
-from ._arguments import tool_schemas
 from ._effects import EffectManager
 from ._executors import (
     Effect,
@@ -12,6 +11,7 @@ from ._executors import (
     TimerExecutor,
     current_effect,
     inline,
+    tool_schemas,
 )
 from ._ids import UuidIds
 from ._llm import ChatModel, LlmExecutor, OpenAICompatibleModel, ScriptedModel

@@ -413,21 +413,19 @@ def _reason(exc: BaseException) -> str:
 class Arguments:
     """How one callable's arguments are checked, and described (built once, at registration)."""
 
-    __slots__ = ("checks", "defs", "description", "extra", "fields", "name", "names", "required")
+    __slots__ = ("defs", "description", "extra", "fields", "name", "required")
 
     def __init__(self, name: str, function: Callable[..., Any]) -> None:
         self.name = name
         self.description = _summary(function)
         self.fields: dict[str, JsonType] = {}  # every parameter a step may name
-        self.checks: dict[str, Check] = {}  # those whose annotation admits less than anything
-        self.extra: JsonType | None = None  # `**kwargs`: any other name, its values of this type
-        self.names: frozenset[str] | None = frozenset()  # None: any name
+        # `**kwargs`: any other name, its values of this type; None: no other name
+        self.extra: JsonType | None = None
         self.required: tuple[str, ...] = ()
         self.defs: dict[str, dict[str, Any]] = {}  # the schema's `$defs` (self-referring types)
         try:
             signature = inspect.signature(function)
         except (TypeError, ValueError):  # no signature to read (some builtins): call unchecked
-            self.names = None
             self.extra = _ANYTHING
             return
         hints = _hints(name, function, signature)
@@ -455,9 +453,6 @@ class Arguments:
             self.fields[parameter.name] = type_
             if parameter.default is inspect.Parameter.empty:
                 required.append(parameter.name)
-            if type_.check is not None:
-                self.checks[parameter.name] = type_.check
-        self.names = None if self.extra is not None else frozenset(self.fields)
         self.required = tuple(required)
         self.defs = walk.defs
 
@@ -470,10 +465,10 @@ class Arguments:
             strange = [key for key in arguments if type(key) is not str]
             if strange:
                 return f"{self.name!r}: argument names are strings, got {_SHORT.repr(strange[0])}"
-            if self.names is not None:
-                unknown = [key for key in arguments if key not in self.names]
+            if self.extra is None:
+                unknown = [key for key in arguments if key not in self.fields]
                 if unknown:
-                    takes = ", ".join(sorted(self.names)) or "no arguments"
+                    takes = ", ".join(sorted(self.fields)) or "no arguments"
                     return (
                         f"{self.name!r} takes no argument {', '.join(map(repr, unknown))} "
                         f"(it takes: {takes})"
@@ -481,11 +476,11 @@ class Arguments:
         missing = [key for key in self.required if key not in arguments]
         if missing:
             return f"{self.name!r} is missing required argument(s) {', '.join(map(repr, missing))}"
-        checks, fields = self.checks, self.fields
-        extra = None if self.extra is None else self.extra.check
+        fields, extra = self.fields, self.extra
         try:
             for key, value in arguments.items():
-                check = checks.get(key) if key in fields else extra
+                type_ = fields.get(key, extra)
+                check = None if type_ is None else type_.check
                 if check is not None:
                     problem = check(value, f"argument {key!r}")
                     if problem is not None:
@@ -503,29 +498,6 @@ class Arguments:
         if self.defs:
             schema["$defs"] = dict(self.defs)
         return schema
-
-
-def tool_schemas(functions: Mapping[str, Callable[..., Any]]) -> dict[str, dict[str, Any]]:
-    """OpenAI-style tool objects for registered callables, from their signatures.
-
-    `{name: {"type": "function", "function": {"name", "description", "parameters"}}}`, where
-    `parameters` is the JSON Schema of the arguments that the runtime's check admits (RT-12) and
-    `description` the first paragraph of the docstring; pass it to
-    `OpenAICompatibleModel(tool_schemas=...)` so the model is told what each tool takes. A tool
-    registered as `inline(function)` is described as its function.
-    """
-    from ._executors import Inline  # which imports this module
-
-    tools = {}
-    for name, function in functions.items():
-        target = function.function if isinstance(function, Inline) else function
-        arguments = Arguments(name, target)
-        described: dict[str, Any] = {"name": name}
-        if arguments.description:
-            described["description"] = arguments.description
-        described["parameters"] = arguments.schema()
-        tools[name] = {"type": "function", "function": described}
-    return tools
 
 
 def _summary(function: Callable[..., Any]) -> str:

@@ -206,6 +206,31 @@ def inline(function: Function) -> Inline:
     return Inline(function)
 
 
+def tool_schemas(functions: Mapping[str, Function]) -> dict[str, dict[str, Any]]:
+    """OpenAI-style tool objects for registered callables, from their signatures.
+
+    `{name: {"type": "function", "function": {"name", "description", "parameters"}}}`, where
+    `parameters` is the JSON Schema of the arguments that the runtime's check admits (RT-12) and
+    `description` the first paragraph of the docstring; pass it to
+    `OpenAICompatibleModel(tool_schemas=...)` so the model is told what each tool takes. A tool
+    registered as `inline(function)` is described as its function.
+    """
+    tools = {}
+    for name, function in functions.items():
+        arguments = Arguments(name, _plain(function))
+        described: dict[str, Any] = {"name": name}
+        if arguments.description:
+            described["description"] = arguments.description
+        described["parameters"] = arguments.schema()
+        tools[name] = {"type": "function", "function": described}
+    return tools
+
+
+def _plain(function: Function) -> Function:
+    """The callable itself, whether or not it was registered as `inline(function)`."""
+    return function.function if isinstance(function, Inline) else function
+
+
 class FunctionExecutor:
     """`tool` and `system`: calls a registered plain callable with the step's arguments.
 
@@ -233,8 +258,7 @@ class FunctionExecutor:
         `TypeError` when its signature can take no step's arguments (see `_arguments`).
         """
         on_loop = isinstance(function, Inline)
-        if isinstance(function, Inline):
-            function = function.function
+        function = _plain(function)
         arguments = Arguments(name, function)  # raises before anything is registered
         if on_loop:
             self._on_loop.add(name)
