@@ -236,14 +236,11 @@ class Writer:
         results = batch.results
         for event, future in items:
             outcome = reduce(state, event)
-            reply = None if future is None else (future, outcome)
+            results.append((outcome.directives, None if future is None else (future, outcome)))
             if outcome.disposition is _REJECTED and not _audited(outcome):
-                # Refused, changed nothing: not journaled.
-                results.append((outcome.directives, reply))
-                continue
+                continue  # refused, changed nothing: not journaled
             events.append(event)
             state = outcome.state
-            results.append((outcome.directives, reply))
             if outcome.disposition is _APPLIED and type(event) is EffectStarted:
                 assert isinstance(event, EffectStarted)
                 if batch.started is None:
