@@ -69,6 +69,16 @@ class ModeConformance(RuleBasedStateMachine):
             return None
         return next((s for s in run.steps if s.status in LIVE_STEP_STATUSES), None)
 
+    def _start_or_cancel(self, run: Any, step: Any) -> bool:
+        """Answer a live step that waits only to start or to be cancelled; whether it did."""
+        if step.status is StepStatus.scheduled:
+            self.driver.started(run.run_id, step.step_id)
+            return True
+        if step.status is StepStatus.cancelling:
+            self.driver.canceled(run.run_id, step.step_id)
+            return True
+        return False
+
     # --- rules -----------------------------------------------------------------------------------
 
     @precondition(lambda self: self._active() is None)
@@ -83,11 +93,7 @@ class ModeConformance(RuleBasedStateMachine):
     def answer_effect(self, data: st.DataObject) -> None:
         """Answer the live step's effect: started, progress, completed or failed."""
         run, step = self._active(), self._live_step()
-        if step.status is StepStatus.scheduled:
-            self.driver.started(run.run_id, step.step_id)
-            return
-        if step.status is StepStatus.cancelling:
-            self.driver.canceled(run.run_id, step.step_id)
+        if self._start_or_cancel(run, step):
             return
         # Completions are drawn most often, so that runs reach their end and the mode's last
         # plans (`Complete`, `finalize`) are exercised, not only its first steps.
@@ -115,15 +121,13 @@ class ModeConformance(RuleBasedStateMachine):
             if run is None:
                 return
             step = self._live_step()
-            if step is not None and step.status is StepStatus.cancelling:
-                self.driver.canceled(run.run_id, step.step_id)
-            elif run.status is RunStatus.interrupted:
-                self.driver.resume(run.run_id)
+            if run.status is RunStatus.interrupted and (
+                step is None or step.status is not StepStatus.cancelling
+            ):
+                self.driver.resume(run.run_id)  # (a cancel is answered first, below)
             elif step is None:
                 return  # nothing live and not interrupted: the core waits on nothing here
-            elif step.status is StepStatus.scheduled:
-                self.driver.started(run.run_id, step.step_id)
-            else:
+            elif not self._start_or_cancel(run, step):
                 output = data.draw(self.step_outputs(step.definition))
                 self.driver.complete(run.run_id, step.step_id, output)
 
