@@ -215,3 +215,56 @@ class ModeNotFoundError(InterruptibleError):
     """No mode is registered under the name a run asks for."""
 
     code = "mode_not_found"
+
+
+# --- ownership (spec/ownership.md) ---------------------------------------------------------------
+
+
+class StaleOwnerError(StaleWriterError):
+    """Another owner took the conversation over: this owner's epoch is no longer current."""
+
+    code = "stale_owner"
+
+
+class OwnedElsewhereError(InterruptibleError):
+    """The conversation is driven by another live process; this process may not drive it."""
+
+    code = "owned_elsewhere"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        conversation_id: str,
+        owner_id: str,
+        host: str,
+        pid: int,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, conversation_id=conversation_id, run_id=run_id, reason="owned_elsewhere"
+        )
+        self.owner_id = owner_id
+        self.host = host
+        self.pid = pid
+
+    def fields(self) -> dict[str, str | None]:
+        """The structured fields, with the owner's id, host and pid."""
+        return {
+            **super().fields(),
+            "owner_id": self.owner_id,
+            "host": self.host,
+            "pid": str(self.pid),
+        }
+
+
+class NoLiveOwnerError(InterruptibleError):
+    """A command for a conversation that no live process drives; nothing was queued."""
+
+    code = "no_live_owner"
+
+
+class CommandTimeoutError(InterruptibleError):
+    """A command was accepted but not answered in time; it is applied once by the owner."""
+
+    code = "command_timeout"

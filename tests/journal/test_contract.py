@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from interruptible import Event, JournalError, StaleWriterError, StepClass, StepDefinition
+from interruptible._errors import StaleOwnerError
 from interruptible._journal import (
     AppendBatch,
     Journal,
@@ -268,6 +269,109 @@ class JournalContract:
         assert parity.events == len(driver.events)
         earlier = replay_parity(journal, coordinator(), "alpha", driver.outcomes[3].state)
         assert not earlier.holds and earlier.directives_match is None
+
+    # --- ownership (spec/ownership.md) ------------------------------------------------------
+
+    def owned(self, journal: Journal, owner: str = "h:1:a", cid: str = "c1") -> int:
+        journal.register(owner, "h", 1, 1e12)
+        return journal.claim(cid, owner, 0, reason="new", at=1.0).epoch
+
+    def test_own_1_owners_are_numbered_by_epoch_and_kept(self, journal: Journal) -> None:
+        """Claims number a conversation's owners 1, 2, ...; each names its predecessor and why."""
+        assert journal.owner("c1") is None
+        assert self.owned(journal) == 1
+        journal.register("h:2:b", "h", 2, 5.0)
+        taken = journal.claim("c1", "h:2:b", 1, reason="lease_expired", at=9.0)
+        assert (taken.epoch, taken.owner_id, taken.previous_owner) == (2, "h:2:b", "h:1:a")
+        assert (taken.reason, taken.taken_at, taken.host, taken.pid) == (
+            "lease_expired",
+            9.0,
+            "h",
+            2,
+        )
+        assert journal.owner("c1") == taken
+        assert [r.owner_id for r in journal.ownership_history("c1")] == ["h:1:a", "h:2:b"]
+        assert [r.conversation_id for r in journal.owners()] == ["c1"]
+
+    def test_own_2_a_claim_is_a_compare_and_set_on_the_epoch(
+        self, journal: Journal, tmp_path: Path
+    ) -> None:
+        """Of two claimants that saw the same epoch, one wins; the other changes nothing."""
+        other = self.second_writer(journal, tmp_path)
+        journal.register("h:1:a", "h", 1, 1e12)
+        other.register("h:2:b", "h", 2, 1e12)
+        journal.claim("c1", "h:1:a", 0, reason="new", at=1.0)
+        with pytest.raises(StaleOwnerError):
+            other.claim("c1", "h:2:b", 0, reason="new", at=1.0)
+        assert journal.owner("c1") is not None
+        assert [r.owner_id for r in other.ownership_history("c1")] == ["h:1:a"]
+        with pytest.raises(JournalError) as caught:
+            journal.claim("c2", "nobody", 0, reason="new", at=1.0)
+        assert caught.value.reason == "no_lease" and journal.owner("c2") is None
+        if other is not journal:
+            other.close()
+
+    def test_own_3_every_append_is_fenced_by_the_owner_epoch(
+        self, journal: Journal, tmp_path: Path
+    ) -> None:
+        """Once owned, only the current epoch appends; a stale owner is refused even where its
+        sequence fits, and nothing of its batch is written."""
+        journal.append("c1", 0, some_events("c1", 1))  # never owned: epoch None appends
+        epoch = self.owned(journal)
+        with pytest.raises(StaleOwnerError):
+            journal.append("c1", 1, some_events("c1", 1, start=1))
+        assert journal.append("c1", 1, some_events("c1", 1, start=1), epoch=epoch) == 2
+        journal.register("h:2:b", "h", 2, 1e12)
+        journal.claim("c1", "h:2:b", epoch, reason="lease_expired", at=2.0)
+        stale_owner = self.second_writer(journal, tmp_path)
+        with pytest.raises(StaleOwnerError):
+            stale_owner.append("c1", 2, some_events("c1", 1, start=2), epoch=epoch)
+        with pytest.raises(StaleWriterError):
+            stale_owner.append_many(
+                [
+                    AppendBatch("c2", 0, some_events("c2", 1)),
+                    AppendBatch("c1", 2, some_events("c1", 1, start=2), epoch),
+                ]
+            )
+        assert journal.last_sequence("c1") == 2 and journal.conversations() == ["c1"]
+        assert journal.append("c1", 2, some_events("c1", 1, start=2), epoch=epoch + 1) == 3
+        if stale_owner is not journal:
+            stale_owner.close()
+
+    def test_own_6_a_command_is_answered_with_its_events_once(
+        self, journal: Journal, tmp_path: Path
+    ) -> None:
+        """A command stays pending until an append carries its answer; the answer commits with
+        the events, and a second answer (a stale owner's) is refused with its events."""
+        epoch = self.owned(journal)
+        sender = self.second_writer(journal, tmp_path)
+        token = journal.change_token()
+        first = sender.submit("c1", some_events("c1", 1)[0], 3.0)
+        second = sender.submit("c1", some_events("c1", 2)[1], 4.0)
+        assert journal.change_token() != token
+        pending = journal.pending_commands()
+        assert [(c.command_id, c.submitted_at) for c in pending] == [(first, 3.0), (second, 4.0)]
+        assert pending[0].event == some_events("c1", 1)[0]
+        assert journal.pending_commands(after=first) == pending[1:]
+        assert journal.pending_commands(conversation_id="c2") == []
+        journal.append_many(
+            [AppendBatch("c1", 0, some_events("c1", 1), epoch, answers=[(first, '{"ok":1}')])]
+        )
+        answer = sender.answer(first)
+        assert answer is not None and (answer.body, answer.epoch) == ('{"ok":1}', epoch)
+        assert sender.answer(second) is None
+        assert [c.command_id for c in journal.pending_commands()] == [second]
+        with pytest.raises(StaleWriterError):
+            journal.append_many(
+                [
+                    AppendBatch(
+                        "c1", 1, some_events("c1", 1, start=1), epoch, answers=[(first, "{}")]
+                    )
+                ]
+            )
+        assert journal.last_sequence("c1") == 1
+        if sender is not journal:
+            sender.close()
 
 
 class TestMemoryJournal(JournalContract):

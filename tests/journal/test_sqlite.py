@@ -23,6 +23,7 @@ from interruptible._journal import (
     open_journal,
     restore,
 )
+from interruptible._vocabulary import TYPE_NAMES
 
 from ._workload import coordinator, drive_conversation, some_events
 
@@ -36,7 +37,11 @@ def insert_row(path: Path, cid: str, sequence: int, type_: str, body: str, crc: 
     """Write one row straight into `events`, bypassing the journal's checks (a bad disk would)."""
     with raw(path) as conn:
         conn.execute("DROP TRIGGER IF EXISTS events_follow_last")  # back on the next open
-        conn.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (cid, sequence, type_, body, crc))
+        conn.execute(
+            "INSERT INTO events (conversation_id, sequence, type, body, crc) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (cid, sequence, type_, body, crc),
+        )
     conn.close()
 
 
@@ -91,7 +96,8 @@ def test_jrn_3_the_schema_refuses_a_foreign_row_out_of_sequence(db_path: Path) -
     for sequence in (4, 2, 1):
         with pytest.raises(sqlite3.IntegrityError):
             conn.execute(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO events (conversation_id, sequence, type, body, crc) "
+                "VALUES (?, ?, ?, ?, ?)",
                 ("c1", sequence, "run_requested", body, crc(body)),
             )
     conn.close()
@@ -122,7 +128,7 @@ def test_jrn_3_a_file_without_the_trigger_gets_it_when_opened(db_path: Path) -> 
     version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     conn.close()
     assert "events_follow_last" in names and "events_follow_predecessor" not in names
-    assert version == ("1",)
+    assert version == ("2",)
 
 
 def open_a_gap(db_path: Path, first: int, last: int) -> None:
@@ -215,10 +221,10 @@ def test_jrn_6_read_raises_at_a_torn_record_in_the_middle(db_path: Path) -> None
 
 
 def test_jrn_7_a_new_file_records_its_schema_version(db_path: Path) -> None:
-    """Creating a journal writes schema version 1 into `meta`."""
+    """Creating a journal writes schema version 2 into `meta`."""
     SQLiteJournal(db_path).close()
     conn = raw(db_path)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
     conn.close()
 
 
@@ -227,14 +233,14 @@ def test_jrn_7_a_newer_schema_is_refused_and_left_alone(db_path: Path) -> None:
     with SQLiteJournal(db_path) as journal:
         journal.append("c1", 0, some_events("c1", 3))
     conn = raw(db_path)
-    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     conn.close()
     with pytest.raises(JournalError) as caught:
         SQLiteJournal(db_path)
     assert caught.value.reason == "schema_too_new"
     assert "upgrade interruptible" in caught.value.message
     conn = raw(db_path)
-    assert conn.execute("SELECT value FROM meta").fetchall() == [("2",)]
+    assert conn.execute("SELECT value FROM meta").fetchall() == [("3",)]
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (3,)
     conn.close()
 
@@ -415,3 +421,46 @@ def test_open_journal_maps_paths_and_passes_journals(db_path: Path) -> None:
     assert open_journal(given) is given
     with pytest.raises(TypeError):
         open_journal(42)  # type: ignore[arg-type]
+
+
+# --- OWN-3: version 1 files ---------------------------------------------------------------------
+
+
+def test_own_3_a_version_1_file_is_migrated_and_its_rows_stay_unowned(db_path: Path) -> None:
+    """A version 1 journal (no ownership) opens: it gains the ownership tables and version 2,
+    its events read back unchanged, and the first claim fences its conversations."""
+    conn = raw(db_path)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
+    conn.execute(
+        "CREATE TABLE events (conversation_id TEXT NOT NULL, sequence INTEGER NOT NULL, "
+        "type TEXT NOT NULL, body TEXT NOT NULL, crc INTEGER NOT NULL, "
+        "PRIMARY KEY (conversation_id, sequence)) WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE TABLE quarantine (conversation_id TEXT NOT NULL, sequence INTEGER NOT NULL, "
+        "type TEXT, body, crc INTEGER, reason TEXT NOT NULL, quarantined_at REAL NOT NULL)"
+    )
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    events = some_events("c1", 2)
+    for sequence, event in enumerate(events, 1):
+        body = dumps(event)
+        conn.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+            ("c1", sequence, TYPE_NAMES[type(event)], body, crc(body)),
+        )
+    conn.close()
+    with SQLiteJournal(db_path) as journal:
+        assert [r.event for r in journal.read("c1")] == events
+        journal.register("h:1:a", "h", 1, 1e12)
+        journal.claim("c1", "h:1:a", 0, reason="new", at=1.0)
+        with pytest.raises(StaleWriterError):
+            journal.append("c1", 2, some_events("c1", 1, start=2))
+        assert journal.append("c1", 2, some_events("c1", 1, start=2), epoch=1) == 3
+    conn = raw(db_path)
+    assert conn.execute("SELECT value FROM meta").fetchall() == [("2",)]
+    assert conn.execute("SELECT epoch FROM events ORDER BY sequence").fetchall() == [
+        (None,),
+        (None,),
+        (1,),
+    ]
+    conn.close()

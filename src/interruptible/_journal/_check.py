@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from .._core._validate import event_problem
-from .._errors import JournalError, StaleWriterError
+from .._errors import JournalError, StaleOwnerError, StaleWriterError
 from .._vocabulary import EVENT_TYPES, Event
 
 EVENT_CLASSES: Final = frozenset(EVENT_TYPES.values())
@@ -89,4 +89,24 @@ def closed(kind: str) -> JournalError:
     return JournalError(
         f"this {kind} is closed; open a new one (open_journal) to keep using the journal.",
         reason="journal_closed",
+    )
+
+
+def stale_owner(conversation_id: str, epoch: int | None, current: int | None) -> StaleOwnerError:
+    """The error for a write or claim whose owner epoch is not the conversation's current one."""
+    theirs = "no owner" if current is None else f"owner epoch {current}"
+    return StaleOwnerError(
+        f"conversation {conversation_id!r} is at {theirs}, not "
+        f"{'no owner' if epoch is None else f'epoch {epoch}'}: another process took it over, "
+        "and nothing was written. Stop driving it; its owner answers commands for it.",
+        conversation_id=conversation_id,
+        reason="stale_owner",
+    )
+
+
+def no_lease(owner_id: str) -> JournalError:
+    """The error for a claim by an owner that registered no lease."""
+    return JournalError(
+        f"owner {owner_id!r} has no lease in this journal; register it before claiming.",
+        reason="no_lease",
     )

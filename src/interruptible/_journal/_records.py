@@ -46,7 +46,7 @@ from .._record import generated_function
 from .._vocabulary import EVENT_TYPES, TYPE_NAMES, Event
 from ._check import check_event
 
-Row = tuple[str, int, str, str, int]
+Row = tuple[str, int, str, str, int, int | None]  # ..., crc, the writer's owner epoch
 
 _crc32: Final = zlib.crc32
 
@@ -72,7 +72,9 @@ class TornRecord(Exception):
         self.problem = problem
 
 
-def encode_rows(conversation_id: str, expected_last: int, events: Sequence[Event]) -> list[Row]:
+def encode_rows(
+    conversation_id: str, expected_last: int, events: Sequence[Event], epoch: int | None = None
+) -> list[Row]:
     """The rows of `events` appended after `expected_last`; `JournalError` if one cannot be."""
     rows: list[Row] = []
     sequence = expected_last
@@ -90,7 +92,14 @@ def encode_rows(conversation_id: str, expected_last: int, events: Sequence[Event
             ) from None
         sequence += 1
         rows.append(
-            (conversation_id, sequence, TYPE_NAMES[type(event)], body, _crc32(body.encode()))
+            (
+                conversation_id,
+                sequence,
+                TYPE_NAMES[type(event)],
+                body,
+                _crc32(body.encode()),
+                epoch,
+            )
         )
     return rows
 

@@ -11,6 +11,14 @@ Append-only is enforced by the database, not only by this code (JRN-11): trigger
 UPDATE of `events` and `quarantine`, and every DELETE from them, except a DELETE of an `events`
 row that recovery has already copied, byte for byte, into `quarantine`.
 
+Version 2 adds ownership (spec/ownership.md): `leases` (one row per owner process, its expiry
+renewed by heartbeat), `owners` (per conversation, the append-only history of its owners by
+epoch), `commands` and `command_answers` (requests from processes that do not own a
+conversation, and the owner's answers), and an `epoch` column on `events`: the trigger
+`events_fenced_by_owner` refuses a row whose epoch is not its conversation's current owner epoch
+(OWN-3), in the same statement as the write. A version 1 file is migrated forward when a writer
+opens it: its rows keep a NULL epoch, which is the epoch of a conversation never owned.
+
 `prepare` runs inside `BEGIN IMMEDIATE`, so two processes opening a new file at once cannot both
 create it; a file written by a newer schema is refused before anything is read or written (JRN-7).
 """
@@ -24,9 +32,10 @@ from .._errors import JournalError
 
 # Version 1 is this layout. A future layout bumps it and migrates older files forward in
 # `prepare`; an older interruptible refuses a newer file rather than misread it.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
-_TABLES: Final = frozenset({"meta", "events", "quarantine"})
+_TABLES_V1: Final = frozenset({"meta", "events", "quarantine"})
+_TABLES: Final = _TABLES_V1 | {"leases", "owners", "commands", "command_answers"}
 
 # A row goes in only right after its conversation's last one (JRN-1, JRN-3): the row's sequence
 # - 1 must be the conversation's largest sequence (one seek in the primary key, which also sees
@@ -48,6 +57,81 @@ END
 # An earlier form of it, checking only that the predecessor exists; replaced where found.
 _FORMER_TRIGGERS: Final = ("events_follow_predecessor",)
 
+# A row goes in only under its conversation's current owner epoch (OWN-3): the largest epoch in
+# `owners`, or NULL for a conversation that has never had an owner (`IS NOT` compares NULLs as
+# values). One seek in `owners`' primary key per row.
+FENCED_BY_OWNER: Final = """
+CREATE TRIGGER IF NOT EXISTS events_fenced_by_owner BEFORE INSERT ON events
+WHEN NEW.epoch IS NOT (
+    SELECT max(epoch) FROM owners WHERE conversation_id = NEW.conversation_id
+)
+BEGIN
+    SELECT RAISE(ABORT, 'interruptible journal: a stale owner''s write (epoch)');
+END
+"""
+
+# Version 2's additions, also run to migrate a version 1 file forward.
+OWNERSHIP_DDL: Final = (
+    """
+CREATE TABLE leases (
+    owner_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    expires REAL NOT NULL
+) WITHOUT ROWID
+""",
+    """
+CREATE TABLE owners (
+    conversation_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL CHECK (epoch >= 1),
+    owner_id TEXT NOT NULL,
+    previous_owner TEXT,
+    reason TEXT NOT NULL,
+    taken_at REAL NOT NULL,
+    PRIMARY KEY (conversation_id, epoch)
+) WITHOUT ROWID
+""",
+    """
+CREATE TRIGGER owners_follow_last BEFORE INSERT ON owners
+WHEN NEW.epoch - 1 IS NOT (
+    SELECT coalesce(max(epoch), 0) FROM owners WHERE conversation_id = NEW.conversation_id
+)
+BEGIN
+    SELECT RAISE(ABORT, 'interruptible journal: an owner must follow the last epoch');
+END
+""",
+    """
+CREATE TRIGGER owners_append_only_update BEFORE UPDATE ON owners
+BEGIN
+    SELECT RAISE(ABORT, 'interruptible journal: owners are append-only');
+END
+""",
+    """
+CREATE TRIGGER owners_append_only_delete BEFORE DELETE ON owners
+BEGIN
+    SELECT RAISE(ABORT, 'interruptible journal: owners are append-only');
+END
+""",
+    """
+CREATE TABLE commands (
+    command_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    submitted_at REAL NOT NULL
+)
+""",
+    """
+CREATE TABLE command_answers (
+    command_id INTEGER PRIMARY KEY,
+    epoch INTEGER,
+    body TEXT NOT NULL,
+    answered_at REAL NOT NULL
+)
+""",
+    FENCED_BY_OWNER,
+)
+
 # One statement per item: `executescript` would commit the transaction `prepare` holds.
 DDL: Final = (
     """
@@ -63,6 +147,7 @@ CREATE TABLE events (
     type TEXT NOT NULL,
     body TEXT NOT NULL,
     crc INTEGER NOT NULL,
+    epoch INTEGER,
     PRIMARY KEY (conversation_id, sequence)
 ) WITHOUT ROWID
 """,
@@ -110,6 +195,7 @@ BEGIN
     SELECT RAISE(ABORT, 'interruptible journal: quarantine is append-only');
 END
 """,
+    *OWNERSHIP_DDL,
 )
 
 
@@ -136,7 +222,9 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
                 (str(SCHEMA_VERSION),),
             )
         else:
-            _check_version(conn, path, tables)
+            version = _check_version(conn, path, tables)
+            if version == 1:
+                _migrate_1_to_2(conn)
             for former in _FORMER_TRIGGERS:
                 conn.execute(f"DROP TRIGGER IF EXISTS {former}")
             conn.execute(FOLLOW_LAST)
@@ -147,7 +235,15 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
         raise
 
 
-def _check_version(conn: sqlite3.Connection, path: str, tables: set[str]) -> None:
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Add ownership to a version 1 file; its rows keep a NULL epoch (never owned)."""
+    conn.execute("ALTER TABLE events ADD COLUMN epoch INTEGER")
+    for statement in OWNERSHIP_DDL:
+        conn.execute(statement)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+
+def _check_version(conn: sqlite3.Connection, path: str, tables: set[str]) -> int:
     if "meta" not in tables:
         raise _not_a_journal(path, f"it has tables {sorted(tables)} but no 'meta'")
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -166,6 +262,7 @@ def _check_version(conn: sqlite3.Connection, path: str, tables: set[str]) -> Non
         )
     if version < 1:
         raise _not_a_journal(path, f"its schema_version is {version}")
-    missing = _TABLES - tables
+    missing = (_TABLES_V1 if version == 1 else _TABLES) - tables
     if missing:
         raise _not_a_journal(path, f"tables {sorted(missing)} are missing")
+    return version

@@ -51,9 +51,11 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Literal
 
-from .._errors import JournalError, StaleWriterError
-from .._vocabulary import Event
-from ._check import check_target, closed, stale
+from .._codec import dumps, loads_event
+from .._errors import DecodeError, JournalError, StaleWriterError
+from .._vocabulary import TYPE_NAMES, Event
+from ._check import check_events, check_target, closed, no_lease, stale, stale_owner
+from ._ownership import Command, CommandAnswer, OwnerRecord
 from ._protocol import AppendBatch, JournalRecord
 from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
 from ._schema import prepare
@@ -82,8 +84,8 @@ CACHE_KIB: Final = 16 * 1024
 
 _LAST: Final = "SELECT coalesce(max(sequence), 0) FROM events WHERE conversation_id = ?"
 # The schema's constraints make the JRN-3 check (see the module's docstring): a plain INSERT.
-_APPEND: Final = "INSERT INTO events (conversation_id, sequence, type, body, crc) VALUES "
-_ROW: Final = "(?, ?, ?, ?, ?)"
+_APPEND: Final = "INSERT INTO events (conversation_id, sequence, type, body, crc, epoch) VALUES "
+_ROW: Final = "(?, ?, ?, ?, ?, ?)"
 # Writes of up to this many rows are one statement (its own transaction); larger ones are
 # BEGIN IMMEDIATE, executemany, COMMIT. The runtime's single-conversation writes hold 1 to 3.
 _ONE_STATEMENT: Final = 16
@@ -97,8 +99,35 @@ _TAIL_QUERY: Final = (
     "ORDER BY sequence DESC LIMIT ?"
 )
 
+_EPOCH: Final = "SELECT max(epoch) FROM owners WHERE conversation_id = ?"
+_OWNER_COLUMNS: Final = (
+    "o.conversation_id, o.epoch, o.owner_id, o.previous_owner, o.reason, o.taken_at, "
+    "coalesce(l.host, ''), coalesce(l.pid, 0), coalesce(l.expires, 0.0)"
+)
+_OWNER: Final = (
+    f"SELECT {_OWNER_COLUMNS} FROM owners AS o LEFT JOIN leases AS l USING (owner_id) "
+    "WHERE o.conversation_id = ? ORDER BY o.epoch DESC LIMIT 1"
+)
+_OWNERS: Final = (
+    f"SELECT {_OWNER_COLUMNS} FROM owners AS o "
+    "JOIN (SELECT conversation_id, max(epoch) AS epoch FROM owners GROUP BY conversation_id) "
+    "USING (conversation_id, epoch) LEFT JOIN leases AS l USING (owner_id) "
+    "ORDER BY o.conversation_id"
+)
+_HISTORY: Final = (
+    f"SELECT {_OWNER_COLUMNS} FROM owners AS o LEFT JOIN leases AS l USING (owner_id) "
+    "WHERE o.conversation_id = ? ORDER BY o.epoch"
+)
+_PENDING: Final = (
+    "SELECT c.command_id, c.conversation_id, c.body, c.submitted_at FROM commands AS c "
+    "WHERE c.command_id > ? {only} AND NOT EXISTS "
+    "(SELECT 1 FROM command_answers AS a WHERE a.command_id = c.command_id) "
+    "ORDER BY c.command_id"
+)
+
 Synchronous = Literal["FULL", "NORMAL"]
-_Target = tuple[str, int, int]  # (conversation_id, expected_last, events in the batch)
+# (conversation_id, expected_last, events in the batch, the writer's owner epoch)
+_Target = tuple[str, int, int, int | None]
 
 
 def _sqlite_error(exc: sqlite3.Error, doing: str) -> JournalError:
@@ -110,14 +139,18 @@ def _sqlite_error(exc: sqlite3.Error, doing: str) -> JournalError:
 
 
 def _first_stale(conn: sqlite3.Connection, targets: Sequence[_Target]) -> StaleWriterError | None:
-    """The error for the first batch whose `expected_last` is not its conversation's last."""
+    """The error for the first batch whose `expected_last` is not its conversation's last, or
+    whose epoch is not its conversation's current owner epoch (OWN-3)."""
     pending: dict[str, int] = {}
-    for cid, expected_last, count in targets:
+    for cid, expected_last, count, epoch in targets:
         last = pending.get(cid)
         if last is None:
             (last,) = conn.execute(_LAST, (cid,)).fetchone()
         if last != expected_last:
             return stale(cid, expected_last, last)
+        (current,) = conn.execute(_EPOCH, (cid,)).fetchone()
+        if current != epoch:
+            return stale_owner(cid, epoch, current)
         # A conversation may appear in several batches; a later one follows the earlier ones.
         pending[cid] = last + count
     return None
@@ -181,32 +214,58 @@ class SQLiteJournal:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def append(self, conversation_id: str, expected_last: int, events: Sequence[Event]) -> int:
+    def append(
+        self,
+        conversation_id: str,
+        expected_last: int,
+        events: Sequence[Event],
+        *,
+        epoch: int | None = None,
+    ) -> int:
         """Append `events` after sequence `expected_last`; durable when it returns."""
         check_target(conversation_id, expected_last)
-        rows = encode_rows(conversation_id, expected_last, events)
-        self._write(rows, ((conversation_id, expected_last, len(rows)),), probe=not rows)
+        rows = encode_rows(conversation_id, expected_last, events, epoch)
+        self._write(rows, ((conversation_id, expected_last, len(rows), epoch),), probe=not rows)
         return expected_last + len(rows)
 
     def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
         """Append several conversations' events in one transaction, one commit; all or nothing."""
         rows: list[Row] = []
         targets: list[_Target] = []
+        answers: list[tuple[int, int | None, str]] | None = None
         for batch in batches:
             check_target(batch.conversation_id, batch.expected_last)
-            batch_rows = encode_rows(batch.conversation_id, batch.expected_last, batch.events)
+            batch_rows = encode_rows(
+                batch.conversation_id, batch.expected_last, batch.events, batch.epoch
+            )
             rows.extend(batch_rows)
-            targets.append((batch.conversation_id, batch.expected_last, len(batch_rows)))
-        self._write(rows, targets, probe=any(count == 0 for _, _, count in targets))
-        return [expected_last + count for _, expected_last, count in targets]
+            targets.append(
+                (batch.conversation_id, batch.expected_last, len(batch_rows), batch.epoch)
+            )
+            if batch.answers:
+                if answers is None:
+                    answers = []
+                answers.extend((cid, batch.epoch, body) for cid, body in batch.answers)
+        self._write(rows, targets, probe=any(target[2] == 0 for target in targets), answers=answers)
+        return [target[1] + target[2] for target in targets]
 
-    def _write(self, rows: list[Row], targets: Sequence[_Target], *, probe: bool) -> None:
+    def _write(
+        self,
+        rows: list[Row],
+        targets: Sequence[_Target],
+        *,
+        probe: bool,
+        answers: list[tuple[int, int | None, str]] | None = None,
+    ) -> None:
         with self._lock:
             conn = self._live()
             cursor = self._cursor  # one cursor for every write: no allocation per append
             count = len(rows)
             try:
-                if 0 < count <= _ONE_STATEMENT and not probe:
+                if answers is not None:
+                    self._write_transaction(conn, cursor, rows, targets, probe=True, commit=False)
+                    self._answered(conn, cursor, answers)
+                elif 0 < count <= _ONE_STATEMENT and not probe:
                     # One statement: SQLite makes it a transaction, all rows or none.
                     cursor.execute(
                         _INSERTS[count],
@@ -234,6 +293,7 @@ class SQLiteJournal:
         targets: Sequence[_Target],
         *,
         probe: bool,
+        commit: bool = True,
     ) -> None:
         cursor.execute("BEGIN IMMEDIATE")
         try:
@@ -244,6 +304,29 @@ class SQLiteJournal:
                     raise error
             if rows:
                 cursor.executemany(_INSERTS[1], rows)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if commit:
+            cursor.execute("COMMIT")
+
+    def _answered(
+        self,
+        conn: sqlite3.Connection,
+        cursor: sqlite3.Cursor,
+        answers: list[tuple[int, int | None, str]],
+    ) -> None:
+        # Inside the transaction `_write_transaction(probe=True)` left open: the answers commit
+        # with the events that carried the commands out, or not at all (OWN-6). A second answer
+        # to one command (an owner that lost the conversation) violates the primary key.
+        try:
+            now = time.time()
+            cursor.executemany(
+                "INSERT INTO command_answers (command_id, epoch, body, answered_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(command_id, epoch, body, now) for command_id, epoch, body in answers],
+            )
             cursor.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -385,6 +468,150 @@ class SQLiteJournal:
             conversation_id=cid,
             reason="torn_record",
         )
+
+    # --- ownership (spec/ownership.md) -----------------------------------------------------
+
+    def _execute(self, doing: str, sql: str, params: tuple[Any, ...]) -> None:
+        with self._lock:
+            conn = self._live()
+            try:
+                conn.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise _sqlite_error(exc, doing) from None
+
+    def register(self, owner_id: str, host: str, pid: int, expires: float) -> None:
+        """Record (or refresh) an owner's lease."""
+        self._execute(
+            "registering an owner",
+            "INSERT INTO leases (owner_id, host, pid, expires) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (owner_id) DO UPDATE SET expires = excluded.expires",
+            (owner_id, host, pid, expires),
+        )
+
+    def renew(self, owner_id: str, expires: float) -> None:
+        """Move an owner's lease to `expires` (one row, whatever it owns)."""
+        self._execute(
+            "renewing a lease",
+            "UPDATE leases SET expires = ? WHERE owner_id = ?",
+            (expires, owner_id),
+        )
+
+    def release(self, owner_id: str) -> None:
+        """End an owner's lease now."""
+        self.renew(owner_id, 0.0)
+
+    def claim(
+        self, conversation_id: str, owner_id: str, seen_epoch: int, *, reason: str, at: float
+    ) -> OwnerRecord:
+        """Take the conversation at epoch `seen_epoch + 1`, if its epoch is still `seen_epoch`."""
+        check_target(conversation_id, 0)
+        with self._lock:
+            conn = self._live()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    row = conn.execute(_OWNER, (conversation_id,)).fetchone()
+                    current = None if row is None else row[1]
+                    if (current or 0) != seen_epoch:
+                        raise stale_owner(conversation_id, seen_epoch or None, current)
+                    if (
+                        conn.execute(
+                            "SELECT 1 FROM leases WHERE owner_id = ?", (owner_id,)
+                        ).fetchone()
+                        is None
+                    ):
+                        raise no_lease(owner_id)
+                    conn.execute(
+                        "INSERT INTO owners (conversation_id, epoch, owner_id, previous_owner, "
+                        "reason, taken_at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            conversation_id,
+                            seen_epoch + 1,
+                            owner_id,
+                            None if row is None else row[2],
+                            reason,
+                            at,
+                        ),
+                    )
+                    claimed = conn.execute(_OWNER, (conversation_id,)).fetchone()
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _sqlite_error(exc, f"claiming conversation {conversation_id!r}") from None
+        return OwnerRecord(*claimed)
+
+    def owner(self, conversation_id: str) -> OwnerRecord | None:
+        """The conversation's current owner."""
+        rows = self._query(_OWNER, (conversation_id,))
+        return OwnerRecord(*rows[0]) if rows else None
+
+    def owners(self) -> list[OwnerRecord]:
+        """The current owner of every owned conversation."""
+        return [OwnerRecord(*row) for row in self._query(_OWNERS, ())]
+
+    def ownership_history(self, conversation_id: str) -> list[OwnerRecord]:
+        """Every owner the conversation had, by epoch."""
+        return [OwnerRecord(*row) for row in self._query(_HISTORY, (conversation_id,))]
+
+    def submit(self, conversation_id: str, event: Event, at: float) -> int:
+        """Queue a command for the conversation's owner."""
+        check_target(conversation_id, 0)
+        check_events(conversation_id, [event])
+        with self._lock:
+            conn = self._live()
+            try:
+                cursor = conn.execute(
+                    "INSERT INTO commands (conversation_id, type, body, submitted_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (conversation_id, TYPE_NAMES[type(event)], dumps(event), at),
+                )
+            except sqlite3.Error as exc:
+                raise _sqlite_error(exc, "submitting a command") from None
+            command_id = cursor.lastrowid
+        assert command_id is not None
+        return command_id
+
+    def pending_commands(self, after: int = 0, conversation_id: str | None = None) -> list[Command]:
+        """Unanswered commands with id > `after`, in order (one that does not decode is kept
+        pending and skipped, with a warning: an owner never acts on a damaged command)."""
+        if conversation_id is None:
+            rows = self._query(_PENDING.format(only=""), (after,))
+        else:
+            rows = self._query(
+                _PENDING.format(only="AND c.conversation_id = ?"), (after, conversation_id)
+            )
+        commands = []
+        for command_id, cid, body, submitted_at in rows:
+            try:
+                event = loads_event(body)
+            except DecodeError as exc:
+                logger.warning(
+                    "journal %s: command %d does not decode: %s", self.path, command_id, exc
+                )
+                continue
+            if getattr(event, "conversation_id", None) != cid:
+                logger.warning(
+                    "journal %s: command %d names another conversation", self.path, command_id
+                )
+                continue
+            commands.append(Command(command_id, cid, event, submitted_at))
+        return commands
+
+    def answer(self, command_id: int) -> CommandAnswer | None:
+        """The owner's answer to a command, None while it is pending."""
+        rows = self._query(
+            "SELECT command_id, epoch, body, answered_at FROM command_answers WHERE command_id = ?",
+            (command_id,),
+        )
+        return CommandAnswer(*rows[0]) if rows else None
+
+    def change_token(self) -> int:
+        """SQLite's `data_version`: it changes when another connection commits."""
+        token: int = self._query("PRAGMA data_version", ())[0][0]
+        return token
 
     # --- plumbing --------------------------------------------------------------------------
 
