@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import gc
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,8 +33,15 @@ class _Recording(MemoryJournal):
         self.fail = False
         self.writes = 0
 
-    def append(self, conversation_id: str, expected_last: int, events: Sequence[Event]) -> int:
-        return self.append_many([AppendBatch(conversation_id, expected_last, events)])[0]
+    def append(
+        self,
+        conversation_id: str,
+        expected_last: int,
+        events: Sequence[Event],
+        *,
+        epoch: int | None = None,
+    ) -> int:
+        return self.append_many([AppendBatch(conversation_id, expected_last, events, epoch)])[0]
 
     def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
         if self.fail:
@@ -93,10 +101,11 @@ def test_rt_1_a_failed_write_commits_nothing_and_fences_the_conversation() -> No
     assert journal.last_sequence("c") == 0
 
 
-def test_rt_2_a_stale_writer_is_fenced(tmp_path: Path) -> None:
-    """Two runtimes on one SQLite journal: after the second advanced a conversation, the first
-    one's write for it fails with `StaleWriterError` (nothing written, nothing carried out) and
-    the first runtime stops driving that conversation; the journal stays one history."""
+def test_rt_2_own_3_a_stale_owner_is_fenced_and_its_request_delivered(tmp_path: Path) -> None:
+    """Two runtimes on one SQLite journal: once the second took the conversation over (the
+    first's lease lapsed), the first one's write for it is refused by the epoch fence (nothing
+    written, nothing carried out), the first stops driving it, and its request is delivered to
+    the new owner, which answers it; the journal stays one history."""
     db = tmp_path / "two.db"
     release = asyncio.Event()
 
@@ -115,30 +124,38 @@ def test_rt_2_a_stale_writer_is_fenced(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with Runtime(db, **options) as first:
-            handle = await first.run("c", None, mode="p", run_id="r")
-            await handle.interrupt()
-            await until(lambda: first.snapshot("c").steps[0].status is StepStatus.pending)
+            await first.run("c", None, mode="p", run_id="r")
+            await until(lambda: first.snapshot("c").steps[0].status is StepStatus.running)
+            # The first owner stalls past its lease (a paused process): the second takes the
+            # conversation over when it opens, and starts the tool again under its own epoch.
+            first.journal.renew(first.owner_id, 1.0)
             async with Runtime(db, **options) as second:
-                await second.resume_run("c", "r")
-                with pytest.raises(StaleWriterError):
-                    await first.cancel_run("c", "r")
-                with pytest.raises(StaleWriterError):
-                    await first.resume_run("c", "r")
+                assert [(cid, old) for cid, old, _, _ in second.recovery.taken_over] == [
+                    ("c", first.owner_id)
+                ]
+                # The stale owner's write is refused by the epoch fence; its request reaches
+                # the new owner, which answers it.
+                answered = await first.cancel_run("c", "r")
+                assert answered.status is RunStatus.canceled
                 release.set()
-                final = await second.wait("c", "r")
-                assert final.status is RunStatus.completed
+                assert (await second.wait("c", "r")).status is RunStatus.canceled
                 seen["last"] = second.journal.last_sequence("c")
-            assert first.snapshot("c").status is RunStatus.interrupted  # its stale view
+            assert first.snapshot("c").status is RunStatus.canceled  # its view, from the journal
 
     arun(scenario())
-    # The stale writer wrote nothing: the journal is the second runtime's history alone, one
-    # terminal output, every record in sequence, the run completed.
+    # The stale owner wrote nothing after the takeover: one terminal output, every record in
+    # sequence and under the epoch current when it was written.
     with SQLiteJournal(db) as journal:
         assert journal.last_sequence("c") == seen["last"]
+        assert [r.epoch for r in journal.ownership_history("c")] == [1, 2]
         facts = check_journal(journal, Coordinator([mode]))
     facts.assert_ok()
-    assert facts.runs == {("c", "r"): RunStatus.completed}
+    assert facts.runs == {("c", "r"): RunStatus.canceled}
     assert facts.rejected == {}
+    conn = sqlite3.connect(db)
+    epochs = [epoch for (epoch,) in conn.execute("SELECT epoch FROM events ORDER BY sequence")]
+    conn.close()
+    assert epochs == sorted(epochs) and epochs[-1] == 2
 
 
 def test_rt_2_conversations_share_commits() -> None:

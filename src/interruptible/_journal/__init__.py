@@ -5,23 +5,43 @@ from __future__ import annotations
 import os
 
 from ._memory import MemoryJournal
+from ._ownership import (
+    DEFAULT_LEASE,
+    HEARTBEATS_PER_LEASE,
+    Command,
+    CommandAnswer,
+    OwnerRecord,
+    abandonment,
+    new_owner_id,
+    pid_alive,
+    this_host,
+)
 from ._protocol import AppendBatch, Journal, JournalRecord
 from ._records import RecoveryNote
 from ._replay import Parity, replay_conversation, replay_parity, restore
 from ._sqlite import SQLiteJournal
 
 __all__ = [
+    "DEFAULT_LEASE",
+    "HEARTBEATS_PER_LEASE",
     "AppendBatch",
+    "Command",
+    "CommandAnswer",
     "Journal",
     "JournalRecord",
     "MemoryJournal",
+    "OwnerRecord",
     "Parity",
     "RecoveryNote",
     "SQLiteJournal",
+    "abandonment",
+    "new_owner_id",
     "open_journal",
+    "pid_alive",
     "replay_conversation",
     "replay_parity",
     "restore",
+    "this_host",
 ]
 
 # The spellings that mean "no file": SQLite's own ":memory:" and the runtime's "memory".

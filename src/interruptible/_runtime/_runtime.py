@@ -34,8 +34,8 @@ from .._core import (
     RunState,
     initial_state,
 )
-from .._errors import JournalError, RunNotFoundError
-from .._journal import Journal, open_journal
+from .._errors import JournalError, RunNotFoundError, StaleOwnerError
+from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, open_journal
 from .._lifecycle import StepClass
 from .._vocabulary import (
     CancelRequested,
@@ -56,7 +56,7 @@ from ._effects import EffectManager, json_normalized
 from ._executors import Executor, FunctionExecutor, HumanGateExecutor, TimerExecutor
 from ._ids import UuidIds, new_run_id
 from ._llm import ChatModel, LlmExecutor
-from ._recovery import recovery_events
+from ._owner import DEFAULT_COMMAND_TIMEOUT, Owner, owned_elsewhere
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
 from ._writer import SETTLED, Conversation, Writer
@@ -69,12 +69,21 @@ JournalSpec = str | os.PathLike[str] | Journal
 # How long `close` waits for cancelled effects to answer: long enough for an executor's own
 # cleanup (closing a connection), short enough that Ctrl-C in the demo feels immediate.
 CLOSE_GRACE: Final = 1.0
+# How often `wait` re-reads the journal for a run that another process drives.
+_FOLLOW_POLL: Final = 0.02
 
 
 class RecoveryReport:
     """What opening the journal found: conversations, events, and what recovery restarted."""
 
-    __slots__ = ("conversations", "events", "rejected", "restarted_runs")
+    __slots__ = (
+        "conversations",
+        "events",
+        "left_alone",
+        "rejected",
+        "restarted_runs",
+        "taken_over",
+    )
 
     def __init__(self) -> None:
         self.conversations = 0
@@ -83,11 +92,16 @@ class RecoveryReport:
         # (conversation, run) whose in-flight effects recovery answered as lost (a running run's
         # steps start again; an interrupted run's stay until it is resumed)
         self.restarted_runs: list[tuple[str, str]] = []
+        # (conversation, previous owner, new epoch, why it was abandoned): every takeover (OWN-5)
+        self.taken_over: list[tuple[str, str, int, str]] = []
+        # (conversation, owner): live effects found, left to the live process that owns them
+        self.left_alone: list[tuple[str, str]] = []
 
     def __repr__(self) -> str:
         return (
             f"RecoveryReport(conversations={self.conversations}, events={self.events}, "
-            f"rejected={len(self.rejected)}, restarted_runs={len(self.restarted_runs)})"
+            f"rejected={len(self.rejected)}, restarted_runs={len(self.restarted_runs)}, "
+            f"taken_over={len(self.taken_over)}, left_alone={len(self.left_alone)})"
         )
 
 
@@ -149,6 +163,12 @@ class Runtime:
     `system` over `functions`, `tool` over `tools`, `llm` over `model`). `clock` and `ids` make
     the times and ids put into events (the core never makes them). `on_audit` is called with
     every `emit_audit` directive (they are also logged on `interruptible.audit`).
+
+    Ownership (spec/ownership.md): the runtime drives only the conversations it owns, under a
+    lease of `lease` seconds renewed by heartbeat; with `adopt`, it takes over abandoned
+    conversations that have work, on open and at every heartbeat. Commands for a conversation
+    another live process owns are delivered to it and answered from there (waiting up to
+    `command_timeout` seconds).
     """
 
     def __init__(
@@ -165,7 +185,16 @@ class Runtime:
         ids: Callable[[], str] | None = None,
         on_audit: Callable[[EmitAudit], None] | None = None,
         history_limit: int = HISTORY_LIMIT,
+        lease: float = DEFAULT_LEASE,
+        adopt: bool = True,
+        command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
     ) -> None:
+        if lease <= 0:
+            raise ValueError(f"lease must be positive seconds, got {lease!r}")
+        self.lease = lease
+        self.adopt = adopt
+        self.command_timeout = command_timeout
+        self._owner: Owner | None = None
         self._journal_spec = journal
         self._own_journal = not isinstance(journal, Journal)
         self._journal: Journal | None = None
@@ -230,9 +259,39 @@ class Runtime:
             ids=self._ids,
         )
         self._writer = writer
-        self._restore(writer)
+        owner = self._owner = Owner(
+            self._journal,
+            writer,
+            self.recovery,
+            coordinator=lambda: self.coordinator,
+            clock=self.clock,
+            ids=self._ids,
+            lease=self.lease,
+            adopt=self.adopt,
+            command_timeout=self.command_timeout,
+        )
+        try:
+            owner.register()
+            self._restore(writer, owner)
+        except BaseException:
+            if self._own_journal:
+                self._journal.close()
+            self._state = "new"
+            raise
         writer.start()
+        owner.start()
         self._state = "open"
+
+    @property
+    def owner_id(self) -> str:
+        """This runtime's owner id in the journal (host:pid:random)."""
+        if self._owner is None:
+            raise JournalError("the runtime is not open; use `async with Runtime(...)`")
+        return self._owner.owner_id
+
+    def owner(self, conversation_id: str) -> OwnerRecord | None:
+        """The conversation's current owner, as the journal records it."""
+        return self.journal.owner(conversation_id)
 
     async def close(self) -> None:
         """Let cancelled effects answer, journal what is queued, stop; effects still running
@@ -252,6 +311,9 @@ class Runtime:
             # it ever gives one, is dropped: the next process restarts the effect anyway).
             await asyncio.wait(leftovers, timeout=CLOSE_GRACE)
         await writer.stop()
+        if self._owner is not None:
+            await self._owner.stop()
+            self._owner.release()
         for subscriptions in list(self._subscribers.values()):
             for subscription in list(subscriptions):
                 subscription.close()
@@ -259,10 +321,12 @@ class Runtime:
             self._journal.close()
         self._state = "closed"
 
-    def _restore(self, writer: Writer) -> None:
+    def _restore(self, writer: Writer, owner: Owner) -> None:
         journal = writer.journal
         reduce = self.coordinator.reduce
         report = self.recovery
+        owners = {record.conversation_id: record for record in journal.owners()}
+        commanded = {command.conversation_id for command in journal.pending_commands()}
         for conversation_id in journal.conversations():
             state = initial_state()
             last = 0
@@ -284,12 +348,22 @@ class Runtime:
                 if started.run_id == state.active_run_id:
                     conv.note_start(started)
             writer.conversations[conversation_id] = conv
-            events = recovery_events(state, self._ids, self.clock)
-            if events:
-                assert state.active_run_id is not None
-                report.restarted_runs.append((conversation_id, state.active_run_id))
-                for event in events:
-                    writer.post(conv, event, None)
+            # Only an abandoned conversation is taken over (OWN-4): a live owner's effects are
+            # its own, however they look from here.
+            found = owners.get(conversation_id)
+            live = owner.live_owner(found)
+            has_work = (
+                state.active_run is not None and bool(state.active_run.live_steps())
+            ) or conversation_id in commanded
+            if live is not None:
+                conv.owner = live
+                if has_work:
+                    report.left_alone.append((conversation_id, live.owner_id))
+            elif has_work and self.adopt:
+                try:
+                    owner.take_over(conversation_id, found)
+                except StaleOwnerError:  # another process took it first
+                    conv.owner = journal.owner(conversation_id)
         if report.rejected:
             log.warning(
                 "%d journaled events were refused on replay (a mode not registered?): %s",
@@ -390,6 +464,11 @@ class Runtime:
         run = conv.state.run(run_id)
         if run is None:
             raise self._run_not_found(conversation_id, run_id)
+        while conv.epoch is None and run.status not in SETTLED:
+            # Driven by another process: follow the journal (its answers are written there).
+            await asyncio.sleep(_FOLLOW_POLL)
+            conv = self._conversation(conversation_id, run_id)
+            run = conv.state.run(run_id) or run
         if run.status not in SETTLED:
             future: asyncio.Future[RunState | None] = asyncio.get_running_loop().create_future()
             if conv.waiters is None:
@@ -469,6 +548,10 @@ class Runtime:
 
     def _conversation(self, conversation_id: str, run_id: str | None) -> Conversation:
         conv = self._live_writer().conversations.get(conversation_id)
+        if conv is None or conv.epoch is None:
+            # Not driven here: the journal's view (another process may own it, OWN-6).
+            assert self._owner is not None
+            conv = self._owner.view(conversation_id)
         if conv is None:
             raise self._run_not_found(conversation_id, run_id)
         return conv
@@ -492,6 +575,8 @@ class Runtime:
 
     async def _request(self, conversation_id: str, run_id: str, event: Event) -> RunSnapshot:
         outcome = await self._submit(conversation_id, event)
+        if isinstance(outcome, RunSnapshot):  # answered by the owner in another process
+            return outcome
         run = outcome.state.run(run_id)
         if run is None:  # a late request for a forgotten ended run: nothing to show
             raise self._run_not_found(conversation_id, run_id)
@@ -501,16 +586,32 @@ class Runtime:
         writer = self._live_writer()
         if self._state != "open" and not isinstance(event, EffectStarted):
             raise JournalError("the runtime is closing", reason="runtime_closing")
-        conv = writer.conversations.get(conversation_id)
-        if conv is None:
-            if not create:
-                raise self._run_not_found(conversation_id, getattr(event, "run_id", None))
-            conv = writer.conversations[conversation_id] = Conversation(
-                conversation_id, initial_state(conversation_id), 0
-            )
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        writer.post(conv, event, future)
-        return await future
+        owner = self._owner
+        assert owner is not None
+        lost: StaleOwnerError | None = None
+        for _ in range(2):
+            conv = writer.conversations.get(conversation_id)
+            if conv is None or conv.epoch is None:
+                # Not ours (yet): claim it if it is new or abandoned, else deliver the request
+                # to its live owner (OWN-6).
+                routed = owner.route(conversation_id, create=create)
+                if routed is None:
+                    raise self._run_not_found(conversation_id, getattr(event, "run_id", None))
+                if isinstance(routed, OwnerRecord):
+                    if isinstance(event, RunRequested):
+                        raise owned_elsewhere(routed, event.run_id)
+                    return await owner.forward(conversation_id, event)
+                conv = routed
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            writer.post(conv, event, future)
+            try:
+                return await future
+            except StaleOwnerError as exc:
+                # Taken over while this runtime believed it owned the conversation (OWN-3):
+                # nothing of the request was written; deliver it to the new owner instead.
+                lost = exc
+        assert lost is not None
+        raise lost
 
     def _post_answer(self, conversation_id: str, event: Event) -> None:
         writer = self._writer

@@ -47,8 +47,8 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._core import ConversationState, Coordinator, Disposition, Outcome
-from .._errors import InterruptibleError, JournalError, StaleWriterError
-from .._journal import AppendBatch, Journal
+from .._errors import InterruptibleError, JournalError, StaleOwnerError, StaleWriterError
+from .._journal import AppendBatch, Journal, OwnerRecord
 from .._lifecycle import TERMINAL_RUN_STATUSES, RunStatus
 from .._vocabulary import (
     CancelEffects,
@@ -58,7 +58,9 @@ from .._vocabulary import (
     Event,
     StartEffect,
 )
+from ._answers import error_answer, snapshot_answer
 from ._effects import EffectManager, effect_event
+from ._snapshot import RunSnapshot
 
 log: Final = logging.getLogger("interruptible.runtime")
 
@@ -67,19 +69,37 @@ _APPLIED: Final = Disposition.applied
 # A `wait()` returns when its run is in one of these statuses.
 SETTLED: Final = frozenset({RunStatus.interrupted, *TERMINAL_RUN_STATUSES})
 
-Item = tuple[Event, "asyncio.Future[Outcome] | None"]
+# An event, and who waits for its outcome: a local caller's future, the id of a command from
+# another process (its answer is journaled with the event, OWN-6), or nobody.
+Item = tuple[Event, "asyncio.Future[Outcome] | int | None"]
 _Reply = tuple["asyncio.Future[Outcome]", Outcome]
 
 
 class Conversation:
     """One conversation as the runtime holds it: state, journal position, inbox, waiters."""
 
-    __slots__ = ("conversation_id", "fenced", "first_starts", "inbox", "last", "state", "waiters")
+    __slots__ = (
+        "conversation_id",
+        "epoch",
+        "fenced",
+        "first_starts",
+        "inbox",
+        "last",
+        "owner",
+        "state",
+        "waiters",
+    )
 
-    def __init__(self, conversation_id: str, state: ConversationState, last: int) -> None:
+    def __init__(
+        self, conversation_id: str, state: ConversationState, last: int, epoch: int | None = None
+    ) -> None:
         self.conversation_id = conversation_id
         self.state = state
         self.last = last  # the journal's last sequence for this conversation
+        # This runtime's owner epoch for the conversation (OWN-3), None while it does not own it
+        # (then `state` is a read-only view, refreshed from the journal).
+        self.epoch = epoch
+        self.owner: OwnerRecord | None = None  # the owner last seen, when it is another process
         self.inbox: list[Item] = []
         self.waiters: dict[str, list[asyncio.Future[Any]]] | None = None
         # run id -> step id -> the step's first journaled start (a timer's deadline origin)
@@ -111,12 +131,23 @@ class Conversation:
 class _Batch:
     """One conversation's share of one pump round."""
 
-    __slots__ = ("conv", "error", "events", "last", "results", "started", "starts", "state")
+    __slots__ = (
+        "answers",
+        "conv",
+        "error",
+        "events",
+        "last",
+        "results",
+        "started",
+        "starts",
+        "state",
+    )
 
     def __init__(self, conv: Conversation) -> None:
         self.conv = conv
         self.state = conv.state
         self.events: list[Event] = []
+        self.answers: list[tuple[int, str]] | None = None  # commands answered by this batch
         # Per event, in order: its directives, and the caller's future with the outcome it gets.
         # An outcome no caller waits for is not kept: it holds the intermediate state of its
         # event, which would otherwise live (and be traversed, and promoted, by the cyclic GC)
@@ -162,11 +193,11 @@ class Writer:
     # --- the inbox ------------------------------------------------------------------------------
 
     def post(
-        self, conv: Conversation, event: Event, future: asyncio.Future[Outcome] | None
+        self, conv: Conversation, event: Event, future: asyncio.Future[Outcome] | int | None
     ) -> None:
         """Queue an event for its conversation (the only way state ever changes)."""
         if conv.fenced is not None:
-            if future is not None:
+            if isinstance(future, asyncio.Future):
                 future.set_exception(conv.fenced)
             return
         if not conv.inbox:
@@ -236,6 +267,10 @@ class Writer:
         results = batch.results
         for event, future in items:
             outcome = reduce(state, event)
+            if type(future) is int:
+                self._answer(batch, future, event, outcome)
+                future = None
+            assert future is None or isinstance(future, asyncio.Future)
             results.append((outcome.directives, None if future is None else (future, outcome)))
             if outcome.disposition is _REJECTED and not _audited(outcome):
                 continue  # refused, changed nothing: not journaled
@@ -250,6 +285,22 @@ class Writer:
                 state = self._start_at_once(batch, state, outcome)
         batch.state = state
         return batch
+
+    def _answer(self, batch: _Batch, command_id: int, event: Event, outcome: Outcome) -> None:
+        """Answer a command from another process, in the same write as its event (OWN-6)."""
+        if outcome.error is not None:
+            body = error_answer(outcome.error)
+        else:
+            run_id: str = getattr(event, "run_id", "")
+            run = outcome.state.run(run_id)
+            body = (
+                snapshot_answer(RunSnapshot.of(batch.conv.conversation_id, run))
+                if run is not None
+                else error_answer(JournalError(f"run {run_id!r} is no longer held", run_id=run_id))
+            )
+        if batch.answers is None:
+            batch.answers = []
+        batch.answers.append((command_id, body))
 
     def _start_at_once(self, batch: _Batch, state: ConversationState, outcome: Outcome) -> Any:
         """Fold `effect_started` right behind each start that needs no wait (one commit/step)."""
@@ -279,7 +330,7 @@ class Writer:
         return state
 
     def _write(self, batches: list[_Batch]) -> None:
-        todo = [batch for batch in batches if batch.events]
+        todo = [batch for batch in batches if batch.events or batch.answers]
         if not todo:
             return
         journal = self.journal
@@ -289,7 +340,12 @@ class Writer:
         self.commits += 1
         try:
             lasts = journal.append_many(
-                [AppendBatch(b.conv.conversation_id, b.conv.last, b.events) for b in todo]
+                [
+                    AppendBatch(
+                        b.conv.conversation_id, b.conv.last, b.events, b.conv.epoch, b.answers or ()
+                    )
+                    for b in todo
+                ]
             )
         except StaleWriterError:
             # One stale conversation refused the whole group: write the others one by one.
@@ -306,10 +362,20 @@ class Writer:
 
     def _write_one(self, batch: _Batch) -> None:
         self.commits += 1
+        conv = batch.conv
         try:
-            batch.last = self.journal.append(
-                batch.conv.conversation_id, batch.conv.last, batch.events
-            )
+            if batch.answers:
+                (batch.last,) = self.journal.append_many(
+                    [
+                        AppendBatch(
+                            conv.conversation_id, conv.last, batch.events, conv.epoch, batch.answers
+                        )
+                    ]
+                )
+            else:
+                batch.last = self.journal.append(
+                    conv.conversation_id, conv.last, batch.events, epoch=conv.epoch
+                )
         except Exception as exc:
             batch.error = _journal_error(exc)
 
@@ -370,11 +436,16 @@ class Writer:
             error,
         )
         conv.fenced = error
+        if isinstance(error, StaleOwnerError):
+            # Taken over by another process (OWN-3): it drives the conversation now. This one
+            # stops its effects and lets go; later calls are routed to the new owner.
+            conv.fenced = None
+            conv.epoch = None
         for _directives, reply in batch.results:
             if reply is not None and not reply[0].done():
                 reply[0].set_exception(error)
         for _event, future in conv.inbox:
-            if future is not None and not future.done():
+            if isinstance(future, asyncio.Future) and not future.done():
                 future.set_exception(error)
         conv.inbox = []
         self.effects.cancel_quietly(conv.conversation_id)

@@ -1,0 +1,375 @@
+"""The runtime as an owner of conversations: its lease, takeovers, and commands (spec/ownership.md).
+
+Theory of operation
+-------------------
+A runtime drives only the conversations it owns (OWN-1): it registers a lease under a fresh owner
+id when it opens, renews it by heartbeat, and releases it when it closes. It claims a
+conversation when it first writes to it: a new conversation (`run`), or one whose owner is
+abandoned (OWN-4: lease expired or released, or its pid gone on this host), which is a
+*takeover* journaled in the conversation's owner history (OWN-5). Before acting on a conversation
+it took over, it folds what the previous owner journaled since (it may have written after this
+runtime last looked), applies the commands still pending for it (OWN-6), and answers the effects
+that owner left live (`effect_lost`, RT-8).
+
+A conversation owned by another live process is never changed here. This runtime holds a
+read-only view of it, refreshed from the journal when read; a command for it (`interrupt_run`,
+`resume_run`, `cancel_run`, `provide_input`) is submitted to the journal's `commands` table and
+answered by the owner, in the same transaction as the events it caused. The owner learns of
+commands without rescanning the log: it polls the journal's change token (SQLite's
+`PRAGMA data_version`, one cheap read that changes only when another connection commits) every
+`COMMAND_POLL` seconds and reads the pending commands only when it changed, plus once a second
+in case a change was missed (spec/ownership.md says why this and not a socket).
+
+With `adopt` (the default), the heartbeat also sweeps: a conversation whose owner became
+abandoned and that has work (live effects, pending commands) is taken over, so runs of a
+crashed process go on in a live one within a lease (at once for a dead pid on this host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+from .._core import Coordinator, initial_state
+from .._errors import (
+    CommandTimeoutError,
+    JournalError,
+    OwnedElsewhereError,
+    StaleOwnerError,
+)
+from .._journal import (
+    HEARTBEATS_PER_LEASE,
+    Journal,
+    OwnerRecord,
+    abandonment,
+    new_owner_id,
+    this_host,
+)
+from .._vocabulary import EffectStarted, Event
+from ._answers import read_answer
+from ._recovery import recovery_events
+from ._snapshot import RunSnapshot
+from ._writer import Conversation, Writer
+
+if TYPE_CHECKING:
+    from ._runtime import RecoveryReport
+
+log: Final = logging.getLogger("interruptible.runtime")
+
+# How often an owner looks for commands (a read of the change token): the cross-process
+# interrupt's latency is about this much, and 100 reads a second cost nothing measurable.
+COMMAND_POLL: Final = 0.01
+# Every this many polls, pending commands are read even if the token did not move: a change
+# by this very connection (a journal object shared by two runtimes) moves no token.
+_RESCAN_EVERY: Final = 100
+# How long a sender waits for the owner's answer before `CommandTimeoutError`.
+DEFAULT_COMMAND_TIMEOUT: Final = 30.0
+# A sender's polls for its answer grow from 1 ms to this, and it rechecks the owner's lease
+# every this many seconds (to take over, and answer itself, if the owner died meanwhile).
+_ANSWER_POLL_MAX: Final = 0.01
+_OWNER_RECHECK: Final = 0.5
+
+
+def owned_elsewhere(record: OwnerRecord, run_id: str | None = None) -> OwnedElsewhereError:
+    """The error for a request that only the conversation's live owner may carry out."""
+    return OwnedElsewhereError(
+        f"conversation {record.conversation_id!r} is driven by process {record.pid} on "
+        f"{record.host} (owner {record.owner_id}, epoch {record.epoch}); interrupt, cancel or "
+        "answer its run from here (they are delivered to it), or wait until it ends.",
+        conversation_id=record.conversation_id,
+        owner_id=record.owner_id,
+        host=record.host,
+        pid=record.pid,
+        run_id=run_id,
+    )
+
+
+class Owner:
+    """This runtime's ownership of conversations in one journal."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        writer: Writer,
+        report: RecoveryReport,
+        *,
+        coordinator: Callable[[], Coordinator],
+        clock: Callable[[], float],
+        ids: Callable[[], str],
+        lease: float,
+        adopt: bool,
+        owner_id: str | None = None,
+        command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    ) -> None:
+        if lease <= 0:
+            raise ValueError(f"lease must be positive seconds, got {lease!r}")
+        self.journal = journal
+        self.writer = writer
+        self.report = report
+        self.coordinator = coordinator
+        self.clock = clock
+        self.ids = ids
+        self.lease = lease
+        self.adopt = adopt
+        self.host = this_host()
+        self.pid = os.getpid()
+        self.owner_id = owner_id if owner_id is not None else new_owner_id(self.host, self.pid)
+        self.command_timeout = command_timeout
+        # Commands posted to the writer and not yet seen answered: a command is posted once,
+        # whether the watcher or a takeover finds it first.
+        self._posted: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- the lease ----------------------------------------------------------------------------
+
+    def register(self) -> None:
+        """Record this owner's lease (before any claim)."""
+        self.journal.register(self.owner_id, self.host, self.pid, self.clock() + self.lease)
+
+    def start(self) -> None:
+        """Start the heartbeat and the command watcher on the running loop."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._heartbeat(), name="interruptible heartbeat"),
+            loop.create_task(self._watch(), name="interruptible commands"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the heartbeat and the watcher."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def release(self) -> None:
+        """End the lease: every conversation owned here is abandoned at once (a clean close)."""
+        try:
+            self.journal.release(self.owner_id)
+        except JournalError as exc:  # the journal is gone: the lease expires by itself
+            log.warning("could not release the lease of %s: %s", self.owner_id, exc)
+
+    async def _heartbeat(self) -> None:
+        period = self.lease / HEARTBEATS_PER_LEASE
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self.journal.renew(self.owner_id, self.clock() + self.lease)
+                if self.adopt:
+                    self.sweep()
+            except Exception:  # a failed beat is retried at the next one; the lease has slack
+                log.exception("the heartbeat of %s failed", self.owner_id)
+
+    # --- reading the journal ------------------------------------------------------------------
+
+    def live_owner(self, record: OwnerRecord | None) -> OwnerRecord | None:
+        """`record` if it names another owner that is alive (OWN-4), else None."""
+        if record is None or record.owner_id == self.owner_id:
+            return None
+        return record if abandonment(record, self.clock(), self.host) is None else None
+
+    def catch_up(self, conv: Conversation) -> None:
+        """Fold what the journal holds after `conv.last` into the conversation's state."""
+        reduce = self.coordinator().reduce
+        state = conv.state
+        last = conv.last
+        starts: list[EffectStarted] = []
+        for record in self.journal.read(conv.conversation_id, after=last):
+            outcome = reduce(state, record.event)
+            state = outcome.state
+            last = record.sequence
+            if outcome.applied and type(record.event) is EffectStarted:
+                assert isinstance(record.event, EffectStarted)
+                starts.append(record.event)
+        conv.state = state
+        conv.last = last
+        for started in starts:
+            if started.run_id == state.active_run_id:
+                conv.note_start(started)
+
+    def view(self, conversation_id: str) -> Conversation | None:
+        """The conversation as this runtime holds it, brought up to date from the journal when
+        another process owns it; None if the journal has never heard of it."""
+        conv = self.writer.conversations.get(conversation_id)
+        if conv is not None and conv.epoch is not None:
+            return conv
+        if conv is None:
+            if self.journal.last_sequence(conversation_id) == 0:
+                return None
+            conv = Conversation(conversation_id, initial_state(conversation_id), 0)
+            self.writer.conversations[conversation_id] = conv
+        self.catch_up(conv)
+        return conv
+
+    # --- taking a conversation ----------------------------------------------------------------
+
+    def route(
+        self, conversation_id: str, *, create: bool, first: Event | None = None
+    ) -> Conversation | OwnerRecord | None:
+        """Make sure this runtime may write to the conversation.
+
+        Returns the conversation once this runtime owns it (claimed now if it was new or
+        abandoned: then `first` is posted before what the takeover answers), the live owner's
+        record when another process drives it, or None when the conversation does not exist and
+        `create` is false.
+        """
+        conv = self.writer.conversations.get(conversation_id)
+        if conv is not None and conv.epoch is not None:
+            return conv
+        for _ in range(8):  # each lost race means another claimant won: look again
+            record = self.journal.owner(conversation_id)
+            live = self.live_owner(record)
+            if live is not None:
+                if conv is not None:
+                    conv.owner = live
+                return live
+            if record is None and not create and self.journal.last_sequence(conversation_id) == 0:
+                return None
+            try:
+                return self.take_over(conversation_id, record, first=first)
+            except StaleOwnerError:
+                continue
+        raise JournalError(  # pragma: no cover - eight claimants in a row beat this one
+            f"conversation {conversation_id!r}: could not claim it after eight tries; retry.",
+            conversation_id=conversation_id,
+            reason="claim_contended",
+        )
+
+    def take_over(
+        self, conversation_id: str, record: OwnerRecord | None, *, first: Event | None = None
+    ) -> Conversation:
+        """Claim the conversation from `record`'s owner (or as its first owner), fold what it
+        wrote, and queue: `first`, the pending commands, the answers to its live effects."""
+        now = self.clock()
+        if record is None:
+            reason = "new" if self.journal.last_sequence(conversation_id) == 0 else "unowned"
+        else:
+            reason = abandonment(record, now, self.host) or "abandoned"
+        claimed = self.journal.claim(
+            conversation_id,
+            self.owner_id,
+            0 if record is None else record.epoch,
+            reason=reason,
+            at=now,
+        )
+        writer = self.writer
+        conv = writer.conversations.get(conversation_id)
+        if conv is None:
+            conv = Conversation(conversation_id, initial_state(conversation_id), 0)
+            writer.conversations[conversation_id] = conv
+        conv.epoch = claimed.epoch
+        conv.owner = None
+        conv.fenced = None
+        self.catch_up(conv)
+        if record is not None:
+            self.report.taken_over.append((conversation_id, record.owner_id, claimed.epoch, reason))
+            log.info(
+                "took over conversation %r from %s (%s) at epoch %d",
+                conversation_id,
+                record.owner_id,
+                reason,
+                claimed.epoch,
+            )
+        if first is not None:
+            writer.post(conv, first, None)
+        for command in self.journal.pending_commands(conversation_id=conversation_id):
+            if command.command_id not in self._posted:
+                self._posted.add(command.command_id)
+                writer.post(conv, command.event, command.command_id)
+        events = recovery_events(conv.state, self.ids, self.clock)
+        if events:
+            assert conv.state.active_run_id is not None
+            self.report.restarted_runs.append((conversation_id, conv.state.active_run_id))
+            for event in events:
+                writer.post(conv, event, None)
+        return conv
+
+    def sweep(self) -> None:
+        """Take over every abandoned conversation that has work (live effects, commands)."""
+        for record in self.journal.owners():
+            if record.owner_id == self.owner_id or self.live_owner(record) is not None:
+                continue
+            conv = self.view(record.conversation_id)
+            if conv is None or conv.epoch is not None:
+                continue
+            has_work = bool(
+                conv.state.active_run is not None and conv.state.active_run.live_steps()
+            )
+            if not has_work and not self.journal.pending_commands(
+                conversation_id=record.conversation_id
+            ):
+                continue
+            try:
+                self.take_over(record.conversation_id, record)
+            except StaleOwnerError:
+                continue  # another process took it first
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def forward(self, conversation_id: str, event: Event) -> RunSnapshot:
+        """Submit a command to the conversation's owner and return its answer (OWN-6)."""
+        journal = self.journal
+        command_id = journal.submit(conversation_id, event, self.clock())
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        recheck = start + _OWNER_RECHECK
+        delay = 0.001
+        while True:
+            answer = journal.answer(command_id)
+            if answer is not None:
+                self.view(conversation_id)
+                return read_answer(answer.body)
+            now = loop.time()
+            if now - start > self.command_timeout:
+                raise CommandTimeoutError(
+                    f"command {command_id} for conversation {conversation_id!r} was accepted "
+                    f"but not answered in {self.command_timeout:g} s; it stays queued and is "
+                    "applied once, by the conversation's owner or by whoever takes it over.",
+                    conversation_id=conversation_id,
+                    run_id=getattr(event, "run_id", None),
+                    reason="command_timeout",
+                )
+            if now >= recheck:
+                recheck = now + _OWNER_RECHECK
+                conv = self.writer.conversations.get(conversation_id)
+                if conv is None or conv.epoch is None:
+                    record = journal.owner(conversation_id)
+                    if self.live_owner(record) is None:
+                        # The owner died with our command: apply it here (OWN-6).
+                        with contextlib.suppress(StaleOwnerError):
+                            self.take_over(conversation_id, record)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _ANSWER_POLL_MAX)
+
+    async def _watch(self) -> None:
+        journal = self.journal
+        writer = self.writer
+        token = None
+        tick = 0
+        while True:
+            await asyncio.sleep(COMMAND_POLL)
+            tick += 1
+            try:
+                now_token = journal.change_token()
+                if now_token == token and tick % _RESCAN_EVERY:
+                    continue
+                token = now_token
+                pending = journal.pending_commands()
+                if self._posted:  # what is no longer pending was answered
+                    still = {command.command_id for command in pending}
+                    self._posted &= still
+                for command in pending:
+                    conv = writer.conversations.get(command.conversation_id)
+                    if conv is None or conv.epoch is None:
+                        continue  # not ours: its owner (or whoever takes it over) applies it
+                    if command.command_id in self._posted:
+                        continue
+                    self._posted.add(command.command_id)
+                    writer.post(conv, command.event, command.command_id)
+            except Exception:  # a failed look is retried at the next poll
+                log.exception("reading commands failed")
