@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import gc
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from interruptible import (
     Event,
     JournalError,
     RunStatus,
-    StaleWriterError,
     StepStatus,
 )
 from interruptible._journal import AppendBatch, MemoryJournal, SQLiteJournal
