@@ -53,7 +53,7 @@ from .._vocabulary import EffectStarted, Event
 from ._answers import read_answer
 from ._recovery import recovery_events
 from ._snapshot import RunSnapshot
-from ._writer import Conversation, Writer
+from ._writer import Conversation, Item, Writer
 
 if TYPE_CHECKING:
     from ._runtime import RecoveryReport
@@ -209,17 +209,20 @@ class Owner:
     # --- taking a conversation ----------------------------------------------------------------
 
     def route(
-        self, conversation_id: str, *, create: bool, first: Event | None = None
+        self, conversation_id: str, *, create: bool, first: Item | None = None
     ) -> Conversation | OwnerRecord | None:
-        """Make sure this runtime may write to the conversation.
+        """Make sure this runtime may write to the conversation, and post `first` to it.
 
         Returns the conversation once this runtime owns it (claimed now if it was new or
-        abandoned: then `first` is posted before what the takeover answers), the live owner's
-        record when another process drives it, or None when the conversation does not exist and
-        `create` is false.
+        abandoned: `first` is posted before the pending commands and the answers to the
+        previous owner's live effects, OWN-8), the live owner's record when another process
+        drives it (nothing posted), or None when the conversation does not exist and `create`
+        is false.
         """
         conv = self.writer.conversations.get(conversation_id)
         if conv is not None and conv.epoch is not None:
+            if first is not None:
+                self.writer.post(conv, *first)
             return conv
         for _ in range(8):  # each lost race means another claimant won: look again
             record = self.journal.owner(conversation_id)
@@ -241,7 +244,7 @@ class Owner:
         )
 
     def take_over(
-        self, conversation_id: str, record: OwnerRecord | None, *, first: Event | None = None
+        self, conversation_id: str, record: OwnerRecord | None, *, first: Item | None = None
     ) -> Conversation:
         """Claim the conversation from `record`'s owner (or as its first owner), fold what it
         wrote, and queue: `first`, the pending commands, the answers to its live effects."""
@@ -276,7 +279,7 @@ class Owner:
                 claimed.epoch,
             )
         if first is not None:
-            writer.post(conv, first, None)
+            writer.post(conv, *first)
         for command in self.journal.pending_commands(conversation_id=conversation_id):
             if command.command_id not in self._posted:
                 self._posted.add(command.command_id)

@@ -590,20 +590,20 @@ class Runtime:
         assert owner is not None
         lost: StaleOwnerError | None = None
         for _ in range(2):
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             conv = writer.conversations.get(conversation_id)
-            if conv is None or conv.epoch is None:
-                # Not ours (yet): claim it if it is new or abandoned, else deliver the request
-                # to its live owner (OWN-6).
-                routed = owner.route(conversation_id, create=create)
+            if conv is not None and conv.epoch is not None:
+                writer.post(conv, event, future)
+            else:
+                # Not ours (yet): claim it if it is new or abandoned (the request goes first),
+                # else deliver the request to its live owner (OWN-6).
+                routed = owner.route(conversation_id, create=create, first=(event, future))
                 if routed is None:
                     raise self._run_not_found(conversation_id, getattr(event, "run_id", None))
                 if isinstance(routed, OwnerRecord):
                     if isinstance(event, RunRequested):
                         raise owned_elsewhere(routed, event.run_id)
                     return await owner.forward(conversation_id, event)
-                conv = routed
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            writer.post(conv, event, future)
             try:
                 return await future
             except StaleOwnerError as exc:
