@@ -293,6 +293,12 @@ class Runtime:
         """The conversation's current owner, as the journal records it."""
         return self.journal.owner(conversation_id)
 
+    def live_owner(self, conversation_id: str) -> OwnerRecord | None:
+        """The other live process that drives the conversation, if one does (OWN-4)."""
+        if self._owner is None:
+            raise JournalError("the runtime is not open; use `async with Runtime(...)`")
+        return self._owner.live_owner(self.journal.owner(conversation_id))
+
     async def close(self) -> None:
         """Let cancelled effects answer, journal what is queued, stop; effects still running
         are left for the next process to restart (they are cancelled without a report)."""
