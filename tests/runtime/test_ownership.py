@@ -209,3 +209,25 @@ def test_own_6_a_command_pending_when_its_owner_dies_is_applied_once_by_the_take
     with SQLiteJournal(db) as journal:
         events = [type(r.event).__name__ for r in journal.read("c")]
     assert events.count("CancelRequested") == 1
+
+
+def test_own_6_an_owner_reads_only_the_commands_not_yet_answered(tmp_path: Path) -> None:
+    """The owner's command scan starts after the commands already answered, however many
+    there were (it does not rescan the table)."""
+    db = tmp_path / "j.db"
+    tool = Gate()
+
+    async def scenario() -> None:
+        async with Runtime(db, **options(tool)) as first:
+            await first.run("c", None, mode="p", run_id="r")
+            async with Runtime(db, **options(tool)) as second:
+                for _ in range(3):
+                    await second.interrupt_run("c", "pause")
+                    await second.resume_run("c", "r")
+                assert first._owner is not None
+                await until(lambda: first._owner._low == 6)  # type: ignore[union-attr]
+                assert first.journal.pending_commands(after=first._owner._low) == []
+            await first.cancel_run("c")
+            tool.release.set()
+
+    arun(scenario())

@@ -122,6 +122,10 @@ class Owner:
         # Commands posted to the writer and not yet seen answered: a command is posted once,
         # whether the watcher or a takeover finds it first.
         self._posted: set[int] = set()
+        self._low = 0  # every command up to this id has been answered
+        # Conversations found abandoned with nothing to do, at the epoch they were found at: a
+        # sweep looks at them again only once their epoch moves.
+        self._idle: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- the lease ----------------------------------------------------------------------------
@@ -294,21 +298,22 @@ class Owner:
 
     def sweep(self) -> None:
         """Take over every abandoned conversation that has work (live effects, commands)."""
+        commanded = {command.conversation_id for command in self.journal.pending_commands()}
         for record in self.journal.owners():
+            cid = record.conversation_id
             if record.owner_id == self.owner_id or self.live_owner(record) is not None:
                 continue
-            conv = self.view(record.conversation_id)
+            if self._idle.get(cid) == record.epoch and cid not in commanded:
+                continue  # abandoned and idle when last looked at; nobody has written since
+            conv = self.view(cid)
             if conv is None or conv.epoch is not None:
                 continue
-            has_work = bool(
-                conv.state.active_run is not None and conv.state.active_run.live_steps()
-            )
-            if not has_work and not self.journal.pending_commands(
-                conversation_id=record.conversation_id
-            ):
+            run = conv.state.active_run
+            if not (run is not None and run.live_steps()) and cid not in commanded:
+                self._idle[cid] = record.epoch
                 continue
             try:
-                self.take_over(record.conversation_id, record)
+                self.take_over(cid, record)
             except StaleOwnerError:
                 continue  # another process took it first
 
@@ -362,10 +367,15 @@ class Owner:
                 if now_token == token and tick % _RESCAN_EVERY:
                     continue
                 token = now_token
-                pending = journal.pending_commands()
+                # Every command up to `top` that is not pending now was answered: the next scan
+                # starts at the oldest one still pending, not at the table's beginning.
+                top = journal.last_command_id()
+                pending = journal.pending_commands(after=self._low)
                 if self._posted:  # what is no longer pending was answered
                     still = {command.command_id for command in pending}
                     self._posted &= still
+                oldest = [c.command_id for c in pending if c.command_id <= top]
+                self._low = min(oldest) - 1 if oldest else max(self._low, top)
                 for command in pending:
                     conv = writer.conversations.get(command.conversation_id)
                     if conv is None or conv.epoch is None:

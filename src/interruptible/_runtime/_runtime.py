@@ -307,6 +307,8 @@ class Runtime:
         self._state = "closing"
         writer = self._writer
         assert writer is not None
+        if self._owner is not None:  # no new commands or takeovers while closing
+            await self._owner.stop()
         cancelling = self.effects.cancelling_tasks()
         if cancelling:
             await asyncio.wait(cancelling, timeout=CLOSE_GRACE)
@@ -318,7 +320,6 @@ class Runtime:
             await asyncio.wait(leftovers, timeout=CLOSE_GRACE)
         await writer.stop()
         if self._owner is not None:
-            await self._owner.stop()
             self._owner.release()
         for subscriptions in list(self._subscribers.values()):
             for subscription in list(subscriptions):

@@ -158,6 +158,7 @@ class OwnershipRules(RuleBasedStateMachine):
         commands = state["commands"]
         pending = [cid for cid in sorted(commands) if commands[cid][1] is None]
         assert [c.command_id for c in self.journal.pending_commands()] == pending
+        assert self.journal.last_command_id() == max(commands, default=0)
         for command_id, (_conversation, body) in commands.items():
             answer = self.journal.answer(command_id)
             assert (answer.body if answer is not None else None) == body
