@@ -1,13 +1,18 @@
-"""Fixtures of the journal tests: a fresh journal of either kind."""
+"""Fixtures of the journal tests: a fresh journal of each kind."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from interruptible._journal import Journal, MemoryJournal, SQLiteJournal
+from tests._postgres import POSTGRES
+
+if TYPE_CHECKING:
+    from interruptible._journal import PostgresJournal
 
 
 @pytest.fixture
@@ -30,3 +35,12 @@ def memory_journal() -> Iterator[Journal]:
     journal = MemoryJournal()
     yield journal
     journal.close()
+
+
+@pytest.fixture
+def postgres_journal() -> Iterator[PostgresJournal]:
+    """A fresh PostgreSQL journal in a schema of its own, dropped after the test."""
+    journal = POSTGRES.journal()
+    yield journal
+    journal.close()
+    POSTGRES.drop_schema(journal.schema)

@@ -16,10 +16,12 @@ from interruptible._journal import (
     AppendBatch,
     Journal,
     MemoryJournal,
+    PostgresJournal,
     SQLiteJournal,
     replay_parity,
     restore,
 )
+from tests._postgres import POSTGRES
 
 from ._workload import coordinator, drive_conversation, some_events
 
@@ -392,3 +394,22 @@ class TestSQLiteJournal(JournalContract):
 
     def second_writer(self, journal: Journal, tmp_path: Path) -> Journal:
         return SQLiteJournal(tmp_path / "journal.db")
+
+
+class TestPostgresJournal(JournalContract):
+    """The contract, for `PostgresJournal`; a second writer is a second connection to the same
+    schema. Each test has a schema of its own, dropped after it."""
+
+    @pytest.fixture
+    def journal(self, tmp_path: Path) -> Iterator[PostgresJournal]:
+        journal = self.make(tmp_path)
+        yield journal
+        journal.close()
+        POSTGRES.drop_schema(journal.schema)
+
+    def make(self, tmp_path: Path) -> PostgresJournal:
+        return POSTGRES.journal()
+
+    def second_writer(self, journal: Journal, tmp_path: Path) -> Journal:
+        assert isinstance(journal, PostgresJournal)
+        return POSTGRES.journal(journal.schema)

@@ -13,8 +13,15 @@ from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
 from interruptible import AgentLoop, Sequence, StepClass, StepDefinition, StepPolicy
-from interruptible._journal import AppendBatch, Journal, MemoryJournal, SQLiteJournal
+from interruptible._journal import (
+    AppendBatch,
+    Journal,
+    MemoryJournal,
+    PostgresJournal,
+    SQLiteJournal,
+)
 from interruptible.testing._machines import JournalConformance, ModeConformance
+from tests._postgres import POSTGRES
 
 PIPELINE = Sequence(
     "pipeline",
@@ -76,18 +83,37 @@ class SQLiteJournalConformance(JournalConformance):
         return SQLiteJournal(journal.path, synchronous="NORMAL")
 
 
-# A smaller budget than the profile's for these four: each step folds the whole history again
-# (replay parity) and the SQLite machine commits to disk. The profile's derandomize still holds.
+class PostgresJournalConformance(JournalConformance):
+    """JRN: the PostgreSQL journal obeys the journal protocol (a schema of its own per example,
+    dropped at its teardown)."""
+
+    def make_journal(self) -> PostgresJournal:
+        return POSTGRES.journal()
+
+    def make_second_writer(self, journal: Journal) -> PostgresJournal:
+        """OWN-1 to OWN-6: the second writer is a second connection to the same schema."""
+        assert isinstance(journal, PostgresJournal)
+        return POSTGRES.journal(journal.schema)
+
+    def teardown(self) -> None:
+        super().teardown()
+        assert isinstance(self.journal, PostgresJournal)
+        POSTGRES.drop_schema(self.journal.schema)
+
+
+# A smaller budget than the profile's for these: each step folds the whole history again
+# (replay parity), and the SQLite and PostgreSQL machines commit to disk (PostgreSQL makes a
+# schema per example). The profile's derandomize still holds.
 for machine in (SequenceConformance, AgentConformance, MemoryJournalConformance):
     machine.TestCase.settings = settings(settings.default, max_examples=60, stateful_step_count=25)
-SQLiteJournalConformance.TestCase.settings = settings(
-    settings.default, max_examples=25, stateful_step_count=15
-)
+for machine in (SQLiteJournalConformance, PostgresJournalConformance):
+    machine.TestCase.settings = settings(settings.default, max_examples=25, stateful_step_count=15)
 
 TestMode2SequenceConformance = SequenceConformance.TestCase
 TestMode4AgentLoopConformance = AgentConformance.TestCase
 TestMemoryJournalConformance = MemoryJournalConformance.TestCase
 TestSQLiteJournalConformance = SQLiteJournalConformance.TestCase
+TestPostgresJournalConformance = PostgresJournalConformance.TestCase
 
 
 def test_plugin_fixtures(core_driver, golden_traces, memory_journal, journal_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,777 @@
+"""`PostgresJournal`: the journal protocol in a PostgreSQL database, through psycopg 3.
+
+Theory of operation
+-------------------
+One connection per journal, in autocommit mode, shared by threads under one lock (as the SQLite
+journal shares its connection): the runtime calls the journal from its event loop, one short
+call at a time, and a tool or an inspecting thread may read meanwhile. A write that is one
+statement runs as its own transaction; a write of several statements says BEGIN and COMMIT.
+The session runs READ COMMITTED, whatever the server's default, and with the
+`synchronous_commit` the journal was given ("on": a returned append survives a crash of the
+server's machine, JRN-5).
+
+Writes. The fences are the schema's (`_pg_schema.py`): the `events_fenced` trigger checks each
+row's epoch (OWN-3) and sequence (JRN-3) in the transaction that inserts it, and the primary key
+refuses a second row of a sequence. So an append is a plain INSERT: one row by VALUES, several
+(a batch, a group commit of 500 conversations) by one INSERT ... SELECT FROM unnest(arrays),
+one statement, one round trip, one commit (JRN-4). A call that carries command answers (OWN-6)
+or a fence probe (an empty batch, which only an explicit check can refuse) is BEGIN, the check,
+the INSERTs, COMMIT. A refused write fails its statement (an integrity error, or a deadlock or
+serialization failure between two stale writers), nothing is written, and the journal then reads
+the conversations' last sequences and epochs to name the first stale batch.
+
+Reads. `read` pages through a conversation 1,024 rows at a time, each page its own query, and
+decodes each row's `body_text` with the SQLite journal's checked decoder (`decode_page`: crc,
+sequence, codec; JRN-6). `body` (jsonb) is for SQL, never for reading back: jsonb keeps numbers
+as decimals and drops the difference between 1e16 and 10000000000000000, and between 0.0 and
+-0.0, and it refuses a NUL character or an unpaired surrogate in a string, all of which the
+codec writes and an event may hold (JRN-2). The text is the record; the document is its view.
+
+A connection that fails (the server restarted, the backend was terminated) is dropped: the call
+raises `JournalError` (reason `connection_lost`; for a write its outcome is unknown, see the
+message) and the next call connects again. The journal never retries on its own.
+
+Commands take their ids from a one-row counter bumped in the submitting transaction, so they
+commit in id order with no gap; the counter is also the change token an owner polls (one
+primary-key read). LISTEN/NOTIFY can later replace the poll without changing the tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any, Final, Literal
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "PostgresJournal needs psycopg 3: pip install 'interruptible[postgres]'"
+    ) from exc
+
+from .._codec import dumps, loads_event
+from .._errors import DecodeError, JournalError, StaleWriterError
+from .._vocabulary import TYPE_NAMES, Event
+from ._check import check_events, check_target, closed, no_lease, stale, stale_owner
+from ._ownership import Command, CommandAnswer, OwnerRecord
+from ._pg_schema import DEFAULT_SCHEMA, prepare, quote
+from ._protocol import AppendBatch, JournalRecord
+from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
+
+logger = logging.getLogger("interruptible.journal")
+
+# Rows fetched per query by `read` (as in the SQLite journal): the query's cost vanishes against
+# decoding, the lock is never held for long, memory stays flat.
+_PAGE: Final = 1024
+
+# How long a connection attempt may take before the call fails (seconds): long enough for a
+# server on another machine, short enough that a dead one is reported, not waited on.
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+
+SynchronousCommit = Literal["on", "off", "local", "remote_write", "remote_apply"]
+_SYNCHRONOUS_COMMIT: Final = frozenset({"on", "off", "local", "remote_write", "remote_apply"})
+
+# (conversation_id, expected_last, events in the batch, the writer's owner epoch)
+_Target = tuple[str, int, int, int | None]
+
+# Errors that a write refused by the fences raises: the trigger's and the primary key's
+# integrity errors, and what two stale writers racing on the same rows may get instead.
+_REFUSED: Final = (
+    pg_errors.IntegrityError,
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+)
+
+
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL text can hold `text` (no NUL, no unpaired surrogate)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable(what: str, value: str, reason: str) -> JournalError:
+    return JournalError(
+        f"{what} {value!r} cannot be stored in PostgreSQL text (it holds a NUL character or an "
+        f"unpaired surrogate); use another {what}.",
+        reason=reason,
+    )
+
+
+def _stale_batches() -> StaleWriterError:
+    return StaleWriterError(
+        "another writer advanced a conversation of this batch while it was written, and nothing "
+        "was written; read the conversations again, fold what you missed, and decide again.",
+        reason="stale_writer",
+    )
+
+
+def _name_stale(
+    targets: Sequence[_Target], lasts: dict[str, int], epochs: dict[str, int | None]
+) -> StaleWriterError | None:
+    """The error for the first batch whose `expected_last` or epoch is not its conversation's."""
+    pending: dict[str, int] = {}
+    for cid, expected_last, count, epoch in targets:
+        last = pending.get(cid, lasts.get(cid, 0))
+        if last != expected_last:
+            return stale(cid, expected_last, last)
+        current = epochs.get(cid)
+        if current != epoch:
+            return stale_owner(cid, epoch, current)
+        # A conversation may appear in several batches; a later one follows the earlier ones.
+        pending[cid] = last + count
+    return None
+
+
+class _Queries:
+    """Every statement of the journal, with its schema's name in it (bytes: built at run time)."""
+
+    def __init__(self, schema: str) -> None:
+        s = quote(schema)
+        owner_columns = (
+            "o.conversation_id, o.epoch, o.owner_id, o.previous_owner, o.reason, o.taken_at, "
+            "coalesce(l.host, ''), coalesce(l.pid, 0), coalesce(l.expires, 0.0)"
+        )
+        columns = "conversation_id, sequence, type, body_text, crc, epoch"
+        texts = {
+            "insert_one": f"INSERT INTO {s}.events ({columns}) VALUES (%s, %s, %s, %s, %s, %s)",
+            "insert_many": (
+                f"INSERT INTO {s}.events ({columns}) SELECT * FROM unnest(%s::text[], "
+                "%s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::bigint[])"
+            ),
+            "answer_many": (
+                f"INSERT INTO {s}.command_answers (command_id, epoch, body, answered_at) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::float8[])"
+            ),
+            "heads": (
+                "SELECT t.cid, "
+                f"coalesce((SELECT max(e.sequence) FROM {s}.events AS e "
+                "WHERE e.conversation_id = t.cid), 0), "
+                f"(SELECT c.epoch FROM {s}.conversations AS c WHERE c.conversation_id = t.cid) "
+                "FROM unnest(%s::text[]) AS t (cid)"
+            ),
+            "last": (
+                f"SELECT coalesce(max(sequence), 0) FROM {s}.events WHERE conversation_id = %s"
+            ),
+            "page": (
+                f"SELECT sequence, type, body_text, crc FROM {s}.events "
+                "WHERE conversation_id = %s AND sequence > %s ORDER BY sequence LIMIT %s"
+            ),
+            "tail": (
+                f"SELECT sequence, type, body_text, crc FROM {s}.events "
+                "WHERE conversation_id = %s ORDER BY sequence DESC LIMIT %s"
+            ),
+            "all": (
+                f"SELECT sequence, type, body_text, crc FROM {s}.events "
+                "WHERE conversation_id = %s ORDER BY sequence"
+            ),
+            "conversations": (
+                f"SELECT c.conversation_id FROM {s}.conversations AS c WHERE EXISTS "
+                f"(SELECT 1 FROM {s}.events AS e WHERE e.conversation_id = c.conversation_id) "
+                "ORDER BY c.conversation_id"
+            ),
+            "lock_conversation": (
+                f"SELECT 1 FROM {s}.conversations WHERE conversation_id = %s FOR UPDATE"
+            ),
+            "quarantine": (
+                f"INSERT INTO {s}.quarantine (conversation_id, sequence, type, body_text, crc, "
+                "epoch, reason, quarantined_at) "
+                "SELECT conversation_id, sequence, type, body_text, crc, epoch, "
+                "CASE WHEN sequence = %s THEN %s ELSE %s END, %s "
+                f"FROM {s}.events WHERE conversation_id = %s AND sequence >= %s ORDER BY sequence"
+            ),
+            "unlog": f"DELETE FROM {s}.events WHERE conversation_id = %s AND sequence >= %s",
+            "quarantined": (
+                f"SELECT conversation_id, sequence, reason FROM {s}.quarantine "
+                "ORDER BY quarantine_id"
+            ),
+            "register": (
+                f"INSERT INTO {s}.leases (owner_id, host, pid, expires) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (owner_id) DO UPDATE SET expires = excluded.expires"
+            ),
+            "renew": f"UPDATE {s}.leases SET expires = %s WHERE owner_id = %s",
+            "touch": (
+                f"INSERT INTO {s}.conversations (conversation_id) VALUES (%s) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            "claim_check": (
+                f"SELECT c.epoch, o.owner_id, EXISTS (SELECT 1 FROM {s}.leases AS l "
+                "WHERE l.owner_id = %s) "
+                f"FROM {s}.conversations AS c LEFT JOIN {s}.owners AS o "
+                "ON o.conversation_id = c.conversation_id AND o.epoch = c.epoch "
+                "WHERE c.conversation_id = %s FOR UPDATE OF c"
+            ),
+            "claim": (
+                f"WITH o AS (INSERT INTO {s}.owners (conversation_id, epoch, owner_id, "
+                "previous_owner, reason, taken_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING *) "
+                f"SELECT {owner_columns} FROM o LEFT JOIN {s}.leases AS l USING (owner_id)"
+            ),
+            "owner": (
+                f"SELECT {owner_columns} FROM {s}.conversations AS c JOIN {s}.owners AS o "
+                "ON o.conversation_id = c.conversation_id AND o.epoch = c.epoch "
+                f"LEFT JOIN {s}.leases AS l ON l.owner_id = o.owner_id "
+                "WHERE c.conversation_id = %s"
+            ),
+            "owners": (
+                f"SELECT {owner_columns} FROM {s}.conversations AS c JOIN {s}.owners AS o "
+                "ON o.conversation_id = c.conversation_id AND o.epoch = c.epoch "
+                f"LEFT JOIN {s}.leases AS l ON l.owner_id = o.owner_id "
+                "ORDER BY c.conversation_id"
+            ),
+            "history": (
+                f"SELECT {owner_columns} FROM {s}.owners AS o "
+                f"LEFT JOIN {s}.leases AS l ON l.owner_id = o.owner_id "
+                "WHERE o.conversation_id = %s ORDER BY o.epoch"
+            ),
+            "submit": (
+                f"WITH next AS (UPDATE {s}.command_counter SET last = last + 1 RETURNING last) "
+                f"INSERT INTO {s}.commands (command_id, conversation_id, type, body, "
+                "submitted_at) SELECT last, %s, %s, %s, %s FROM next RETURNING command_id"
+            ),
+            "pending": (
+                f"SELECT c.command_id, c.conversation_id, c.body, c.submitted_at "
+                f"FROM {s}.commands AS c WHERE c.command_id > %s AND NOT EXISTS "
+                f"(SELECT 1 FROM {s}.command_answers AS a WHERE a.command_id = c.command_id) "
+                "ORDER BY c.command_id"
+            ),
+            "pending_of": (
+                f"SELECT c.command_id, c.conversation_id, c.body, c.submitted_at "
+                f"FROM {s}.commands AS c WHERE c.command_id > %s AND c.conversation_id = %s "
+                f"AND NOT EXISTS (SELECT 1 FROM {s}.command_answers AS a "
+                "WHERE a.command_id = c.command_id) ORDER BY c.command_id"
+            ),
+            "last_command": f"SELECT last FROM {s}.command_counter",
+            "answer": (
+                f"SELECT command_id, epoch, body, answered_at FROM {s}.command_answers "
+                "WHERE command_id = %s"
+            ),
+        }
+        self.sql: Final = {name: text.encode() for name, text in texts.items()}
+
+
+class PostgresJournal:
+    """A durable journal in a PostgreSQL database, shared by processes on any machine."""
+
+    def __init__(
+        self,
+        dsn: str = "",
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        synchronous_commit: SynchronousCommit = "on",
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    ) -> None:
+        if synchronous_commit not in _SYNCHRONOUS_COMMIT:
+            raise ValueError(
+                f"synchronous_commit must be one of {sorted(_SYNCHRONOUS_COMMIT)}, "
+                f"got {synchronous_commit!r}"
+            )
+        if type(schema) is not str or not schema or not _storable(schema):
+            raise ValueError(f"schema must be a non-empty PostgreSQL name, got {schema!r}")
+        self.dsn = dsn
+        self.schema = schema
+        self.synchronous_commit: SynchronousCommit = synchronous_commit
+        self.connect_timeout = connect_timeout
+        # Recovery notes of `recover` (nothing is checked on open: PGJ-7).
+        self.recovered: list[RecoveryNote] = []
+        self._sql = _Queries(schema).sql
+        self._lock = threading.Lock()
+        self._closed = False
+        conn = self._connect()
+        try:
+            encoding = conn.info.parameter_status("server_encoding")
+            if encoding != "UTF8":
+                raise JournalError(
+                    f"the database's encoding is {encoding!r}, and the journal needs UTF8 (its "
+                    "text is Unicode); create the database with ENCODING 'UTF8'.",
+                    reason="not_a_journal",
+                )
+            prepare(conn, schema)
+        except psycopg.Error as exc:
+            conn.close()
+            raise JournalError(
+                f"PostgreSQL failed while preparing schema {schema!r}: {exc}; check that the "
+                "user may create it (or that it holds an interruptible journal), then retry.",
+                reason="postgres_error",
+            ) from None
+        except BaseException:
+            conn.close()
+            raise
+        self._conn: psycopg.Connection[Any] | None = conn
+
+    # --- connection ------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(
+                self.dsn,
+                autocommit=True,
+                connect_timeout=max(1, round(self.connect_timeout)),
+                application_name="interruptible",
+            )
+        except psycopg.Error as exc:
+            raise JournalError(
+                f"cannot connect to PostgreSQL ({str(exc).strip()}); check the DSN and that the "
+                "server is running, then retry.",
+                reason="connection_failed",
+            ) from None
+        try:
+            # READ COMMITTED whatever the server's default: the schema's fences are written for
+            # it (stricter levels stay safe, but fail to serialize where it waits).
+            conn.execute(
+                "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+                f"SET synchronous_commit TO {self.synchronous_commit}".encode()
+            )
+        except psycopg.Error as exc:
+            conn.close()
+            raise JournalError(
+                f"PostgreSQL refused the journal's session settings: {exc}",
+                reason="postgres_error",
+            ) from None
+        return conn
+
+    def _live(self) -> psycopg.Connection[Any]:
+        """The open connection, connecting again if the last one was lost (call under the lock)."""
+        if self._closed:
+            raise closed("PostgresJournal")
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _failed(
+        self, conn: psycopg.Connection[Any], exc: psycopg.Error, doing: str, *, write: bool
+    ) -> JournalError:
+        """The error for a failed call; a lost connection is dropped (the next call reconnects)."""
+        if conn.broken or conn.closed:
+            conn.close()
+            if self._conn is conn:
+                self._conn = None
+            outcome = (
+                " If it was lost during the commit, the write may have been made: read the "
+                "conversation's last sequence before writing again."
+                if write
+                else ""
+            )
+            return JournalError(
+                f"the connection to PostgreSQL was lost while {doing} ({str(exc).strip()}); the "
+                f"next call connects again.{outcome}",
+                reason="connection_lost",
+            )
+        return JournalError(
+            f"PostgreSQL failed while {doing}: {str(exc).strip()}; nothing was written. Check "
+            "the server and the journal's schema, then retry.",
+            reason="postgres_error",
+        )
+
+    def _query(self, name: str, params: Sequence[Any], doing: str = "reading") -> list[Any]:
+        with self._lock:
+            conn = self._live()
+            try:
+                return conn.execute(self._sql[name], params).fetchall()
+            except psycopg.Error as exc:
+                raise self._failed(conn, exc, doing, write=False) from None
+
+    def _execute(self, name: str, params: Sequence[Any], doing: str) -> None:
+        with self._lock:
+            conn = self._live()
+            try:
+                conn.execute(self._sql[name], params)
+            except psycopg.Error as exc:
+                raise self._failed(conn, exc, doing, write=True) from None
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def append(
+        self,
+        conversation_id: str,
+        expected_last: int,
+        events: Sequence[Event],
+        *,
+        epoch: int | None = None,
+    ) -> int:
+        """Append `events` after sequence `expected_last`; durable when it returns."""
+        check_target(conversation_id, expected_last)
+        if not _storable(conversation_id):
+            raise _unstorable("conversation id", conversation_id, "bad_conversation_id")
+        rows = encode_rows(conversation_id, expected_last, events, epoch)
+        self._write(rows, ((conversation_id, expected_last, len(rows), epoch),), probe=not rows)
+        return expected_last + len(rows)
+
+    def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
+        """Append several conversations' events in one transaction, one commit; all or nothing."""
+        rows: list[Row] = []
+        targets: list[_Target] = []
+        answers: list[tuple[int, int | None, str]] = []
+        for batch in batches:
+            cid = batch.conversation_id
+            check_target(cid, batch.expected_last)
+            if not _storable(cid):
+                raise _unstorable("conversation id", cid, "bad_conversation_id")
+            batch_rows = encode_rows(cid, batch.expected_last, batch.events, batch.epoch)
+            rows.extend(batch_rows)
+            targets.append((cid, batch.expected_last, len(batch_rows), batch.epoch))
+            answers.extend((command_id, batch.epoch, body) for command_id, body in batch.answers)
+        self._write(rows, targets, probe=any(target[2] == 0 for target in targets), answers=answers)
+        return [target[1] + target[2] for target in targets]
+
+    def _write(
+        self,
+        rows: list[Row],
+        targets: Sequence[_Target],
+        *,
+        probe: bool,
+        answers: list[tuple[int, int | None, str]] | None = None,
+    ) -> None:
+        with self._lock:
+            conn = self._live()
+            try:
+                if probe or answers:
+                    with conn.transaction():
+                        if probe:  # an empty batch: only an explicit check can refuse it
+                            error = self._first_stale(conn, targets)
+                            if error is not None:
+                                raise error
+                        self._insert(conn, rows)
+                        if answers:
+                            now = time.time()
+                            conn.execute(
+                                self._sql["answer_many"],
+                                (
+                                    [answer[0] for answer in answers],
+                                    [answer[1] for answer in answers],
+                                    [answer[2] for answer in answers],
+                                    [now] * len(answers),
+                                ),
+                            )
+                else:
+                    self._insert(conn, rows)
+            except _REFUSED:
+                # Another writer first, or a stale owner (or a second answer to a command): the
+                # statement failed whole. Name the first stale batch from a fresh look.
+                try:
+                    error = self._first_stale(conn, targets) or _stale_batches()
+                except psycopg.Error:
+                    error = _stale_batches()
+                    if conn.broken:
+                        self._forget(conn)
+                raise error from None
+            except psycopg.Error as exc:
+                raise self._failed(
+                    conn, exc, f"appending {len(rows)} event(s)", write=True
+                ) from None
+
+    def _insert(self, conn: psycopg.Connection[Any], rows: list[Row]) -> None:
+        if len(rows) == 1:
+            conn.execute(self._sql["insert_one"], rows[0])
+        elif rows:
+            conn.execute(
+                self._sql["insert_many"], [list(column) for column in zip(*rows, strict=True)]
+            )
+
+    def _first_stale(
+        self, conn: psycopg.Connection[Any], targets: Sequence[_Target]
+    ) -> StaleWriterError | None:
+        cids = list(dict.fromkeys(target[0] for target in targets))
+        lasts: dict[str, int] = {}
+        epochs: dict[str, int | None] = {}
+        for cid, last, epoch in conn.execute(self._sql["heads"], (cids,)).fetchall():
+            lasts[cid] = last
+            epochs[cid] = epoch
+        return _name_stale(targets, lasts, epochs)
+
+    def _forget(self, conn: psycopg.Connection[Any]) -> None:
+        conn.close()
+        if self._conn is conn:
+            self._conn = None
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def read(self, conversation_id: str, after: int = 0) -> Iterator[JournalRecord]:
+        """The conversation's records with sequence > `after`, in order, each checked whole."""
+        with self._lock:
+            if self._closed:  # a closed journal refuses now, not at the first next()
+                raise closed("PostgresJournal")
+        if type(conversation_id) is not str or not _storable(conversation_id):
+            return iter(())  # PostgreSQL cannot hold this id: it has no records
+        return self._records(conversation_id, max(after, 0))
+
+    def _records(self, conversation_id: str, after: int) -> Iterator[JournalRecord]:
+        expected = after + 1
+        while True:
+            page = self._query("page", (conversation_id, expected - 1, _PAGE))
+            events, torn = decode_page(conversation_id, expected, page)
+            for event in events:
+                yield JournalRecord(conversation_id, expected, event)
+                expected += 1
+            if torn is not None:
+                raise self._torn_error(conversation_id, torn)
+            if len(page) < _PAGE:
+                return
+
+    def last_sequence(self, conversation_id: str) -> int:
+        """The conversation's last sequence number (0 when it has no event)."""
+        if not _storable(conversation_id):
+            with self._lock:
+                self._live()
+            return 0
+        last: int = self._query("last", (conversation_id,))[0][0]
+        return last
+
+    def conversations(self) -> list[str]:
+        """Every conversation id with at least one event, sorted."""
+        return [cid for (cid,) in self._query("conversations", ())]
+
+    def quarantined(self) -> list[tuple[str, int, str]]:
+        """The records recovery moved out of the log: (conversation_id, sequence, reason)."""
+        return [(cid, sequence, reason) for cid, sequence, reason in self._query("quarantined", ())]
+
+    # --- verification and recovery (PGJ-7) ---------------------------------------------------
+
+    def verify(self, *, tail: int | None = None) -> list[RecoveryNote]:
+        """Check the last `tail` records of every conversation (all when None); change nothing."""
+        if tail is not None and tail < 1:
+            raise ValueError(f"tail must be at least 1 (or None for every record), got {tail}")
+        notes = []
+        for cid in self.conversations():
+            torn = self._tear(cid, tail)
+            if torn is not None:
+                notes.append(RecoveryNote(cid, torn.expected - 1, torn.sequence, 0, torn.problem))
+        return notes
+
+    def recover(self, *, tail: int | None = None) -> list[RecoveryNote]:
+        """Move each torn record and its followers to `quarantine`; report and log each move."""
+        suspects = self.verify(tail=tail)
+        if not suspects:
+            return []
+        notes = []
+        with self._lock:
+            conn = self._live()
+            try:
+                with conn.transaction():
+                    for suspect in suspects:
+                        cid = suspect.conversation_id
+                        # Hold the conversation against appends, then look again: another
+                        # writer may have moved on since `verify`.
+                        conn.execute(self._sql["lock_conversation"], (cid,))
+                        torn = self._tear(cid, tail, conn)
+                        if torn is not None:
+                            notes.append(self._quarantine(conn, cid, torn))
+            except psycopg.Error as exc:
+                raise self._failed(conn, exc, "recovering torn records", write=True) from None
+        for note in notes:
+            logger.warning(
+                "journal %s: conversation %r torn at sequence %d (%s); %d record(s) moved to "
+                "quarantine, the conversation continues from sequence %d",
+                self._where(),
+                note.conversation_id,
+                note.first_bad,
+                note.problem,
+                note.quarantined,
+                note.last_good,
+            )
+        self.recovered.extend(notes)
+        return notes
+
+    def _tear(
+        self, cid: str, tail: int | None, conn: psycopg.Connection[Any] | None = None
+    ) -> TornRecord | None:
+        def fetch(name: str, params: tuple[Any, ...]) -> list[Any]:
+            if conn is not None:  # the caller holds the lock and a transaction
+                return conn.execute(self._sql[name], params).fetchall()
+            return self._query(name, params)
+
+        if tail is None:
+            return find_tear(cid, fetch("all", (cid,)), 1)
+        rows = fetch("tail", (cid, tail))[::-1]
+        # Fewer rows than asked for means the window reaches the conversation's first record.
+        first = 1 if len(rows) < tail else rows[0][0]
+        return find_tear(cid, rows, first)
+
+    def _quarantine(
+        self, conn: psycopg.Connection[Any], cid: str, torn: TornRecord
+    ) -> RecoveryNote:
+        # The one permitted delete (JRN-9): copy first, then delete; the schema's trigger refuses
+        # to delete any row that is not already in quarantine unchanged.
+        conn.execute(
+            self._sql["quarantine"],
+            (
+                torn.sequence,
+                torn.problem,
+                f"follows the torn record {torn.sequence}",
+                time.time(),
+                cid,
+                torn.sequence,
+            ),
+        )
+        moved = conn.execute(self._sql["unlog"], (cid, torn.sequence)).rowcount
+        return RecoveryNote(cid, torn.expected - 1, torn.sequence, moved, torn.problem)
+
+    def _torn_error(self, cid: str, torn: TornRecord) -> JournalError:
+        return JournalError(
+            f"journal {self._where()}: record {torn.sequence} of conversation {cid!r} is torn "
+            f"({torn.problem}); the conversation is whole up to sequence {torn.expected - 1}. "
+            "Run recover(tail=None) to quarantine the torn records, then read again.",
+            conversation_id=cid,
+            reason="torn_record",
+        )
+
+    def _where(self) -> str:
+        return f"PostgreSQL schema {self.schema!r}"
+
+    # --- ownership (spec/ownership.md) -----------------------------------------------------
+
+    def register(self, owner_id: str, host: str, pid: int, expires: float) -> None:
+        """Record (or refresh) an owner's lease."""
+        for what, value in (("owner id", owner_id), ("host", host)):
+            if not _storable(value):
+                raise _unstorable(what, value, "bad_owner")
+        self._execute("register", (owner_id, host, pid, expires), "registering an owner")
+
+    def renew(self, owner_id: str, expires: float) -> None:
+        """Move an owner's lease to `expires` (one row, whatever it owns)."""
+        if _storable(owner_id):
+            self._execute("renew", (expires, owner_id), "renewing a lease")
+
+    def release(self, owner_id: str) -> None:
+        """End an owner's lease now."""
+        self.renew(owner_id, 0.0)
+
+    def claim(
+        self, conversation_id: str, owner_id: str, seen_epoch: int, *, reason: str, at: float
+    ) -> OwnerRecord:
+        """Take the conversation at epoch `seen_epoch + 1`, if its epoch is still `seen_epoch`."""
+        check_target(conversation_id, 0)
+        if not _storable(conversation_id):
+            raise _unstorable("conversation id", conversation_id, "bad_conversation_id")
+        with self._lock:
+            conn = self._live()
+            try:
+                with conn.transaction():
+                    # The conversation's row, locked: appends in flight finish first (OWN-3).
+                    conn.execute(self._sql["touch"], (conversation_id,))
+                    current, previous, leased = conn.execute(
+                        self._sql["claim_check"], (owner_id, conversation_id)
+                    ).fetchone() or (None, None, False)
+                    if (current or 0) != seen_epoch:
+                        raise stale_owner(conversation_id, seen_epoch or None, current)
+                    if not leased:
+                        raise no_lease(owner_id)
+                    claimed = conn.execute(
+                        self._sql["claim"],
+                        (conversation_id, seen_epoch + 1, owner_id, previous, reason, at),
+                    ).fetchone()
+            except _REFUSED:
+                # Another claimant first (the lock makes this rare): say which epoch won.
+                try:
+                    heads = conn.execute(self._sql["heads"], ([conversation_id],)).fetchall()
+                    current = heads[0][2] if heads else None
+                except psycopg.Error:
+                    current = None
+                raise stale_owner(conversation_id, seen_epoch or None, current) from None
+            except psycopg.Error as exc:
+                raise self._failed(
+                    conn, exc, f"claiming conversation {conversation_id!r}", write=True
+                ) from None
+        assert claimed is not None
+        return OwnerRecord(*claimed)
+
+    def owner(self, conversation_id: str) -> OwnerRecord | None:
+        """The conversation's current owner."""
+        if not _storable(conversation_id):
+            return None
+        rows = self._query("owner", (conversation_id,))
+        return OwnerRecord(*rows[0]) if rows else None
+
+    def owners(self) -> list[OwnerRecord]:
+        """The current owner of every owned conversation."""
+        return [OwnerRecord(*row) for row in self._query("owners", ())]
+
+    def ownership_history(self, conversation_id: str) -> list[OwnerRecord]:
+        """Every owner the conversation had, by epoch."""
+        if not _storable(conversation_id):
+            return []
+        return [OwnerRecord(*row) for row in self._query("history", (conversation_id,))]
+
+    def submit(self, conversation_id: str, event: Event, at: float) -> int:
+        """Queue a command for the conversation's owner; ids commit in order, with no gap."""
+        check_target(conversation_id, 0)
+        if not _storable(conversation_id):
+            raise _unstorable("conversation id", conversation_id, "bad_conversation_id")
+        check_events(conversation_id, [event])
+        rows = self._query(
+            "submit",
+            (conversation_id, TYPE_NAMES[type(event)], dumps(event), at),
+            "submitting a command",
+        )
+        command_id: int = rows[0][0]
+        return command_id
+
+    def pending_commands(self, after: int = 0, conversation_id: str | None = None) -> list[Command]:
+        """Unanswered commands with id > `after`, in order (one that does not decode is kept
+        pending and skipped, with a warning: an owner never acts on a damaged command)."""
+        if conversation_id is None:
+            rows = self._query("pending", (after,))
+        elif not _storable(conversation_id):
+            return []
+        else:
+            rows = self._query("pending_of", (after, conversation_id))
+        commands = []
+        for command_id, cid, body, submitted_at in rows:
+            try:
+                event = loads_event(body)
+            except DecodeError as exc:
+                logger.warning(
+                    "journal %s: command %d does not decode: %s", self._where(), command_id, exc
+                )
+                continue
+            if getattr(event, "conversation_id", None) != cid:
+                logger.warning(
+                    "journal %s: command %d names another conversation", self._where(), command_id
+                )
+                continue
+            commands.append(Command(command_id, cid, event, submitted_at))
+        return commands
+
+    def last_command_id(self) -> int:
+        """The largest command id submitted so far (every smaller one is committed too)."""
+        last: int = self._query("last_command", ())[0][0]
+        return last
+
+    def answer(self, command_id: int) -> CommandAnswer | None:
+        """The owner's answer to a command, None while it is pending."""
+        rows = self._query("answer", (command_id,))
+        return CommandAnswer(*rows[0]) if rows else None
+
+    def change_token(self) -> int:
+        """The last command id: it moves exactly when a submitted command commits."""
+        return self.last_command_id()
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; later calls raise `JournalError`. Closing twice is harmless."""
+        with self._lock:
+            self._closed = True
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> PostgresJournal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
