@@ -43,6 +43,7 @@ from ._core import (
     replay,
 )
 from ._errors import (
+    ConversationFailedError,
     DecodeError,
     GateClosedError,
     IllegalTransition,
@@ -166,6 +167,7 @@ __all__ = [
     "ChatModel",
     "CompiledLifecycle",
     "Complete",
+    "ConversationFailedError",
     "ConversationState",
     "Coordinator",
     "DecodeError",
