@@ -4,7 +4,9 @@ A mode decides *which* steps a run executes; the coordinator decides *how* (life
 attempts, interrupts). Every callback is pure: it takes the run's context (a JSON value) and
 returns a new one, so the journal can rehydrate a mode by folding the same events again. A
 callback may raise `ModeError` (or any exception): the run then fails with a `mode_error`
-envelope (or the `ModeError`'s own category) instead of the engine crashing (MODE-3).
+envelope (or the `ModeError`'s own category) instead of the engine crashing (MODE-3). `on_result`
+may refuse an effect's output with `OutputRefusedError`: the step then fails, under its policy
+(CORE-28).
 """
 
 from __future__ import annotations
@@ -37,6 +39,29 @@ class ModeError(InterruptibleError):
     ) -> None:
         super().__init__(message, reason=category.value)
         self.category = category
+
+
+class OutputRefusedError(ModeError):
+    """A mode refuses a step's output: the step fails with this envelope (CORE-28).
+
+    Raised by `Mode.on_result` for an effect's output (a model answer calling a tool it was not
+    offered, say): the output is not kept, and the step's policy decides what follows (a retry
+    when `retryable` and the category is in `retry_on`, `on_failure`, or the run fails).
+    """
+
+    code = "output_refused"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: FailureCategory = FailureCategory.invalid_input,
+        retryable: bool = False,
+        details: JsonValue = None,
+    ) -> None:
+        super().__init__(message, category=category)
+        self.retryable = retryable
+        self.details = details
 
 
 @record
