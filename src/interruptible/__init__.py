@@ -33,6 +33,7 @@ from ._core import (
     ModeError,
     NextStep,
     Outcome,
+    OutputRefusedError,
     OwnerOrOperator,
     Plan,
     Replay,
@@ -44,6 +45,7 @@ from ._core import (
 )
 from ._errors import (
     CommandTimeoutError,
+    ConversationFailedError,
     DecodeError,
     GateClosedError,
     IllegalTransition,
@@ -170,6 +172,7 @@ __all__ = [
     "CommandTimeoutError",
     "CompiledLifecycle",
     "Complete",
+    "ConversationFailedError",
     "ConversationState",
     "Coordinator",
     "DecodeError",
@@ -212,6 +215,7 @@ __all__ = [
     "OnFailure",
     "OpenAICompatibleModel",
     "Outcome",
+    "OutputRefusedError",
     "OwnedElsewhereError",
     "OwnerOrOperator",
     "Plan",

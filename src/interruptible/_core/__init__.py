@@ -2,7 +2,17 @@
 
 from ._authorizer import Authorizer, OwnerOrOperator
 from ._coordinator import Coordinator
-from ._modes import AgentLoop, Complete, Fail, Mode, ModeError, NextStep, Plan, Sequence
+from ._modes import (
+    AgentLoop,
+    Complete,
+    Fail,
+    Mode,
+    ModeError,
+    NextStep,
+    OutputRefusedError,
+    Plan,
+    Sequence,
+)
 from ._replay import Replay, replay
 from ._state import (
     HISTORY_LIMIT,
@@ -34,6 +44,7 @@ __all__ = [
     "ModeError",
     "NextStep",
     "Outcome",
+    "OutputRefusedError",
     "OwnerOrOperator",
     "Plan",
     "Replay",

@@ -37,6 +37,11 @@ error): another process may own them now, and the journal is the truth. Which ba
 `append_many` refuses a stale conversation, each conversation is written again on its own, so
 only the stale one is fenced; any other failure of a write fails every batch in it. Opening a
 new runtime on the journal recovers a fenced conversation.
+
+A failure that is one conversation's own (folding its events raises, or carrying out one of its
+directives does, such as an application's `on_audit`) is a bug, but it must not stall the others:
+that conversation alone is fenced with `ConversationFailedError` (a failed fold journals nothing
+of it), and the rest of the round is written, committed and carried out as usual (RT-17).
 """
 
 from __future__ import annotations
@@ -47,7 +52,13 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._core import ConversationState, Coordinator, Disposition, Outcome
-from .._errors import InterruptibleError, JournalError, StaleOwnerError, StaleWriterError
+from .._errors import (
+    ConversationFailedError,
+    InterruptibleError,
+    JournalError,
+    StaleOwnerError,
+    StaleWriterError,
+)
 from .._journal import AppendBatch, Journal, OwnerRecord
 from .._lifecycle import TERMINAL_RUN_STATUSES, RunStatus
 from .._vocabulary import (
@@ -250,7 +261,11 @@ class Writer:
                 # folds (where the cyclic GC would traverse them, and promote them).
                 batches.reverse()
                 while batches:
-                    self._apply(batches.pop())
+                    batch = batches.pop()
+                    try:
+                        self._apply(batch)
+                    except Exception as exc:  # one conversation's failure is its own (RT-17)
+                        self._failed(batch, "carrying out its directives", exc)
             except Exception:  # pragma: no cover - a bug here must not wedge every conversation
                 log.exception("the runtime's writer failed a round")
             finally:
@@ -259,6 +274,20 @@ class Writer:
             await asyncio.sleep(0)
 
     def _fold(self, conv: Conversation) -> _Batch:
+        """The conversation's batch; if folding raises, a batch with nothing to write that
+        fences the conversation when applied (its events go back to the inbox, whose callers
+        the fence answers), so the round goes on for the others (RT-17)."""
+        items = conv.inbox
+        try:
+            return self._fold_items(conv)
+        except Exception as exc:
+            conv.inbox = items
+            batch = _Batch(conv)
+            batch.error = ConversationFailedError(conv.conversation_id, "folding its events", exc)
+            log.exception("%s", batch.error)
+            return batch
+
+    def _fold_items(self, conv: Conversation) -> _Batch:
         batch = _Batch(conv)
         items, conv.inbox = conv.inbox, []
         reduce = self.coordinator.reduce
@@ -426,15 +455,22 @@ class Writer:
                     if not future.done():
                         future.set_result(run)
 
+    def _failed(self, batch: _Batch, while_doing: str, exc: Exception) -> None:
+        """Fence a conversation whose batch raised while `while_doing` (a bug)."""
+        batch.error = ConversationFailedError(batch.conv.conversation_id, while_doing, exc)
+        log.exception("%s", batch.error)
+        self._fence(batch.conv, batch)
+
     def _fence(self, conv: Conversation, batch: _Batch) -> None:
         error = batch.error
         assert error is not None
-        log.error(
-            "conversation %r is fenced: its journal write failed (%s); reopen the journal to "
-            "recover it",
-            conv.conversation_id,
-            error,
-        )
+        if not isinstance(error, ConversationFailedError):  # (that one says it all, and was logged)
+            log.error(
+                "conversation %r is fenced: its journal write failed (%s); reopen the journal to "
+                "recover it",
+                conv.conversation_id,
+                error,
+            )
         conv.fenced = error
         if isinstance(error, StaleOwnerError):
             # Taken over by another process (OWN-3): it drives the conversation now. This one
