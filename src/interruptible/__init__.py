@@ -59,6 +59,7 @@ from ._errors import (
     RunInProgressError,
     RunNotFoundError,
     RunTerminalError,
+    RuntimeClosedError,
     StaleWriterError,
     StepNotFoundError,
 )
@@ -225,6 +226,7 @@ __all__ = [
     "RunStatus",
     "RunTerminalError",
     "Runtime",
+    "RuntimeClosedError",
     "ScriptedModel",
     "Sequence",
     "StaleWriterError",

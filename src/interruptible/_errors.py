@@ -215,3 +215,9 @@ class ModeNotFoundError(InterruptibleError):
     """No mode is registered under the name a run asks for."""
 
     code = "mode_not_found"
+
+
+class RuntimeClosedError(InterruptibleError):
+    """The runtime closed while a call waited on it (a `wait` for a run that had not settled)."""
+
+    code = "runtime_closed"

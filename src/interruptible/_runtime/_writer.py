@@ -47,7 +47,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._core import ConversationState, Coordinator, Disposition, Outcome
-from .._errors import InterruptibleError, JournalError, StaleWriterError
+from .._errors import InterruptibleError, JournalError, RuntimeClosedError, StaleWriterError
 from .._journal import AppendBatch, Journal
 from .._lifecycle import TERMINAL_RUN_STATUSES, RunStatus
 from .._vocabulary import (
@@ -183,11 +183,12 @@ class Writer:
         self._task = asyncio.get_running_loop().create_task(self._pump(), name="interruptible pump")
 
     async def stop(self) -> None:
-        """Process what is queued, then stop the pump."""
+        """Process what is queued, then stop the pump; waits still pending learn it closed."""
         self._stopping = True
         self._wake()
         if self._task is not None:
             await self._task
+        self._close_waiters()
 
     async def drained(self) -> None:
         """Return once no conversation has queued work and no round is in progress."""
@@ -360,6 +361,21 @@ class Writer:
                     if not future.done():
                         future.set_result(run)
 
+    def _close_waiters(self) -> None:
+        """Wake every wait left pending at close with `RuntimeClosedError` (RT-17): its run has
+        not settled, and nothing here will settle it now (the next runtime on the journal will)."""
+        for conv in self.conversations.values():
+            waiters = conv.waiters
+            if not waiters:
+                continue
+            conv.waiters = None
+            for run_id, futures in waiters.items():
+                run = conv.state.run(run_id)
+                status = run.status.value if run is not None else None
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(_closed(conv.conversation_id, run_id, status))
+
     def _fence(self, conv: Conversation, batch: _Batch) -> None:
         error = batch.error
         assert error is not None
@@ -388,6 +404,18 @@ class Writer:
 
 def _audited(outcome: Outcome) -> bool:
     return any(type(directive) is EmitAudit for directive in outcome.directives)
+
+
+def _closed(conversation_id: str, run_id: str, status: str | None) -> RuntimeClosedError:
+    return RuntimeClosedError(
+        f"the runtime closed while waiting for run {run_id!r} of conversation "
+        f"{conversation_id!r} ({status}); it goes on in the next runtime opened on the same "
+        "journal: wait for it there.",
+        conversation_id=conversation_id,
+        run_id=run_id,
+        status=status,
+        reason="runtime_closed",
+    )
 
 
 def _journal_error(exc: Exception) -> InterruptibleError:
