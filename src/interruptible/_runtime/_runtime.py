@@ -59,7 +59,7 @@ from ._llm import ChatModel, LlmExecutor
 from ._recovery import recovery_events
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
-from ._writer import SETTLED, Conversation, Writer
+from ._writer import SETTLED, Conversation, Queued, Writer
 
 log: Final = logging.getLogger("interruptible.runtime")
 audit_log: Final = logging.getLogger("interruptible.audit")
@@ -194,6 +194,7 @@ class Runtime:
             first_start=self._first_start,
             clock=clock,
             ids=self._ids,
+            post_latest=self._post_progress,
         )
         self._writer: Writer | None = None
         self._subscribers: dict[str | None, list[Subscription]] = {}
@@ -519,6 +520,13 @@ class Runtime:
         conv = writer.conversations.get(conversation_id)
         if conv is not None:
             writer.post(conv, event, None)
+
+    def _post_progress(self, conversation_id: str, event: Event, queued: Queued | None) -> Any:
+        writer = self._writer
+        conv = writer.conversations.get(conversation_id) if writer is not None else None
+        if writer is None or conv is None:
+            return None
+        return writer.post_latest(conv, event, queued)
 
     def _first_start(self, conversation_id: str, run_id: str, step_id: str) -> float | None:
         writer = self._writer

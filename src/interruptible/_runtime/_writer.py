@@ -25,6 +25,10 @@ after that commit, so journal-first holds (the journal may say "started" a momen
 task runs; a crash in that moment is an ordinary crash with a live effect, RT-8). The next
 step's `effect_started` thus shares a commit with the previous step's `effect_completed`.
 
+Progress is coalesced (RT-18): an effect's report queued with `post_latest` takes the place of
+its previous report while that one still waits in the inbox, so a chatty effect costs one
+`effect_progress` per commit, whatever its rate; subscribers see the reports that were journaled.
+
 What the journal holds: every event `reduce` applied or ignored (a duplicate, a late result: a
 fact, with its reason reproduced on replay), and every *refused* request that carries an
 `emit_audit` (`not_authorized`), so the audit trail is in the journal and replay reproduces it
@@ -68,6 +72,8 @@ _APPLIED: Final = Disposition.applied
 SETTLED: Final = frozenset({RunStatus.interrupted, *TERMINAL_RUN_STATUSES})
 
 Item = tuple[Event, "asyncio.Future[Outcome] | None"]
+# Where `post_latest` queued an event: the inbox it went into and its place there.
+Queued = tuple[list[Item], int]
 _Reply = tuple["asyncio.Future[Outcome]", Outcome]
 
 
@@ -175,6 +181,22 @@ class Writer:
         waker = self._waker
         if waker is not None and not waker.done():
             waker.set_result(None)
+
+    def post_latest(self, conv: Conversation, event: Event, queued: Queued | None) -> Queued | None:
+        """Queue an event that supersedes `queued`, an earlier one from the same source: in its
+        place while it still waits in the inbox, else at the end. Returns where it went.
+
+        Progress (RT-18): only an effect's latest report is worth journaling, so an effect
+        reporting faster than the pump commits costs one record per commit, not one per report.
+        """
+        inbox = conv.inbox
+        if queued is not None and queued[0] is inbox:
+            inbox[queued[1]] = (event, None)
+            return queued
+        self.post(conv, event, None)
+        if conv.fenced is not None:
+            return None
+        return inbox, len(inbox) - 1
 
     # --- the pump -------------------------------------------------------------------------------
 
