@@ -169,3 +169,12 @@ def _check_version(conn: sqlite3.Connection, path: str, tables: set[str]) -> Non
     missing = _TABLES - tables
     if missing:
         raise _not_a_journal(path, f"tables {sorted(missing)} are missing")
+
+
+def check_readable(conn: sqlite3.Connection, path: str) -> None:
+    """Check, reading only, that the file holds a journal of a version this code reads (JRN-7,
+    JRN-15); an empty file gets no schema: it is not a journal yet."""
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        raise _not_a_journal(path, "it is empty: no journal was ever written to it")
+    _check_version(conn, path, tables)

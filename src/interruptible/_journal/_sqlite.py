@@ -36,6 +36,10 @@ record and every record after it are moved to `quarantine`, the conversation end
 whole event, and each move is reported in `recovered` and logged as a warning (JRN-9). `verify`
 checks every record without changing anything; `recover(tail=None)` repairs the whole file.
 
+Read-only. `SQLiteJournal(path, readonly=True)` reads and changes nothing (JRN-15): no WAL
+switch, no schema, no recovery, no side file left behind (see `_readonly.py`); a torn record is
+reported by `read` and `verify` as usual, and every write raises `JournalError`.
+
 One connection, shared by threads (`check_same_thread=False`) under one lock: the runtime writes
 from its event loop while other threads (a tool, an inspecting tool) may read.
 """
@@ -55,6 +59,7 @@ from .._errors import JournalError, StaleWriterError
 from .._vocabulary import Event
 from ._check import check_target, closed, stale
 from ._protocol import AppendBatch, JournalRecord
+from ._readonly import READONLY_BUSY_TIMEOUT, connect_readonly
 from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
 from ._schema import prepare
 
@@ -140,19 +145,24 @@ class SQLiteJournal:
         *,
         synchronous: Synchronous = "FULL",
         check_tail: int = DEFAULT_CHECK_TAIL,
-        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        busy_timeout: float | None = None,
+        readonly: bool = False,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.path = os.fspath(path)
         self.synchronous: Synchronous = synchronous
         self.recovered: list[RecoveryNote] = []
+        self.readonly = readonly
         self._lock = threading.Lock()
+        if readonly:  # JRN-15: read what is there, change nothing (no WAL, schema or recovery)
+            self._open_readonly(READONLY_BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
+            return
         try:
             # isolation_level=None: no implicit transactions; every write says BEGIN IMMEDIATE.
             conn = sqlite3.connect(
                 self.path,
-                timeout=busy_timeout,
+                timeout=DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
             )
@@ -179,10 +189,18 @@ class SQLiteJournal:
         if check_tail > 0:  # 0 opts out; `read` still refuses a torn record (JRN-6)
             self.recover(tail=check_tail)
 
+    def _open_readonly(self, busy_timeout: float) -> None:
+        conn = connect_readonly(self.path, busy_timeout)
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # the connection's memory, not the file
+        self._conn = conn
+        self._cursor = conn.cursor()
+
     # --- writes ----------------------------------------------------------------------------
 
     def append(self, conversation_id: str, expected_last: int, events: Sequence[Event]) -> int:
         """Append `events` after sequence `expected_last`; durable when it returns."""
+        if self.readonly:
+            raise self._refused("append")
         check_target(conversation_id, expected_last)
         rows = encode_rows(conversation_id, expected_last, events)
         self._write(rows, ((conversation_id, expected_last, len(rows)),), probe=not rows)
@@ -190,6 +208,8 @@ class SQLiteJournal:
 
     def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
         """Append several conversations' events in one transaction, one commit; all or nothing."""
+        if self.readonly:
+            raise self._refused("append")
         rows: list[Row] = []
         targets: list[_Target] = []
         for batch in batches:
@@ -303,6 +323,8 @@ class SQLiteJournal:
 
     def recover(self, *, tail: int | None = None) -> list[RecoveryNote]:
         """Move each torn record and its followers to `quarantine`; report and log each move."""
+        if self.readonly:
+            raise self._refused("recover torn records")
         suspects = self.verify(tail=tail)
         if not suspects:
             return []
@@ -387,6 +409,13 @@ class SQLiteJournal:
         )
 
     # --- plumbing --------------------------------------------------------------------------
+
+    def _refused(self, doing: str) -> JournalError:
+        return JournalError(
+            f"journal {self.path!r} is open read-only and cannot {doing}; open it without "
+            "readonly=True to write (a runtime does, and recovers torn records then).",
+            reason="journal_readonly",
+        )
 
     def _live(self) -> sqlite3.Connection:
         if self._conn is None:
