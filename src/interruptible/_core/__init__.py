@@ -1,6 +1,6 @@
 """The pure core: state, `reduce`, the coordinator, modes and replay."""
 
-from ._authorizer import Authorizer, OwnerOrOperator
+from ._authorizer import Authorizer, OwnerOrOperator, ReadAuthorizer, read_allowed
 from ._coordinator import Coordinator
 from ._modes import AgentLoop, Complete, Fail, Mode, ModeError, NextStep, Plan, Sequence
 from ._replay import Replay, replay
@@ -36,10 +36,12 @@ __all__ = [
     "Outcome",
     "OwnerOrOperator",
     "Plan",
+    "ReadAuthorizer",
     "Replay",
     "RunState",
     "Sequence",
     "StepState",
     "initial_state",
+    "read_allowed",
     "replay",
 ]

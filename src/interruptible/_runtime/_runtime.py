@@ -56,6 +56,7 @@ from ._effects import EffectManager, json_normalized
 from ._executors import Executor, FunctionExecutor, HumanGateExecutor, TimerExecutor
 from ._ids import UuidIds, new_run_id
 from ._llm import ChatModel, LlmExecutor
+from ._reads import IN_PROCESS, Principal, check_read, run_filter
 from ._recovery import recovery_events
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
@@ -385,12 +386,17 @@ class Runtime:
         )
         return await self._request(conversation_id, run_id, event)
 
-    async def wait(self, conversation_id: str, run_id: str) -> RunSnapshot:
-        """Until the run is interrupted or has ended (woken by the writer, never polled)."""
+    async def wait(
+        self, conversation_id: str, run_id: str, *, principal: Principal = IN_PROCESS
+    ) -> RunSnapshot:
+        """Until the run is interrupted or has ended (woken by the writer, never polled); with
+        `principal=`, only if the authorizer lets it read the run (RT-19)."""
         conv = self._conversation(conversation_id, run_id)
         run = conv.state.run(run_id)
         if run is None:
             raise self._run_not_found(conversation_id, run_id)
+        if principal is not IN_PROCESS:
+            check_read(self.coordinator.authorizer, principal, conversation_id, run)
         if run.status not in SETTLED:
             future: asyncio.Future[RunState | None] = asyncio.get_running_loop().create_future()
             if conv.waiters is None:
@@ -400,8 +406,11 @@ class Runtime:
             run = settled if settled is not None else run
         return RunSnapshot.of(conversation_id, run)
 
-    def snapshot(self, conversation_id: str, run_id: str | None = None) -> RunSnapshot:
-        """A run of the conversation: `run_id`, else the active run, else the latest one."""
+    def snapshot(
+        self, conversation_id: str, run_id: str | None = None, *, principal: Principal = IN_PROCESS
+    ) -> RunSnapshot:
+        """A run of the conversation: `run_id`, else the active run, else the latest one; with
+        `principal=`, only if the authorizer lets it read the run (RT-19)."""
         conv = self._conversation(conversation_id, run_id)
         state = conv.state
         if run_id is None:
@@ -409,6 +418,8 @@ class Runtime:
         run = state.run(run_id) if run_id is not None else None
         if run is None:
             raise self._run_not_found(conversation_id, run_id or "<none>")
+        if principal is not IN_PROCESS:
+            check_read(self.coordinator.authorizer, principal, conversation_id, run)
         return RunSnapshot.of(conversation_id, run)
 
     def state(self, conversation_id: str) -> ConversationState:
@@ -426,10 +437,17 @@ class Runtime:
                 return conversation_id
         return None
 
-    def subscribe(self, conversation_id: str | None = None) -> Subscription:
+    def subscribe(
+        self, conversation_id: str | None = None, *, principal: Principal = IN_PROCESS
+    ) -> Subscription:
         """The published lifecycle, progress and output directives of one conversation (or,
-        with None, of every conversation), from now on."""
-        subscription = Subscription(conversation_id, self._unsubscribe)
+        with None, of every conversation), from now on; with `principal=`, if the authorizer
+        lets it read the conversation, and only of the runs it lets it read (RT-19)."""
+        admits = None
+        if principal is not IN_PROCESS:
+            check_read(self.coordinator.authorizer, principal, conversation_id, None)
+            admits = run_filter(lambda: self.coordinator.authorizer, principal, self._held_run)
+        subscription = Subscription(conversation_id, self._unsubscribe, admits)
         self._subscribers.setdefault(conversation_id, []).append(subscription)
         return subscription
 
@@ -520,6 +538,11 @@ class Runtime:
         conv = writer.conversations.get(conversation_id)
         if conv is not None:
             writer.post(conv, event, None)
+
+    def _held_run(self, conversation_id: str, run_id: str) -> RunState | None:
+        writer = self._writer
+        conv = writer.conversations.get(conversation_id) if writer is not None else None
+        return None if conv is None else conv.state.run(run_id)
 
     def _post_progress(self, conversation_id: str, event: Event, queued: Queued | None) -> Any:
         writer = self._writer
