@@ -544,7 +544,9 @@ class Runtime:
         conv = writer.conversations.get(conversation_id) if writer is not None else None
         return None if conv is None else conv.state.run(run_id)
 
-    def _post_progress(self, conversation_id: str, event: Event, queued: Queued | None) -> Any:
+    def _post_progress(
+        self, conversation_id: str, event: Event, queued: Queued | None
+    ) -> Queued | None:
         writer = self._writer
         conv = writer.conversations.get(conversation_id) if writer is not None else None
         if writer is None or conv is None:
