@@ -37,8 +37,8 @@ def torn_journal(path: Path) -> None:
     insert_row(path, "c1", 4, "run_requested", dumps(some_events("c1", 4)[3]), 0)
 
 
-def test_jrn_15_a_readonly_journal_reads_a_torn_file_and_changes_nothing(db_path: Path) -> None:
-    """JRN-15: opened read-only, a journal with a torn last record is not recovered (nothing is
+def test_jrn_17_a_readonly_journal_reads_a_torn_file_and_changes_nothing(db_path: Path) -> None:
+    """JRN-17: opened read-only, a journal with a torn last record is not recovered (nothing is
     quarantined, `recovered` is empty); `read` yields the whole records and then refuses the
     torn one (JRN-6), `verify` names it, and writes are refused with `JournalError`
     (`journal_readonly`); the file and its side files are byte for byte as they were."""
@@ -67,8 +67,8 @@ def test_jrn_15_a_readonly_journal_reads_a_torn_file_and_changes_nothing(db_path
     assert files(db_path) == before
 
 
-def test_jrn_15_a_missing_or_empty_file_is_refused_and_not_created(tmp_path: Path) -> None:
-    """JRN-15: a path with no file is a one-line `JournalError` and no file appears; an empty
+def test_jrn_17_a_missing_or_empty_file_is_refused_and_not_created(tmp_path: Path) -> None:
+    """JRN-17: a path with no file is a one-line `JournalError` and no file appears; an empty
     file gets no schema (`not_a_journal`) and stays empty, with no side files."""
     missing = tmp_path / "missing.db"
     with pytest.raises(JournalError) as info:
@@ -84,8 +84,8 @@ def test_jrn_15_a_missing_or_empty_file_is_refused_and_not_created(tmp_path: Pat
     assert files(empty) == {"": b"", "-wal": None, "-shm": None, "-journal": None}
 
 
-def test_jrn_15_a_rollback_journal_file_is_not_switched_to_wal(db_path: Path) -> None:
-    """JRN-15: a journal file in SQLite's rollback mode is read as it is; opening it read-only
+def test_jrn_17_a_rollback_journal_file_is_not_switched_to_wal(db_path: Path) -> None:
+    """JRN-17: a journal file in SQLite's rollback mode is read as it is; opening it read-only
     does not switch it to WAL (the header says WAL with 2 at offsets 18 and 19)."""
     with SQLiteJournal(db_path) as journal:
         journal.append("c1", 0, some_events("c1", 2))
@@ -99,8 +99,8 @@ def test_jrn_15_a_rollback_journal_file_is_not_switched_to_wal(db_path: Path) ->
     assert files(db_path) == before
 
 
-def test_jrn_15_a_crashed_writers_log_is_read_and_left_alone(db_path: Path) -> None:
-    """JRN-15: events that a killed writer left in the WAL (not yet checkpointed) are read, and
+def test_jrn_17_a_crashed_writers_log_is_read_and_left_alone(db_path: Path) -> None:
+    """JRN-17: events that a killed writer left in the WAL (not yet checkpointed) are read, and
     the file and its log stay as the writer left them (no checkpoint, no log removed): the
     next runtime to open the journal is the one that checkpoints and recovers."""
     with SQLiteJournal(db_path) as journal:
@@ -124,8 +124,8 @@ def test_jrn_15_a_crashed_writers_log_is_read_and_left_alone(db_path: Path) -> N
     assert {k for k, v in after.items() if v is None} == {k for k, v in before.items() if v is None}
 
 
-def test_jrn_15_a_locked_file_is_reported_not_waited_on(db_path: Path) -> None:
-    """JRN-15: while another connection holds the file exclusively, a read-only open gives up
+def test_jrn_17_a_locked_file_is_reported_not_waited_on(db_path: Path) -> None:
+    """JRN-17: while another connection holds the file exclusively, a read-only open gives up
     after its busy timeout (a few seconds by default, not the writers' 30 s) with a
     `JournalError` (`journal_locked`) that says so and what to do."""
     assert READONLY_BUSY_TIMEOUT <= 5

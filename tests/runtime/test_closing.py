@@ -19,8 +19,8 @@ async def _forever() -> None:
 MODE = pipeline("p", [tool_step("t", "forever")])
 
 
-def test_rt_17_close_wakes_a_pending_wait_with_runtime_closed() -> None:
-    """RT-17: a `wait` pending when the runtime closes is woken by `close()` with
+def test_rt_18_close_wakes_a_pending_wait_with_runtime_closed() -> None:
+    """RT-18: a `wait` pending when the runtime closes is woken by `close()` with
     `RuntimeClosedError` naming the conversation, the run and its status (the run goes on in
     the next runtime on the journal), never left waiting; every waiter of the run is woken."""
 
@@ -50,8 +50,8 @@ def test_rt_17_close_wakes_a_pending_wait_with_runtime_closed() -> None:
     arun(scenario())
 
 
-def test_rt_17_a_run_that_settles_while_closing_gives_its_snapshot() -> None:
-    """RT-17: a `wait` whose run is interrupted before `close()` returns gets the snapshot (the
+def test_rt_18_a_run_that_settles_while_closing_gives_its_snapshot() -> None:
+    """RT-18: a `wait` whose run is interrupted before `close()` returns gets the snapshot (the
     settled run), not an error: only waits still pending at the end are told the runtime
     closed."""
 

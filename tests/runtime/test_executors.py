@@ -183,7 +183,7 @@ def test_rt_14_progress_reaches_subscribers_in_order() -> None:
     """`effect.progress(value)` (from the loop or from a tool's worker thread) is journaled as
     `effect_progress` and published as `emit_progress`, in order, to the conversation's
     subscribers and to the all-conversations subscribers: the reports that were journaled, a
-    report replaced by a later one before its commit being left out (RT-18), the last one
+    report replaced by a later one before its commit being left out (RT-19), the last one
     always there."""
 
     def counting(n: int) -> str:

@@ -49,8 +49,8 @@ def _replayed_progress(coordinator: Coordinator, journal: MemoryJournal, cid: st
     return published
 
 
-def test_rt_18_100000_progress_reports_of_one_step_write_one_row(tmp_path: Path) -> None:
-    """RT-18: an effect reporting progress 100,000 times between two commits leaves one
+def test_rt_19_100000_progress_reports_of_one_step_write_one_row(tmp_path: Path) -> None:
+    """RT-19: an effect reporting progress 100,000 times between two commits leaves one
     `effect_progress` row in the SQLite journal, with the latest value and its sequence; the
     run's journal stays a handful of rows (not 100,003), and the run completes."""
 
@@ -79,8 +79,8 @@ def test_rt_18_100000_progress_reports_of_one_step_write_one_row(tmp_path: Path)
     assert f'"progress":{{"done":{REPORTS}}}' in body and f'"sequence":{REPORTS}' in body
 
 
-def test_rt_18_progress_from_a_thread_is_at_most_one_row_per_effect_per_commit() -> None:
-    """RT-18: progress reported from a tool's worker thread as fast as it can: each journal
+def test_rt_19_progress_from_a_thread_is_at_most_one_row_per_effect_per_commit() -> None:
+    """RT-19: progress reported from a tool's worker thread as fast as it can: each journal
     write holds at most one `effect_progress` per effect; the last value reported is journaled;
     subscribers get exactly the journaled reports (the `emit_progress` replay gives), in order;
     replay parity holds (JRN-12)."""

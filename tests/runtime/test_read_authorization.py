@@ -30,8 +30,8 @@ def _runtime(authorizer: Any) -> Runtime:
     return Runtime("memory", modes=[MODE], tools={"forever": _forever}, authorizer=authorizer)
 
 
-def test_rt_19_a_read_with_a_principal_is_decided_by_the_authorizer() -> None:
-    """RT-19: `snapshot`, `wait` and `subscribe` given `principal=` ask the authorizer; the
+def test_rt_20_a_read_with_a_principal_is_decided_by_the_authorizer() -> None:
+    """RT-20: `snapshot`, `wait` and `subscribe` given `principal=` ask the authorizer; the
     default (`OwnerOrOperator`) lets the run's principal and the operators read it and refuses
     anyone else, `principal=None` (anonymous) included, with `NotAuthorizedError`, changing
     nothing; without `principal=` (a caller in this process) nothing is checked."""
@@ -62,8 +62,8 @@ def test_rt_19_a_read_with_a_principal_is_decided_by_the_authorizer() -> None:
     arun(scenario())
 
 
-def test_rt_19_a_subscription_with_a_principal_sees_only_runs_it_may_read() -> None:
-    """RT-19: a subscription made with `principal=` delivers only the directives of runs the
+def test_rt_20_a_subscription_with_a_principal_sees_only_runs_it_may_read() -> None:
+    """RT-20: a subscription made with `principal=` delivers only the directives of runs the
     authorizer lets that principal read (decided run by run: a conversation's runs may belong
     to different principals); one without a principal sees every run."""
 
@@ -89,8 +89,8 @@ def test_rt_19_a_subscription_with_a_principal_sees_only_runs_it_may_read() -> N
     assert seen == {"alice": ["r1"], "bob": ["r2"], "ops": ["r1", "r2"], "local": ["r1", "r2"]}
 
 
-def test_rt_19_a_refused_subscription_is_not_made() -> None:
-    """RT-19: an authorizer's read decision about a whole conversation (`run` None) refuses
+def test_rt_20_a_refused_subscription_is_not_made() -> None:
+    """RT-20: an authorizer's read decision about a whole conversation (`run` None) refuses
     `subscribe` with `NotAuthorizedError`, and no subscription is registered."""
 
     class OnlyOps:
@@ -117,8 +117,8 @@ def test_rt_19_a_refused_subscription_is_not_made() -> None:
     arun(scenario())
 
 
-def test_rt_19_an_authorizer_without_a_read_decision_allows_every_read() -> None:
-    """RT-19: an authorizer written before reads were decided (only `allows`) keeps working:
+def test_rt_20_an_authorizer_without_a_read_decision_allows_every_read() -> None:
+    """RT-20: an authorizer written before reads were decided (only `allows`) keeps working:
     it still decides commands, and every read is allowed, as reads were before."""
 
     class CommandsOnly:

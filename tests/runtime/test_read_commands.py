@@ -46,8 +46,8 @@ def _finished_run(db: Path) -> int:
         return journal.last_sequence("c")
 
 
-def test_rt_20_inspect_and_replay_report_a_torn_record_and_change_nothing(tmp_path: Path) -> None:
-    """RT-20 (JRN-15): on a journal whose last record is torn, `inspect`, `inspect --run` and
+def test_rt_21_inspect_and_replay_report_a_torn_record_and_change_nothing(tmp_path: Path) -> None:
+    """RT-21 (JRN-17): on a journal whose last record is torn, `inspect`, `inspect --run` and
     `replay` each show what they could read, report the torn record in one line (exit 1, no
     traceback) and leave the file and its side files byte for byte as they were; the torn
     record is quarantined only when a runtime opens the journal to write."""
@@ -75,8 +75,8 @@ def test_rt_20_inspect_and_replay_report_a_torn_record_and_change_nothing(tmp_pa
         assert [note.first_bad for note in journal.recovered] == [last + 1]
 
 
-def test_rt_20_a_whole_journal_is_read_without_side_files_left_behind(tmp_path: Path) -> None:
-    """RT-20: `inspect` and `replay` of a whole, closed journal exit 0 and leave it as it was,
+def test_rt_21_a_whole_journal_is_read_without_side_files_left_behind(tmp_path: Path) -> None:
+    """RT-21: `inspect` and `replay` of a whole, closed journal exit 0 and leave it as it was,
     without the log and index files SQLite makes while a file is open."""
     db = tmp_path / "whole.db"
     _finished_run(db)
@@ -88,8 +88,8 @@ def test_rt_20_a_whole_journal_is_read_without_side_files_left_behind(tmp_path: 
         assert files(db) == before
 
 
-def test_rt_20_a_file_that_is_no_journal_is_one_line_and_left_alone(tmp_path: Path) -> None:
-    """RT-20: `inspect` or `replay` of a file that is not a journal (not SQLite, or empty) says
+def test_rt_21_a_file_that_is_no_journal_is_one_line_and_left_alone(tmp_path: Path) -> None:
+    """RT-21: `inspect` or `replay` of a file that is not a journal (not SQLite, or empty) says
     so in one line naming the file, without a traceback, and writes nothing into it."""
     for name, content in (("text.db", b"hello, not a database\n" * 10), ("empty.db", b"")):
         path = tmp_path / name

@@ -1,5 +1,5 @@
 """Who may interrupt, resume, cancel, supersede or answer a human gate of a run, and who may
-read it from another process (RT-19)."""
+read it from another process (RT-20)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class Authorizer(Protocol):
 
 @runtime_checkable
 class ReadAuthorizer(Protocol):
-    """An authorizer that also decides reads (RT-19); one without `allows_read` allows every
+    """An authorizer that also decides reads (RT-20); one without `allows_read` allows every
     read, as every read was allowed before reads were decided."""
 
     def allows_read(
@@ -39,7 +39,7 @@ def read_allowed(
     conversation_id: str | None,
     run: RunState | None,
 ) -> bool:
-    """The authorizer's read decision (RT-19); True for an authorizer without one."""
+    """The authorizer's read decision (RT-20); True for an authorizer without one."""
     decide = getattr(authorizer, "allows_read", None)
     return True if decide is None else bool(decide(principal, conversation_id, run))
 

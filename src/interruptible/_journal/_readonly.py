@@ -1,4 +1,4 @@
-"""Opening a SQLite journal to read only (JRN-15): a connection that leaves the file as it was.
+"""Opening a SQLite journal to read only (JRN-17): a connection that leaves the file as it was.
 
 Theory of operation
 -------------------

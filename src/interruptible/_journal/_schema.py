@@ -173,7 +173,7 @@ def _check_version(conn: sqlite3.Connection, path: str, tables: set[str]) -> Non
 
 def check_readable(conn: sqlite3.Connection, path: str) -> None:
     """Check, reading only, that the file holds a journal of a version this code reads (JRN-7,
-    JRN-15); an empty file gets no schema: it is not a journal yet."""
+    JRN-17); an empty file gets no schema: it is not a journal yet."""
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if not tables:
         raise _not_a_journal(path, "it is empty: no journal was ever written to it")

@@ -36,7 +36,7 @@ record and every record after it are moved to `quarantine`, the conversation end
 whole event, and each move is reported in `recovered` and logged as a warning (JRN-9). `verify`
 checks every record without changing anything; `recover(tail=None)` repairs the whole file.
 
-Read-only. `SQLiteJournal(path, readonly=True)` reads and changes nothing (JRN-15): no WAL
+Read-only. `SQLiteJournal(path, readonly=True)` reads and changes nothing (JRN-17): no WAL
 switch, no schema, no recovery, no side file left behind (see `_readonly.py`); a torn record is
 reported by `read` and `verify` as usual, and every write raises `JournalError`.
 
@@ -155,7 +155,7 @@ class SQLiteJournal:
         self.recovered: list[RecoveryNote] = []
         self.readonly = readonly
         self._lock = threading.Lock()
-        if readonly:  # JRN-15: read what is there, change nothing (no WAL, schema or recovery)
+        if readonly:  # JRN-17: read what is there, change nothing (no WAL, schema or recovery)
             self._open_readonly(READONLY_BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
             return
         try:

@@ -161,7 +161,7 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 def _open(db: str) -> Any:
-    """The journal at `db`, opened to read only: a reading command changes nothing (RT-20)."""
+    """The journal at `db`, opened to read only: a reading command changes nothing (RT-21)."""
     from .._errors import JournalError
     from .._journal import SQLiteJournal
 
@@ -175,7 +175,7 @@ def _open(db: str) -> Any:
 
 class _Reader:
     """A reading command's view of a journal: torn records are noted and reported, never
-    repaired (RT-20); any other failure of the journal ends the command with its one line."""
+    repaired (RT-21); any other failure of the journal ends the command with its one line."""
 
     def __init__(self, journal: Any, db: str) -> None:
         self.journal = journal

@@ -13,7 +13,7 @@ to the runtime's writer; the answer and the task's removal from the live table h
 answers once (RT-5).
 
 A progress report is journaled like an answer, except that a report still waiting for its
-commit is replaced by the effect's next one (RT-18): the journal keeps the latest value per
+commit is replaced by the effect's next one (RT-19): the journal keeps the latest value per
 commit, not every report.
 
 `cancel_effects` cancels each task at once (not at the next step boundary), after calling the
@@ -53,7 +53,7 @@ from ._executors import Effect, EffectError, Executor, FunctionExecutor, bind_cu
 log: Final = logging.getLogger("interruptible.runtime")
 
 Post = Callable[[str, Event], None]
-# Queue a progress report in the place of the effect's previous one, if that still waits (RT-18).
+# Queue a progress report in the place of the effect's previous one, if that still waits (RT-19).
 PostLatest = Callable[[str, Event, Any], Any]
 PostAndWait = Callable[[str, Event], Awaitable[Outcome]]
 FirstStart = Callable[[str, str, str], float | None]
@@ -309,7 +309,7 @@ class EffectManager:
 
     def _report(self, reporter: _Reporter, value: JsonValue) -> None:
         """Journal one progress report of a live effect (called on the loop's thread); a report
-        not yet journaled is replaced by the next one (RT-18)."""
+        not yet journaled is replaced by the next one (RT-19)."""
         live = reporter.live
         if live is None or self._live.get(live.directive.effect_id) is not live:
             return  # the effect has answered already: progress after the answer is dropped

@@ -1,4 +1,4 @@
-"""Who may read (RT-19): the authorizer's read decision, as the runtime's reads apply it.
+"""Who may read (RT-20): the authorizer's read decision, as the runtime's reads apply it.
 
 Theory of operation
 -------------------

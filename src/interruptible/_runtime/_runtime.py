@@ -390,7 +390,7 @@ class Runtime:
         self, conversation_id: str, run_id: str, *, principal: Principal = IN_PROCESS
     ) -> RunSnapshot:
         """Until the run is interrupted or has ended (woken by the writer, never polled); with
-        `principal=`, only if the authorizer lets it read the run (RT-19)."""
+        `principal=`, only if the authorizer lets it read the run (RT-20)."""
         conv = self._conversation(conversation_id, run_id)
         run = conv.state.run(run_id)
         if run is None:
@@ -410,7 +410,7 @@ class Runtime:
         self, conversation_id: str, run_id: str | None = None, *, principal: Principal = IN_PROCESS
     ) -> RunSnapshot:
         """A run of the conversation: `run_id`, else the active run, else the latest one; with
-        `principal=`, only if the authorizer lets it read the run (RT-19)."""
+        `principal=`, only if the authorizer lets it read the run (RT-20)."""
         conv = self._conversation(conversation_id, run_id)
         state = conv.state
         if run_id is None:
@@ -442,7 +442,7 @@ class Runtime:
     ) -> Subscription:
         """The published lifecycle, progress and output directives of one conversation (or,
         with None, of every conversation), from now on; with `principal=`, if the authorizer
-        lets it read the conversation, and only of the runs it lets it read (RT-19)."""
+        lets it read the conversation, and only of the runs it lets it read (RT-20)."""
         admits = None
         if principal is not IN_PROCESS:
             check_read(self.coordinator.authorizer, principal, conversation_id, None)

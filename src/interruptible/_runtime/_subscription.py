@@ -31,7 +31,7 @@ class Subscription:
         self.conversation_id = conversation_id
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._unregister = unregister
-        self._admits = admits  # None: every directive (else what its principal may read, RT-19)
+        self._admits = admits  # None: every directive (else what its principal may read, RT-20)
         self._closed = False
 
     def put(self, directive: Published) -> None:

@@ -25,7 +25,7 @@ after that commit, so journal-first holds (the journal may say "started" a momen
 task runs; a crash in that moment is an ordinary crash with a live effect, RT-8). The next
 step's `effect_started` thus shares a commit with the previous step's `effect_completed`.
 
-Progress is coalesced (RT-18): an effect's report queued with `post_latest` takes the place of
+Progress is coalesced (RT-19): an effect's report queued with `post_latest` takes the place of
 its previous report while that one still waits in the inbox, so a chatty effect costs one
 `effect_progress` per commit, whatever its rate; subscribers see the reports that were journaled.
 
@@ -186,7 +186,7 @@ class Writer:
         """Queue an event that supersedes `queued`, an earlier one from the same source: in its
         place while it still waits in the inbox, else at the end. Returns where it went.
 
-        Progress (RT-18): only an effect's latest report is worth journaling, so an effect
+        Progress (RT-19): only an effect's latest report is worth journaling, so an effect
         reporting faster than the pump commits costs one record per commit, not one per report.
         """
         inbox = conv.inbox
@@ -384,7 +384,7 @@ class Writer:
                         future.set_result(run)
 
     def _close_waiters(self) -> None:
-        """Wake every wait left pending at close with `RuntimeClosedError` (RT-17): its run has
+        """Wake every wait left pending at close with `RuntimeClosedError` (RT-18): its run has
         not settled, and nothing here will settle it now (the next runtime on the journal will)."""
         for conv in self.conversations.values():
             waiters = conv.waiters
