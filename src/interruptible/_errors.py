@@ -233,6 +233,12 @@ class ModeNotFoundError(InterruptibleError):
     code = "mode_not_found"
 
 
+class RuntimeClosedError(InterruptibleError):
+    """The runtime closed while a call waited on it (a `wait` for a run that had not settled)."""
+
+    code = "runtime_closed"
+
+
 # --- ownership (spec/ownership.md) ---------------------------------------------------------------
 
 

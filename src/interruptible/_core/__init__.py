@@ -1,6 +1,6 @@
 """The pure core: state, `reduce`, the coordinator, modes and replay."""
 
-from ._authorizer import Authorizer, OwnerOrOperator
+from ._authorizer import Authorizer, OwnerOrOperator, ReadAuthorizer, read_allowed
 from ._coordinator import Coordinator
 from ._modes import (
     AgentLoop,
@@ -47,10 +47,12 @@ __all__ = [
     "OutputRefusedError",
     "OwnerOrOperator",
     "Plan",
+    "ReadAuthorizer",
     "Replay",
     "RunState",
     "Sequence",
     "StepState",
     "initial_state",
+    "read_allowed",
     "replay",
 ]

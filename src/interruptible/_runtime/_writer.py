@@ -25,6 +25,10 @@ after that commit, so journal-first holds (the journal may say "started" a momen
 task runs; a crash in that moment is an ordinary crash with a live effect, RT-8). The next
 step's `effect_started` thus shares a commit with the previous step's `effect_completed`.
 
+Progress is coalesced (RT-19): an effect's report queued with `post_latest` takes the place of
+its previous report while that one still waits in the inbox, so a chatty effect costs one
+`effect_progress` per commit, whatever its rate; subscribers see the reports that were journaled.
+
 What the journal holds: every event `reduce` applied or ignored (a duplicate, a late result: a
 fact, with its reason reproduced on replay), and every *refused* request that carries an
 `emit_audit` (`not_authorized`), so the audit trail is in the journal and replay reproduces it
@@ -56,6 +60,7 @@ from .._errors import (
     ConversationFailedError,
     InterruptibleError,
     JournalError,
+    RuntimeClosedError,
     StaleOwnerError,
     StaleWriterError,
 )
@@ -83,6 +88,8 @@ SETTLED: Final = frozenset({RunStatus.interrupted, *TERMINAL_RUN_STATUSES})
 # An event, and who waits for its outcome: a local caller's future, the id of a command from
 # another process (its answer is journaled with the event, OWN-6), or nobody.
 Item = tuple[Event, "asyncio.Future[Outcome] | int | None"]
+# Where `post_latest` queued an event: the inbox it went into and its place there.
+Queued = tuple[list[Item], int]
 _Reply = tuple["asyncio.Future[Outcome]", Outcome]
 
 
@@ -218,6 +225,22 @@ class Writer:
         if waker is not None and not waker.done():
             waker.set_result(None)
 
+    def post_latest(self, conv: Conversation, event: Event, queued: Queued | None) -> Queued | None:
+        """Queue an event that supersedes `queued`, an earlier one from the same source: in its
+        place while it still waits in the inbox, else at the end. Returns where it went.
+
+        Progress (RT-19): only an effect's latest report is worth journaling, so an effect
+        reporting faster than the pump commits costs one record per commit, not one per report.
+        """
+        inbox = conv.inbox
+        if queued is not None and queued[0] is inbox:
+            inbox[queued[1]] = (event, None)
+            return queued
+        self.post(conv, event, None)
+        if conv.fenced is not None:
+            return None
+        return inbox, len(inbox) - 1
+
     # --- the pump -------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -225,11 +248,12 @@ class Writer:
         self._task = asyncio.get_running_loop().create_task(self._pump(), name="interruptible pump")
 
     async def stop(self) -> None:
-        """Process what is queued, then stop the pump."""
+        """Process what is queued, then stop the pump; waits still pending learn it closed."""
         self._stopping = True
         self._wake()
         if self._task is not None:
             await self._task
+        self._close_waiters()
 
     async def drained(self) -> None:
         """Return once no conversation has queued work and no round is in progress."""
@@ -461,6 +485,21 @@ class Writer:
         log.exception("%s", batch.error)
         self._fence(batch.conv, batch)
 
+    def _close_waiters(self) -> None:
+        """Wake every wait left pending at close with `RuntimeClosedError` (RT-18): its run has
+        not settled, and nothing here will settle it now (the next runtime on the journal will)."""
+        for conv in self.conversations.values():
+            waiters = conv.waiters
+            if not waiters:
+                continue
+            conv.waiters = None
+            for run_id, futures in waiters.items():
+                run = conv.state.run(run_id)
+                status = run.status.value if run is not None else None
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(_closed(conv.conversation_id, run_id, status))
+
     def _fence(self, conv: Conversation, batch: _Batch) -> None:
         error = batch.error
         assert error is not None
@@ -495,6 +534,18 @@ class Writer:
 
 def _audited(outcome: Outcome) -> bool:
     return any(type(directive) is EmitAudit for directive in outcome.directives)
+
+
+def _closed(conversation_id: str, run_id: str, status: str | None) -> RuntimeClosedError:
+    return RuntimeClosedError(
+        f"the runtime closed while waiting for run {run_id!r} of conversation "
+        f"{conversation_id!r} ({status}); it goes on in the next runtime opened on the same "
+        "journal: wait for it there.",
+        conversation_id=conversation_id,
+        run_id=run_id,
+        status=status,
+        reason="runtime_closed",
+    )
 
 
 def _journal_error(exc: Exception) -> InterruptibleError:
