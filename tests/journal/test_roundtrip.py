@@ -1,12 +1,15 @@
-"""Property tests: any events survive the SQLite journal unchanged, by either decoding path."""
+"""Property tests: any events survive the SQLite and PostgreSQL journals unchanged, by either
+decoding path."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import tempfile
 import zlib
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from interruptible import Event, RunRequested, dumps, loads_event, type_name
-from interruptible._journal import AppendBatch, SQLiteJournal
+from interruptible._journal import AppendBatch, PostgresJournal, SQLiteJournal
 from interruptible._journal._records import TornRecord, decode_page, decode_record
 from interruptible._vocabulary import EVENT_TYPES
 from interruptible.testing.strategies import events, json_values
+from tests._postgres import POSTGRES
 
 # Each example opens a SQLite file: fewer examples than the profile's default keep this quick.
 FILE_SETTINGS = settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
@@ -75,6 +79,53 @@ def test_jrn_2_any_events_round_trip_through_sqlite(drawn: list[Event], chunk: i
                 assert [r.event for r in records] == conversation
                 assert [r.sequence for r in records] == list(range(1, len(conversation) + 1))
     assert group_commits >= 1
+
+
+@pytest.fixture(scope="module")
+def shared_postgres() -> Iterator[PostgresJournal]:
+    """One PostgreSQL journal for every example of a test (a schema per example would cost
+    more than the example); each example writes conversations of its own."""
+    journal = POSTGRES.journal()
+    yield journal
+    journal.close()
+    POSTGRES.drop_schema(journal.schema)
+
+
+_EXAMPLES = itertools.count()
+
+
+@FILE_SETTINGS
+@given(_THREE_CONVERSATIONS, st.integers(min_value=1, max_value=3))
+def test_jrn_2_pgj_2_any_events_round_trip_through_postgres(
+    shared_postgres: PostgresJournal, drawn: list[Event], chunk: int
+) -> None:
+    """Events appended to PostgreSQL in chunks, every other round by group commit, read back
+    equal and of the same field types through a second connection, whatever jsonb would have
+    made of their payloads."""
+    prefix = f"x{next(_EXAMPLES)}-"
+    grouped = {
+        prefix + cid: [dataclasses.replace(e, conversation_id=prefix + cid) for e in events]
+        for cid, events in by_conversation(drawn).items()
+    }
+    journal = shared_postgres
+    longest = max(len(conversation) for conversation in grouped.values())
+    for round_, start in enumerate(range(0, longest, chunk)):
+        batches = [
+            AppendBatch(cid, start, conversation[start : start + chunk])
+            for cid, conversation in grouped.items()
+            if start < len(conversation)
+        ]
+        if round_ % 2:
+            journal.append_many(batches)
+        else:
+            for batch in batches:
+                journal.append(batch.conversation_id, batch.expected_last, batch.events)
+    with POSTGRES.journal(journal.schema) as reader:
+        for cid, conversation in grouped.items():
+            records = list(reader.read(cid))
+            assert [r.event for r in records] == conversation
+            assert [field_types(r.event) for r in records] == [field_types(e) for e in conversation]
+            assert [r.sequence for r in records] == list(range(1, len(conversation) + 1))
 
 
 def field_types(event: Event) -> list[type]:

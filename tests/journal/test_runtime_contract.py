@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from interruptible import (
     EffectLost,
@@ -13,15 +17,32 @@ from interruptible import (
     StepStatus,
     type_name,
 )
-from interruptible._journal import MemoryJournal, restore
+from interruptible._journal import Journal, MemoryJournal, PostgresJournal, SQLiteJournal, restore
 from interruptible._runtime import Runtime
+from tests._postgres import POSTGRES
 
 from ._workload import coordinator, drive_conversation
 
 
-def test_jrn_13_a_directive_runs_only_after_its_cause_is_journaled() -> None:
-    """When a step's effect runs, the event that caused its `start_effect` is in the journal."""
-    journal = MemoryJournal()
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def any_journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
+    """A fresh journal of each kind."""
+    if request.param == "postgres":
+        journal: Journal = POSTGRES.journal()
+    elif request.param == "sqlite":
+        journal = SQLiteJournal(tmp_path / "journal.db")
+    else:
+        journal = MemoryJournal()
+    yield journal
+    journal.close()
+    if isinstance(journal, PostgresJournal):
+        POSTGRES.drop_schema(journal.schema)
+
+
+def test_jrn_13_a_directive_runs_only_after_its_cause_is_journaled(any_journal: Journal) -> None:
+    """When a step's effect runs, the event that caused its `start_effect` is in the journal
+    (memory, SQLite and PostgreSQL alike)."""
+    journal = any_journal
     seen: dict[str, list[str]] = {}
 
     def probe(tag: str) -> str:
@@ -45,7 +66,6 @@ def test_jrn_13_a_directive_runs_only_after_its_cause_is_journaled() -> None:
     # The first effect was caused by run_requested; the second by the first's completion.
     assert seen["first"][0] == "run_requested"
     assert seen["second"].count("effect_completed") == 1
-    journal.close()
 
 
 def test_jrn_14_a_restored_journal_names_the_lost_effects_and_restarts_them() -> None:

@@ -1,6 +1,8 @@
-"""A process that owns one conversation on a SQLite journal, for the two-process tests.
+"""A process that owns one conversation on a SQLite or PostgreSQL journal, for the two-process
+tests.
 
-Usage: owner_child.py DB SIDE_FILE CONVERSATION LEASE. Opens a runtime on DB with lease LEASE
+Usage: owner_child.py DB SIDE_FILE CONVERSATION LEASE. DB is a SQLite file, or
+`postgres:SCHEMA:DSN` (a PostgreSQL journal in SCHEMA). Opens a runtime on DB with lease LEASE
 seconds, starts a run `CONVERSATION-r` of the `owned` pipeline (unless the conversation already
 has one) and prints `ready OWNER_ID PID`; then it serves until killed. Its tools append
 `start|end|cancel PID KEY TIME` lines to SIDE_FILE (the tool's own record of what ran when).
@@ -15,6 +17,7 @@ import time
 from typing import Any
 
 from interruptible import Sequence, StepClass, StepDefinition, StepPolicy
+from interruptible._journal import Journal
 from interruptible._runtime import Runtime, current_effect
 
 OWNED = Sequence(
@@ -52,9 +55,21 @@ def side_tool(side: str) -> Any:
     return work
 
 
+def journal_spec(db: str) -> str | Journal:
+    """The journal DB names: a SQLite path as is, or a PostgreSQL journal (`postgres:S:DSN`)."""
+    if db.startswith("postgres:"):
+        from interruptible._journal import PostgresJournal
+
+        _, schema, dsn = db.split(":", 2)
+        return PostgresJournal(dsn, schema=schema)
+    return db
+
+
 def runtime(db: str, side: str, lease: float, **options: Any) -> Runtime:
     """A runtime of the `owned` pipeline with the side-file tool."""
-    return Runtime(db, modes=[OWNED], tools={"work": side_tool(side)}, lease=lease, **options)
+    return Runtime(
+        journal_spec(db), modes=[OWNED], tools={"work": side_tool(side)}, lease=lease, **options
+    )
 
 
 async def main(db: str, side: str, conversation: str, lease: float) -> None:

@@ -1,8 +1,8 @@
-"""Two real processes on one SQLite journal (spec/ownership.md): the first owns a conversation,
-the second (this test's own process) sends it commands, and takes it over only once the first
-is gone (`kill -9`: at once, its pid is dead) or stalled past its lease (`SIGSTOP`: then the
-first, woken, is fenced). The tools write a side file themselves, which says what really ran,
-where and when."""
+"""Two real processes on one SQLite journal, or one PostgreSQL schema (spec/ownership.md): the
+first owns a conversation, the second (this test's own process) sends it commands, and takes it
+over only once the first is gone (`kill -9`: at once, its pid is dead) or stalled past its lease
+(`SIGSTOP`: then the first, woken, is fenced). The tools write a side file themselves, which
+says what really ran, where and when."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import pytest
 
 from interruptible import EffectCompleted, RunStatus, StepStatus
 from interruptible._errors import OwnedElsewhereError
-from interruptible._journal import SQLiteJournal
+from interruptible._journal import Journal, SQLiteJournal
+from tests._postgres import POSTGRES
 from tests.runtime.owner_child import runtime
 from tests.runtime.support import arun, until
 
@@ -62,10 +64,10 @@ def seen(side: Path, what: str, key: str, pid: int | None = None) -> bool:
 class Child:
     """The first process: owns `conversation` until killed."""
 
-    def __init__(self, db: Path, side: Path, conversation: str) -> None:
+    def __init__(self, db: str, side: Path, conversation: str) -> None:
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), str(db), str(side), conversation, str(LEASE)],
+            [sys.executable, str(CHILD), db, str(side), conversation, str(LEASE)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -82,6 +84,45 @@ class Child:
             self.proc.kill()
         _, err = self.proc.communicate(timeout=10)
         return err
+
+
+class Store:
+    """The journal both processes open: a SQLite file, or a PostgreSQL schema."""
+
+    def __init__(self, kind: str, path: Path) -> None:
+        self.schema = POSTGRES.new_schema() if kind == "postgres" else None
+        self.db = (
+            str(path) if self.schema is None else f"postgres:{self.schema}:{POSTGRES.require()}"
+        )
+
+    def open(self) -> Journal:
+        if self.schema is None:
+            return SQLiteJournal(self.db)
+        return POSTGRES.journal(self.schema)
+
+    def event_epochs(self) -> list[int | None]:
+        """The epoch of every event row, in sequence order (one conversation in the journal)."""
+        if self.schema is None:
+            with sqlite3.connect(self.db) as conn:
+                rows = conn.execute("SELECT epoch FROM events ORDER BY sequence").fetchall()
+            conn.close()
+        else:
+            import psycopg
+
+            with psycopg.connect(POSTGRES.require()) as pg:
+                rows = pg.execute(
+                    f'SELECT epoch FROM "{self.schema}".events ORDER BY sequence'.encode()
+                ).fetchall()
+        return [epoch for (epoch,) in rows]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The shared journal of each kind (a PostgreSQL schema is dropped after the test)."""
+    shared = Store(request.param, tmp_path / "j.db")
+    yield shared
+    if shared.schema is not None:
+        POSTGRES.drop_schema(shared.schema)
 
 
 def wait_for(predicate: object, timeout: float = 10.0) -> None:
@@ -125,18 +166,18 @@ def assert_no_overlap_and_no_rerun(side: Path, dead: dict[int, float]) -> None:
 
 
 def test_own_6_own_7_commands_from_a_second_process_take_effect_in_the_first(
-    tmp_path: Path,
+    tmp_path: Path, store: Store
 ) -> None:
     """The second process may not start a run on the first's conversation (a typed error
     naming the owner, no takeover); its interrupt, resume, gate answer and cancel are applied
     by the first, where every attempt runs."""
-    db, side = tmp_path / "j.db", tmp_path / "side.txt"
+    db, side = store.db, tmp_path / "side.txt"
     child = Child(db, side, "c1")
     try:
         wait_for(lambda: seen(side, "start", "c1-r:slow:1", child.pid))
 
         async def second() -> None:
-            async with runtime(str(db), str(side), LEASE) as rt:
+            async with runtime(db, str(side), LEASE) as rt:
                 with pytest.raises(OwnedElsewhereError) as caught:
                     await rt.run("c1", None, mode="owned", run_id="other")
                 assert (caught.value.pid, caught.value.owner_id) == (child.pid, child.owner_id)
@@ -162,18 +203,18 @@ def test_own_6_own_7_commands_from_a_second_process_take_effect_in_the_first(
 
 
 def test_own_4_own_8_after_kill_9_the_second_process_takes_over_at_once_and_finishes(
-    tmp_path: Path,
+    tmp_path: Path, store: Store
 ) -> None:
     """While the first lives, the second leaves its in-flight step alone; after `kill -9` the
     second takes over at once (the pid is gone on this host), runs the lost step again as a new
     attempt, and finishes the run; no step had two live attempts, no kept step ran again."""
-    db, side = tmp_path / "j.db", tmp_path / "side.txt"
+    db, side = store.db, tmp_path / "side.txt"
     child = Child(db, side, "c2")
     try:
         wait_for(lambda: seen(side, "start", "c2-r:slow:1", child.pid))
 
         async def second() -> float:
-            async with runtime(str(db), str(side), LEASE) as rt:
+            async with runtime(db, str(side), LEASE) as rt:
                 assert rt.recovery.left_alone == [("c2", child.owner_id)]
                 os.kill(child.pid, signal.SIGKILL)
                 child.proc.wait(timeout=10)
@@ -201,18 +242,18 @@ def test_own_4_own_8_after_kill_9_the_second_process_takes_over_at_once_and_fini
 
 
 def test_own_3_own_4_a_stalled_owner_is_taken_over_after_its_lease_and_fenced_on_waking(
-    tmp_path: Path,
+    tmp_path: Path, store: Store
 ) -> None:
     """A first process stopped (`SIGSTOP`: alive, silent) loses its conversation once its
     lease expires; woken, its late result is refused by the epoch fence and never journaled,
     and it goes on living; the run ends once, with the new owner's result."""
-    db, side = tmp_path / "j.db", tmp_path / "side.txt"
+    db, side = store.db, tmp_path / "side.txt"
     child = Child(db, side, "c3")
     try:
         wait_for(lambda: seen(side, "start", "c3-r:slow:1", child.pid))
 
         async def second() -> None:
-            async with runtime(str(db), str(side), LEASE) as rt:
+            async with runtime(db, str(side), LEASE) as rt:
                 os.kill(child.pid, signal.SIGSTOP)
                 try:
                     await until(lambda: bool(rt.recovery.taken_over), timeout=4 * LEASE)
@@ -231,11 +272,9 @@ def test_own_3_own_4_a_stalled_owner_is_taken_over_after_its_lease_and_fenced_on
     finally:
         err = child.stop()
     assert "Traceback" not in err
-    with SQLiteJournal(db) as journal:
+    with store.open() as journal:
         completed = [r.event for r in journal.read("c3") if isinstance(r.event, EffectCompleted)]
         assert [(e.step_id, e.attempt) for e in completed] == [("slow", 2), ("last", 1)]
         assert [r.epoch for r in journal.ownership_history("c3")] == [1, 2]
-    conn = sqlite3.connect(db)
-    epochs = [e for (e,) in conn.execute("SELECT epoch FROM events ORDER BY sequence")]
-    conn.close()
+    epochs = store.event_epochs()
     assert epochs == sorted(epochs)
