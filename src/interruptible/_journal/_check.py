@@ -1,8 +1,8 @@
 """Checks every journal makes before it writes: the batch is well formed, the journal is open.
 
-Both journals refuse the same inputs with the same errors (JRN-10), so the contract tests can
-run unchanged against either; the checks live here once. The one difference: only
-`SQLiteJournal` encodes the events, so only it refuses a payload that is not JSON.
+Every journal refuses the same inputs with the same errors (JRN-10), so the contract tests can
+run unchanged against any; the checks live here once. The one difference: only the SQLite and
+PostgreSQL journals encode the events, so only they refuse a payload that is not JSON.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 """How an event becomes a row of the SQLite journal, and how a row is checked on the way back.
+The PostgreSQL journal writes and checks its rows the same way (its `body_text` is `body` here).
 
 Theory of operation
 -------------------
