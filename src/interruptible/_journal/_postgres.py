@@ -339,6 +339,10 @@ class PostgresJournal:
             ) from None
         return conn
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed("PostgresJournal")
+
     def _live(self) -> psycopg.Connection[Any]:
         """The open connection, connecting again if the last one was lost (call under the lock)."""
         if self._closed:
@@ -497,9 +501,7 @@ class PostgresJournal:
 
     def read(self, conversation_id: str, after: int = 0) -> Iterator[JournalRecord]:
         """The conversation's records with sequence > `after`, in order, each checked whole."""
-        with self._lock:
-            if self._closed:  # a closed journal refuses now, not at the first next()
-                raise closed("PostgresJournal")
+        self._check_open()  # a closed journal refuses now, not at the first next()
         if type(conversation_id) is not str or not _storable(conversation_id):
             return iter(())  # PostgreSQL cannot hold this id: it has no records
         return self._records(conversation_id, max(after, 0))
@@ -520,8 +522,7 @@ class PostgresJournal:
     def last_sequence(self, conversation_id: str) -> int:
         """The conversation's last sequence number (0 when it has no event)."""
         if not _storable(conversation_id):
-            with self._lock:
-                self._live()
+            self._check_open()
             return 0
         last: int = self._query("last", (conversation_id,))[0][0]
         return last
@@ -640,6 +641,8 @@ class PostgresJournal:
         """Move an owner's lease to `expires` (one row, whatever it owns)."""
         if _storable(owner_id):
             self._execute("renew", (expires, owner_id), "renewing a lease")
+        else:
+            self._check_open()  # no such owner can have a lease
 
     def release(self, owner_id: str) -> None:
         """End an owner's lease now."""
@@ -687,6 +690,7 @@ class PostgresJournal:
     def owner(self, conversation_id: str) -> OwnerRecord | None:
         """The conversation's current owner."""
         if not _storable(conversation_id):
+            self._check_open()
             return None
         rows = self._query("owner", (conversation_id,))
         return OwnerRecord(*rows[0]) if rows else None
@@ -698,6 +702,7 @@ class PostgresJournal:
     def ownership_history(self, conversation_id: str) -> list[OwnerRecord]:
         """Every owner the conversation had, by epoch."""
         if not _storable(conversation_id):
+            self._check_open()
             return []
         return [OwnerRecord(*row) for row in self._query("history", (conversation_id,))]
 
@@ -721,6 +726,7 @@ class PostgresJournal:
         if conversation_id is None:
             rows = self._query("pending", (after,))
         elif not _storable(conversation_id):
+            self._check_open()
             return []
         else:
             rows = self._query("pending_of", (after, conversation_id))
