@@ -432,9 +432,12 @@ class PostgresJournal:
         with self._lock:
             conn = self._live()
             try:
-                with conn.transaction():
-                    for suspect in suspects:
-                        cid = suspect.conversation_id
+                # One transaction per conversation: each move is whole, and recovery holds one
+                # conversation's lock at a time (holding several, in its own order, could
+                # deadlock with a group commit that takes them in another).
+                for suspect in suspects:
+                    cid = suspect.conversation_id
+                    with conn.transaction():
                         # Hold the conversation against appends, then look again: another
                         # writer may have moved on since `verify`.
                         conn.execute(self._sql["lock_conversation"], (cid,))
