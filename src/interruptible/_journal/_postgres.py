@@ -428,36 +428,41 @@ class PostgresJournal:
         suspects = self.verify(tail=tail)
         if not suspects:
             return []
-        notes = []
-        with self._lock:
-            conn = self._live()
-            try:
-                # One transaction per conversation: each move is whole, and recovery holds one
-                # conversation's lock at a time (holding several, in its own order, could
-                # deadlock with a group commit that takes them in another).
-                for suspect in suspects:
-                    cid = suspect.conversation_id
-                    with conn.transaction():
-                        # Hold the conversation against appends, then look again: another
-                        # writer may have moved on since `verify`.
-                        conn.execute(self._sql["lock_conversation"], (cid,))
-                        torn = self._tear(cid, tail, conn)
-                        if torn is not None:
-                            notes.append(self._quarantine(conn, cid, torn))
-            except psycopg.Error as exc:
-                raise self._failed(conn, exc, "recovering torn records", write=True) from None
-        for note in notes:
-            logger.warning(
-                "journal %s: conversation %r torn at sequence %d (%s); %d record(s) moved to "
-                "quarantine, the conversation continues from sequence %d",
-                self._where(),
-                note.conversation_id,
-                note.first_bad,
-                note.problem,
-                note.quarantined,
-                note.last_good,
-            )
-        self.recovered.extend(notes)
+        notes: list[RecoveryNote] = []
+        try:
+            with self._lock:
+                conn = self._live()
+                try:
+                    # One transaction per conversation: each move is whole, and recovery holds
+                    # one conversation's lock at a time (holding several, in its own order,
+                    # could deadlock with a group commit that takes them in another).
+                    for suspect in suspects:
+                        cid = suspect.conversation_id
+                        note = None
+                        with conn.transaction():
+                            # Hold the conversation against appends, then look again: another
+                            # writer may have moved on since `verify`.
+                            conn.execute(self._sql["lock_conversation"], (cid,))
+                            torn = self._tear(cid, tail, conn)
+                            if torn is not None:
+                                note = self._quarantine(conn, cid, torn)
+                        if note is not None:  # committed
+                            notes.append(note)
+                except psycopg.Error as exc:
+                    raise self._failed(conn, exc, "recovering torn records", write=True) from None
+        finally:  # the moves that committed are reported, even if a later one failed
+            for note in notes:
+                logger.warning(
+                    "journal %s: conversation %r torn at sequence %d (%s); %d record(s) moved to "
+                    "quarantine, the conversation continues from sequence %d",
+                    self._where(),
+                    note.conversation_id,
+                    note.first_bad,
+                    note.problem,
+                    note.quarantined,
+                    note.last_good,
+                )
+            self.recovered.extend(notes)
         return notes
 
     def _tear(
