@@ -4,8 +4,8 @@ Every journal numbers the events of each conversation 1, 2, 3, ... with no gap (
 takes the sequence number the writer believes is the conversation's last (`expected_last`): if
 another writer got there first, the append fails with `StaleWriterError` and writes nothing, so
 two writers can never fork one conversation's history (JRN-3). Nothing is ever updated or deleted
-(JRN-11); the one exception is a SQLite journal's recovery, which moves torn records to a
-quarantine table (JRN-9).
+(JRN-11); the one exception is the recovery of a SQLite or PostgreSQL journal, which moves
+torn records to a quarantine table (JRN-9, PGJ-7).
 """
 
 from __future__ import annotations
