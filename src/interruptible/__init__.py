@@ -53,6 +53,7 @@ from ._errors import (
     MissingGuardError,
     ModeNotFoundError,
     NotAuthorizedError,
+    PayloadLimitError,
     PolicyError,
     ResumeNotAllowedError,
     RunConflictError,
@@ -72,6 +73,7 @@ from ._lifecycle import (
     StepLifecycle,
     StepStatus,
 )
+from ._limits import MAX_DOCUMENT_DEPTH, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH
 from ._vocabulary import (
     AuditAction,
     Backoff,
@@ -154,6 +156,9 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "MAX_DOCUMENT_DEPTH",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_PAYLOAD_DEPTH",
     "RUN",
     "STEP",
     "STEP_CLASS_TRAITS",
@@ -209,6 +214,7 @@ __all__ = [
     "OpenAICompatibleModel",
     "Outcome",
     "OwnerOrOperator",
+    "PayloadLimitError",
     "Plan",
     "PolicyError",
     "Replay",

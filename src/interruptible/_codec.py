@@ -9,7 +9,11 @@ The same field codecs produce the JSON Schemas in `spec/generated/schemas/`, so 
 the schemas cannot disagree.
 
 Decoding never trusts its input: a wrong type, a missing field, an unknown field or an unknown
-enum value raises `DecodeError` naming the field's path (`policy.backoff.initial`).
+enum value raises `DecodeError` naming the field's path (`policy.backoff.initial`). Nor does it
+trust the input's shape (VOC-6): text nested deeper than `MAX_DOCUMENT_DEPTH` is refused before
+the parser recurses into it, a payload is measured without recursion when encoding it would
+recurse too far, and an error shows a value only in short (a 5,000-digit integer cannot even be
+written as text).
 
 Encoding is on the journal's hot path (every event is `dumps`ed once), so it is generated at
 import too. Each record's `encode` is one dict display (`{"type": ..., "event_id":
@@ -35,7 +39,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-from ._errors import DecodeError, PolicyError
+from ._errors import DecodeError, PolicyError, shown
+from ._limits import MAX_DOCUMENT_DEPTH, SHALLOW_TEXT, text_exceeds, value_exceeds
 from ._record import generated_function
 from ._vocabulary import (
     DIRECTIVE_TYPES,
@@ -70,21 +75,40 @@ def _primitive(kind: type[Any], name: str) -> _Codec:
     def decode(value: object, path: str) -> object:
         # bool is an int in Python but not in JSON's eyes; a float field accepts a JSON integer.
         if kind is float and type(value) is int:
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond any float
+                raise DecodeError(path, name, value) from None
         if kind is int and type(value) is float and value.is_integer():
             return int(value)  # JSON has one number type: 1.0 is the integer 1 (as in the schema)
         if type(value) is not kind or (kind is float and not math.isfinite(value)):  # type: ignore[arg-type]
             raise DecodeError(path, name, value)
+        if kind is int and not -_TEXT_INT < value < _TEXT_INT:  # type: ignore[operator]
+            raise DecodeError(path, "an integer of at most 4,300 digits", value)
         return value
 
     return _Codec(_identity, decode, {"type": name}, name)
 
 
+# An integer JSON text can carry here: Python refuses to parse or write one of more than 4,300
+# digits (its default `sys.get_int_max_str_digits()`), so a decoded one must be smaller too.
+_TEXT_INT: Final = 10**4300
+
+
 def _json_value(value: object, path: str) -> object:
+    # The levels above the payload in its document: one per record and list on its path
+    # (`input` is in the event's object, `error.details` in the failure's in the directive's).
+    limit = MAX_DOCUMENT_DEPTH - 1 - path.count(".") - path.count("[")
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False)
+    except RecursionError:
+        if not value_exceeds(value, limit):
+            raise  # not the value's depth: the caller's own stack is that deep
+        raise DecodeError(path, f"a JSON value at most {limit} levels deep", value) from None
     except (TypeError, ValueError):
         raise DecodeError(path, "a JSON value", value) from None
+    if len(text) > SHALLOW_TEXT and text_exceeds(text, limit):
+        raise DecodeError(path, f"a JSON value at most {limit} levels deep", value)
     return value
 
 
@@ -95,7 +119,7 @@ def _enum(kind: type[Enum]) -> _Codec:
     def decode(value: object, path: str) -> object:
         try:
             return lookup[value]
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, RecursionError):  # unhashable, or a tuple nested deep
             raise DecodeError(path, f"one of {values}", value) from None
 
     return _Codec(lambda member: member.value, decode, {"enum": values}, f"one of {values}")
@@ -146,7 +170,8 @@ class _Record:
         allowed = self.names if self.type_name is None else self.names | {"type"}
         for key in value:
             if key not in allowed:
-                raise DecodeError(f"{prefix}{key}", f"no such field on {self.cls.__name__}", key)
+                name = key if type(key) is str else shown(key)  # a document built in Python
+                raise DecodeError(f"{prefix}{name}", f"no such field on {self.cls.__name__}", key)
         kwargs: dict[str, object] = {}
         for name, codec, required in self.fields:
             if name in value:
@@ -364,22 +389,26 @@ def directive_from_json(document: object) -> Directive:
     return result
 
 
+def _parse(text: str | bytes) -> object:
+    """The JSON document of `text`, which is at most `MAX_DOCUMENT_DEPTH` deep (VOC-6)."""
+    try:
+        if not isinstance(text, str):  # as json.loads reads bytes: UTF-8, -16 or -32
+            text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
+        if len(text) > SHALLOW_TEXT and text_exceeds(text, MAX_DOCUMENT_DEPTH):
+            raise DecodeError("$", f"JSON text at most {MAX_DOCUMENT_DEPTH} levels deep", text)
+        return json.loads(text)
+    except ValueError as exc:  # not JSON, not text, or an integer too long to convert
+        raise DecodeError("$", "JSON text", str(exc)) from None
+
+
 def loads_event(text: str | bytes) -> Event:
     """Decode one event from JSON text."""
-    try:
-        document = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError("$", "JSON text", str(exc)) from None
-    return event_from_json(document)
+    return event_from_json(_parse(text))
 
 
 def loads_directive(text: str | bytes) -> Directive:
     """Decode one directive from JSON text."""
-    try:
-        document = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError("$", "JSON text", str(exc)) from None
-    return directive_from_json(document)
+    return directive_from_json(_parse(text))
 
 
 def value_to_json(value: Any) -> dict[str, object]:
