@@ -1,0 +1,245 @@
+"""Payload limits at the runtime's edge (RT-17) and a refused write fencing one conversation
+(RT-18): a hostile value never reaches the journal, never hangs a run, never locks a file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from interruptible import (
+    FailureCategory,
+    JournalError,
+    PayloadLimitError,
+    RunStatus,
+    StepClass,
+    StepDefinition,
+)
+from interruptible._journal import MemoryJournal, SQLiteJournal
+from interruptible._limits import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH
+from interruptible._runtime import EffectError, Runtime, current_effect
+from tests.runtime.support import arun, pipeline, system_step, tool_step
+
+
+def nested(depth: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def cycle() -> list[Any]:
+    value: list[Any] = []
+    value.append(value)
+    return value
+
+
+TOO_DEEP = [MAX_PAYLOAD_DEPTH + 1, 985, 5_000]
+
+
+# --- run inputs and answers --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", TOO_DEEP)
+def test_rt_17_a_run_input_over_the_depth_limit_is_refused_and_nothing_journaled(
+    tmp_path: Path, depth: int
+) -> None:
+    """`run` with an input nested deeper than `MAX_PAYLOAD_DEPTH` raises `PayloadLimitError`
+    (a `ValueError`) before anything is journaled: the conversation does not exist, and the
+    file reopens as before; an input exactly at the limit runs."""
+    mode = pipeline("p", [system_step("s", "echo")])
+    path = tmp_path / "runs.db"
+
+    async def scenario() -> None:
+        async with Runtime(path, modes=[mode], functions={"echo": lambda: "ok"}) as rt:
+            with pytest.raises(PayloadLimitError) as caught:
+                await rt.run("c", nested(depth), mode="p")
+            assert isinstance(caught.value, ValueError)
+            assert caught.value.limit == "depth" and caught.value.maximum == MAX_PAYLOAD_DEPTH
+            assert len(caught.value.message) < 400
+            assert rt.conversations() == []
+            handle = await rt.run("c", nested(MAX_PAYLOAD_DEPTH), mode="p")
+            assert (await handle.wait()).status is RunStatus.completed
+        async with Runtime(path, modes=[mode], functions={"echo": lambda: "ok"}) as rt:
+            assert rt.snapshot("c").status is RunStatus.completed
+
+    arun(scenario())
+
+
+def test_rt_17_a_run_input_over_the_size_limit_is_refused() -> None:
+    """An input whose JSON text is longer than `MAX_PAYLOAD_BYTES` is refused the same way (a
+    string included: its text counts its quotes and escapes); one at the limit runs."""
+    mode = pipeline("p", [system_step("s", "echo")])
+
+    async def scenario() -> None:
+        journal = MemoryJournal()
+        async with Runtime(journal, modes=[mode], functions={"echo": lambda: "ok"}) as rt:
+            for value in ("x" * (MAX_PAYLOAD_BYTES - 1), ["\u00e9" * (MAX_PAYLOAD_BYTES // 6 + 1)]):
+                with pytest.raises(PayloadLimitError) as caught:
+                    await rt.run("c", value, mode="p")
+                assert caught.value.limit == "bytes"
+            assert journal.conversations() == []
+            handle = await rt.run("c", "x" * (MAX_PAYLOAD_BYTES - 2), mode="p")
+            assert (await handle.wait()).status is RunStatus.completed
+
+    arun(scenario())
+
+
+def test_rt_17_a_huge_integer_input_is_refused_before_the_journal() -> None:
+    """An integer JSON text cannot carry (5,000 digits) is refused as not JSON (`ValueError`)
+    by `run`, before the journal, so the conversation is not fenced."""
+    mode = pipeline("p", [system_step("s", "echo")])
+
+    async def scenario() -> None:
+        async with Runtime("memory", modes=[mode], functions={"echo": lambda: "ok"}) as rt:
+            with pytest.raises(ValueError):
+                await rt.run("c", 10**5000, mode="p")
+            handle = await rt.run("c", 10**50, mode="p")
+            assert (await handle.wait()).status is RunStatus.completed
+
+    arun(scenario())
+
+
+def test_rt_17_a_gate_answer_over_the_limit_is_refused() -> None:
+    """`provide_input` with an answer over the depth limit raises `PayloadLimitError`; the gate
+    still waits and takes a good answer."""
+    mode = pipeline("g", [StepDefinition("ask", StepClass.human_gate, {"q": "?"})])
+
+    async def scenario() -> None:
+        async with Runtime("memory", modes=[mode]) as rt:
+            handle = await rt.run("c", None, mode="g")
+            with pytest.raises(PayloadLimitError):
+                await handle.provide_input("ask", nested(5_000))
+            await handle.provide_input("ask", "yes")
+            assert (await handle.wait()).output["outputs"]["ask"] == "yes"
+
+    arun(scenario())
+
+
+# --- effect answers ----------------------------------------------------------------------------
+
+
+def _final(mode: Any, path: Path | None = None, **registries: Any) -> Any:
+    async def scenario() -> Any:
+        journal: Any = path if path is not None else "memory"
+        async with Runtime(journal, modes=[mode], **registries) as rt:
+            handle = await rt.run("c", None, mode=mode.name)
+            return await handle.wait()
+
+    return arun(scenario(), timeout=10)
+
+
+@pytest.mark.parametrize("kind", ["tool", "async tool", "system"])
+@pytest.mark.parametrize("make", [*(lambda d=d: nested(d) for d in TOO_DEEP), cycle])
+def test_rt_17_an_output_over_the_depth_limit_fails_the_step_as_invalid_output(
+    tmp_path: Path, kind: str, make: Any
+) -> None:
+    """An effect whose output is nested deeper than the limit (or contains itself) answers
+    `effect_failed` with category `invalid_output`, not retryable: the run ends (it never
+    hangs), nothing deep is journaled, and the file reopens and restores."""
+
+    async def deep_async() -> Any:
+        return make()
+
+    if kind == "system":
+        mode, registry = pipeline("p", [system_step("t", "deep")]), {"functions": {"deep": make}}
+    else:
+        function = deep_async if kind == "async tool" else make
+        mode, registry = pipeline("p", [tool_step("t", "deep")]), {"tools": {"deep": function}}
+    path = tmp_path / "runs.db"
+    final = _final(mode, path, **registry)
+    assert final.status is RunStatus.failed
+    assert (final.error.category, final.error.retryable) == (FailureCategory.invalid_output, False)
+    assert len(final.error.message) < 400
+    with SQLiteJournal(path) as journal:
+        assert journal.recovered == [] and journal.verify(tail=None) == []
+    assert _final_snapshot(path, mode, registry).status is RunStatus.failed
+
+
+def _final_snapshot(path: Path, mode: Any, registry: dict[str, Any]) -> Any:
+    async def reopen() -> Any:
+        async with Runtime(path, modes=[mode], **registry) as rt:
+            return rt.snapshot("c")
+
+    return arun(reopen())
+
+
+def test_rt_17_an_output_over_the_size_limit_fails_the_step_as_invalid_output() -> None:
+    """An output whose JSON text is longer than `MAX_PAYLOAD_BYTES` fails the step the same
+    way."""
+    mode = pipeline("p", [tool_step("t", "big")])
+    final = _final(mode, tools={"big": lambda: ["x" * MAX_PAYLOAD_BYTES]})
+    assert final.error.category is FailureCategory.invalid_output
+    assert str(MAX_PAYLOAD_BYTES) in final.error.message.replace(",", "")
+
+
+def test_rt_17_failure_details_over_the_limit_are_replaced_by_a_short_note() -> None:
+    """An `EffectError` whose details are over the limit (or not JSON) still fails the step with
+    its own category and message; its details become a short note saying why."""
+
+    def fail(depth: int) -> None:
+        raise EffectError(
+            FailureCategory.transient, "flaky", retryable=False, details=nested(depth)
+        )
+
+    mode = pipeline("p", [tool_step("t", "fail", depth=5_000)])
+    final = _final(mode, tools={"fail": fail})
+    assert (final.error.category, final.error.message) == (FailureCategory.transient, "flaky")
+    assert isinstance(final.error.details, str) and len(final.error.details) < 400
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+@pytest.mark.parametrize("exc", [_Unprintable(), ValueError(10**5000), ValueError("x" * 10**6)])
+def test_rt_17_an_exception_that_cannot_be_shown_still_fails_the_step(exc: Exception) -> None:
+    """An executor's exception whose text cannot be made (its `__str__` raises, or holds a
+    5,000-digit integer) or is huge still answers: `executor_error`, a bounded message."""
+
+    def boom() -> None:
+        raise exc
+
+    final = _final(pipeline("p", [tool_step("t", "boom")]), tools={"boom": boom})
+    assert final.status is RunStatus.failed
+    assert final.error.category is FailureCategory.executor_error
+    assert len(final.error.message) <= 70_000
+
+
+def test_rt_17_progress_over_the_limit_is_refused_to_the_reporter() -> None:
+    """`effect.progress(value)` with a value over the limit raises `PayloadLimitError` to the
+    executor that reported it; nothing is journaled for it and the step goes on."""
+    seen: list[str] = []
+
+    async def report() -> str:
+        try:
+            current_effect().progress(nested(5_000))
+        except PayloadLimitError as exc:
+            seen.append(exc.limit)
+        return "done"
+
+    final = _final(pipeline("p", [tool_step("t", "report")]), tools={"report": report})
+    assert final.status is RunStatus.completed and seen == ["depth"]
+
+
+# --- RT-18: a refused write fences one conversation ----------------------------------------------
+
+
+def test_rt_18_a_write_refused_for_one_conversation_fences_only_that_one() -> None:
+    """When a round's group commit is refused because of one conversation's batch (a journal
+    that cannot hold its id), the others are written on their own and go on; only the refused
+    one is fenced."""
+    mode = pipeline("p", [system_step("s", "echo")])
+
+    async def scenario() -> None:
+        async with Runtime("memory", modes=[mode], functions={"echo": lambda: "ok"}) as rt:
+            bad = rt.run("\ud800", None, mode="p")  # a lone surrogate: no journal can key it
+            good = rt.run("fine", None, mode="p")
+            results = await asyncio.gather(bad, good, return_exceptions=True)
+            assert isinstance(results[0], JournalError)
+            assert (await results[1].wait()).status is RunStatus.completed  # type: ignore[union-attr]
+
+    arun(scenario())
