@@ -23,7 +23,11 @@ directly, each field by its declared type (a string through the C string escaper
 finite float by its `repr`, a JSON payload through one C encoder built once). A value of any
 other type (a bool in an int field, an int time, NaN, an object) makes that f-string give up,
 and `dumps` encodes the record's dict with `json.dumps` instead: the text is the same, and a value
-that is not JSON fails with exactly the error `json.dumps` raises.
+that is not JSON fails with exactly the error `json.dumps` raises. Two more are refused, because
+they would not come back equal: an object key that is not a string (`TypeError`: `json.dumps`
+turns it into one) and a string holding a surrogate code point (`ValueError`: a reader joins a
+high and a low one into one character). Each shows in the text, and only then is the value
+walked.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import dataclasses
 import json
 import json.encoder
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -95,6 +100,69 @@ def _primitive(kind: type[Any], name: str) -> _Codec:
 _TEXT_INT: Final = 10**4300
 
 
+# json writes an object key that is not a string (an int, a float, True, False, None) as that
+# value's text in quotes, so {1: "x"} would come back as {"1": "x"}, another value (VOC-1). Such
+# a key always shows in the text as one of these; only text that shows one is walked.
+_CONVERTED_KEY: Final = re.compile(r'"(?:-?[0-9][^"]*|true|false|null)":')
+
+
+def _foreign_key(value: object) -> bool:
+    """Whether a JSON-like value holds an object key that is not a string (no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return True
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
+
+def _string_keys(text: str, value: object) -> str:
+    """`text`, the JSON of `value`, if every object key in `value` is a string."""
+    if _CONVERTED_KEY.search(text) is not None and _foreign_key(value):
+        raise TypeError("an object key is not a string: JSON keys are strings (write str(key))")
+    return text
+
+
+# ASCII JSON writes a surrogate code point as a `\ud800`-`\udfff` escape, as it writes half of a
+# character beyond U+FFFF; a reader joins a high and a low one into one character, so a string
+# holding surrogates (not Unicode text: `surrogateescape` leaves them) would not come back equal.
+# Text without this prefix holds no surrogate; only text with it (Korean, emoji) is walked.
+_SURROGATE_PREFIX: Final = "\\ud"
+
+
+def _surrogate(value: object) -> bool:
+    """Whether a JSON-like value holds a string with a surrogate code point (no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
+
+def unicode_text(text: str, document: object) -> str:
+    """`text`, the JSON of `document`, if no string in `document` holds a surrogate."""
+    if _SURROGATE_PREFIX in text and _surrogate(document):
+        raise ValueError(
+            "a string holds a surrogate code point, which is not Unicode text and would not "
+            "come back equal; decode bytes with errors='replace', not 'surrogateescape'"
+        )
+    return text
+
+
 def _json_value(value: object, path: str) -> object:
     # The levels above the payload in its document: one per record and list on its path
     # (`input` is in the event's object, `error.details` in the failure's in the directive's).
@@ -107,6 +175,8 @@ def _json_value(value: object, path: str) -> object:
         raise DecodeError(path, f"a JSON value at most {limit} levels deep", value) from None
     except (TypeError, ValueError):
         raise DecodeError(path, "a JSON value", value) from None
+    if _CONVERTED_KEY.search(text) is not None and _foreign_key(value):
+        raise DecodeError(path, "a JSON value (its object keys strings)", value)
     if len(text) > SHALLOW_TEXT and text_exceeds(text, limit):
         raise DecodeError(path, f"a JSON value at most {limit} levels deep", value)
     return value
@@ -265,7 +335,8 @@ def to_json(value: Event | Directive) -> dict[str, object]:
 
 
 def _slow_dumps(document: object) -> str:
-    return json.dumps(document, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+    return unicode_text(_string_keys(text, document), document)
 
 
 def _fast_encoder() -> Callable[[object], str]:
@@ -301,7 +372,7 @@ _encode_compact: Final = _fast_encoder()
 
 
 def _payload_text(value: object) -> str:
-    return "null" if value is None else _encode_compact(value)
+    return "null" if value is None else _string_keys(_encode_compact(value), value)
 
 
 def _unexpected(value: object) -> str:
@@ -338,6 +409,8 @@ def _compile_dumps(record: _Record) -> Callable[[Any], str]:
         "_payload_text": _payload_text,
         "_encode": record.encode,
         "_slow_dumps": _slow_dumps,
+        "unicode_text": unicode_text,
+        "_surrogate_prefix": _SURROGATE_PREFIX,
     }
     parts = [_literal("{" + json.dumps("type") + ":" + json.dumps(record.type_name))]
     for index, (name, codec, _) in enumerate(record.fields):
@@ -351,9 +424,12 @@ def _compile_dumps(record: _Record) -> Callable[[Any], str]:
     source = (
         "def dumps(value):\n"
         "    try:\n"
-        f"        return f'{''.join(parts)}'\n"
+        f"        text = f'{''.join(parts)}'\n"
         "    except Exception:  # not the declared type, or not JSON: json.dumps decides\n"
         "        return _slow_dumps(_encode(value))\n"
+        "    if _surrogate_prefix in text:  # perhaps a string that is not Unicode text\n"
+        "        unicode_text(text, _encode(value))\n"
+        "    return text\n"
     )
     dumps: Callable[[Any], str] = generated_function(source, scope, "dumps", record.cls.__name__)
     return dumps

@@ -201,3 +201,56 @@ def test_jrn_15_an_event_at_the_depth_limit_is_held_and_read_back(
         with SQLiteJournal(tmp_path / "j.db") as reopened:
             assert reopened.recovered == []
             assert [r.event for r in reopened.read("c1")] == [event]
+
+
+def test_jrn_10_sqlite_refuses_a_payload_key_that_would_read_back_as_text(tmp_path: Path) -> None:
+    """An object key that is not a string would come back as a string (JRN-2 broken): SQLite
+    refuses the event (`unencodable_event`), writing nothing; the memory journal, which keeps
+    the object, holds it and reads it back equal."""
+    event = RunRequested("e9", "c1", "r9", "pipeline", {"n": {1: "one"}}, "alice")
+    journals = _journals(tmp_path)
+    with journals["sqlite"] as sqlite_journal:  # type: ignore[attr-defined]
+        with pytest.raises(JournalError) as caught:
+            sqlite_journal.append("c1", 0, [event])
+        assert caught.value.reason == "unencodable_event" and "not a string" in caught.value.message
+        assert sqlite_journal.conversations() == []
+    with journals["memory"] as memory_journal:  # type: ignore[attr-defined]
+        memory_journal.append("c1", 0, [event])
+        assert [r.event for r in memory_journal.read("c1")] == [event]
+
+
+@pytest.mark.parametrize("text", ["\ud800\udc00", "\udcff"])
+def test_jrn_16_sqlite_refuses_a_string_that_is_not_unicode_text(tmp_path: Path, text: str) -> None:
+    """A string holding a surrogate code point would not read back equal (a reader joins a
+    high and a low one): SQLite refuses the event (`unencodable_event`), in a payload and in
+    an id, writing nothing; the memory journal keeps the object and reads it back equal."""
+    events = [
+        RunRequested("e9", "c1", "r9", "pipeline", {"name": text}, "alice"),
+        RunRequested("e9", "c1", f"r{text}", "pipeline", None, "alice"),
+    ]
+    journals = _journals(tmp_path)
+    with journals["sqlite"] as sqlite_journal:  # type: ignore[attr-defined]
+        for event in events:
+            with pytest.raises(JournalError) as caught:
+                sqlite_journal.append("c1", 0, [event])
+            assert caught.value.reason == "unencodable_event"
+        assert sqlite_journal.conversations() == []
+    with journals["memory"] as memory_journal:  # type: ignore[attr-defined]
+        memory_journal.append("c1", 0, events)
+        assert [r.event for r in memory_journal.read("c1")] == events
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_jrn_16_a_conversation_id_that_is_not_unicode_text_is_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    """Every journal refuses a conversation id with a lone surrogate (`bad_conversation_id`);
+    reading one finds nothing."""
+    journal = _journals(tmp_path)[kind]
+    with journal:  # type: ignore[attr-defined]
+        event = RunRequested("e9", "c\ud800", "r9", "pipeline", None, "alice")
+        with pytest.raises(JournalError) as caught:
+            journal.append("c\ud800", 0, [event])
+        assert caught.value.reason == "bad_conversation_id"
+        assert list(journal.read("c\ud800")) == [] and journal.last_sequence("c\ud800") == 0
+        assert journal.conversations() == []

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from tempfile import mkdtemp
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from interruptible import (
+    Coordinator,
     FailureCategory,
     JournalError,
     PayloadLimitError,
@@ -17,9 +21,10 @@ from interruptible import (
     StepClass,
     StepDefinition,
 )
-from interruptible._journal import MemoryJournal, SQLiteJournal
+from interruptible._journal import MemoryJournal, SQLiteJournal, restore
 from interruptible._limits import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH
 from interruptible._runtime import EffectError, Runtime, current_effect
+from interruptible.testing.strategies import hostile_json_values
 from tests.runtime.support import arun, pipeline, system_step, tool_step
 
 
@@ -243,3 +248,70 @@ def test_rt_18_a_write_refused_for_one_conversation_fences_only_that_one() -> No
             assert (await results[1].wait()).status is RunStatus.completed  # type: ignore[union-attr]
 
     arun(scenario())
+
+
+def test_rt_17_text_that_is_not_unicode_is_not_json() -> None:
+    """A string with a surrogate code point (as `surrogateescape` leaves one) would not come
+    back from the journal equal: as a run input it is refused (`ValueError`), as an output it
+    fails the step (`invalid_output`); text beyond U+FFFF passes and is kept as it was."""
+    mode = pipeline("p", [tool_step("t", "name")])
+    answers = iter(["caf\udce9", ["\ud83d\ude00"], "\U0001f600 caf\u00e9"])
+
+    def name() -> Any:
+        return next(answers)
+
+    async def scenario() -> list[Any]:
+        async with Runtime("memory", modes=[mode], tools={"name": name}) as rt:
+            with pytest.raises(ValueError, match="surrogate"):
+                await rt.run("c", {"path": "caf\udce9"}, mode="p")
+            finals = []
+            for n in range(3):
+                handle = await rt.run(f"c{n}", None, mode="p")
+                finals.append(await handle.wait())
+            return finals
+
+    first, second, third = arun(scenario())
+    assert first.error.category is second.error.category is FailureCategory.invalid_output
+    assert third.output["outputs"]["t"] == "\U0001f600 caf\u00e9"
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    value=hostile_json_values(),
+    how=st.sampled_from(["return", "raise", "progress"]),
+    kind=st.sampled_from(["tool", "system"]),
+)
+def test_rt_17_any_hostile_answer_ends_its_step_and_the_journal_replays(
+    value: Any, how: str, kind: str
+) -> None:
+    """Whatever hostile value an effect returns, puts in its failure's details or reports as
+    progress (deep, huge, non-finite, not Unicode text), its step ends and the run with it
+    (never a hang); the journal reopens whole (nothing quarantined) and folds to the live
+    state (RT-11)."""
+
+    def answer() -> Any:
+        if how == "raise":
+            raise EffectError(FailureCategory.transient, "bad", retryable=False, details=value)
+        if how == "progress":
+            try:
+                current_effect().progress(value)
+            except (TypeError, ValueError):  # PayloadLimitError is a ValueError
+                return "refused"
+        return value
+
+    step = system_step("t", "answer") if kind == "system" else tool_step("t", "answer")
+    mode = pipeline("p", [step])
+    registry = {"functions" if kind == "system" else "tools": {"answer": answer}}
+    path = Path(mkdtemp()) / "runs.db"
+
+    async def scenario() -> Any:
+        async with Runtime(path, modes=[mode], **registry) as rt:
+            handle = await rt.run("c", None, mode="p")
+            await handle.wait()
+            return rt.state("c")
+
+    live = arun(scenario(), timeout=30)
+    assert live.run_history[-1].status in (RunStatus.completed, RunStatus.failed)
+    with SQLiteJournal(path) as journal:
+        assert journal.recovered == [] and journal.verify(tail=None) == []
+        assert restore(journal, Coordinator([mode]))["c"] == live

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from interruptible import (
     DecodeError,
     EffectStarted,
     EmitOutput,
+    Event,
     FailureCategory,
     RunRequested,
     StepFailure,
@@ -23,6 +27,7 @@ from interruptible import (
     value_to_json,
 )
 from interruptible._limits import MAX_DOCUMENT_DEPTH
+from interruptible.testing.strategies import events, hostile_json_values
 
 REQUESTED = to_json(RunRequested("e1", "c1", "r1", "pipeline", None, "alice", False, 1.0))
 
@@ -126,3 +131,84 @@ def test_voc_6_an_integer_field_takes_what_json_text_can_carry() -> None:
     assert event_from_json({**document, "attempt": 10**4300 - 1}).attempt == 10**4300 - 1
     assert refused(event_from_json, {**document, "attempt": 10**4300}).path == "attempt"
     assert refused(event_from_json, {**document, "attempt": -HUGE}).path == "attempt"
+
+
+@pytest.mark.parametrize("key", [1, 1.5, True, None])
+def test_voc_6_an_object_key_that_is_not_a_string_is_refused(key: object) -> None:
+    """A payload whose object has a key that is not a string would come back with the key as
+    text (another value): `dumps` refuses it (TypeError), decoding refuses it at the field; a
+    string key that looks like a number is fine."""
+    event = RunRequested("e1", "c1", "r1", "pipeline", [{"a": {key: "x"}}])
+    with pytest.raises(TypeError, match="not a string"):
+        dumps(event)
+    assert refused(event_from_json, with_field("input", [{"a": {key: "x"}}])).path == "input"
+    looks_like = RunRequested("e1", "c1", "r1", "pipeline", {"1": {"null": 2}})
+    assert loads_event(dumps(looks_like)) == looks_like
+
+
+@pytest.mark.parametrize("text", ["\ud800\udc00", "\udcff", "a\udfffb"])
+@pytest.mark.parametrize("field", ["input", "event_id", "principal"])
+def test_voc_6_dumps_refuses_a_string_that_is_not_unicode_text(text: str, field: str) -> None:
+    """A string holding a surrogate code point (lone, or a high and a low one that a reader
+    would join into one character) would not come back equal: `dumps` refuses it with
+    `ValueError`, in an id and in a payload (as a key too); text beyond U+FFFF and Hangul
+    round-trip."""
+    event = RunRequested("e1", "c1", "r1", "pipeline", None, "alice")
+    with pytest.raises(ValueError, match="surrogate"):
+        dumps(dataclasses.replace(event, **{field: text}))
+    with pytest.raises(ValueError, match="surrogate"):
+        dumps(dataclasses.replace(event, input={text: 1}))
+    fine = dataclasses.replace(event, **{field: "\U0001f600 \ud55c\uae00"})
+    assert loads_event(dumps(fine)) == fine
+
+
+def test_voc_6_decoding_reads_surrogate_escapes_as_json_does() -> None:
+    """A reader takes JSON text as it is: a lone surrogate escape decodes to that code point
+    (another writer's text; `dumps` never writes one)."""
+    text = json.dumps(REQUESTED).replace('"input": null', '"input": "\\udcff"')
+    assert loads_event(text).input == "\udcff"
+
+
+@given(event=events(), value=hostile_json_values(max_bytes=65_536), data=st.data())
+def test_voc_6_a_hostile_value_in_any_field_decodes_or_is_a_short_decode_error(
+    event: Event, value: Any, data: st.DataObject
+) -> None:
+    """Any field of any event replaced by a hostile value (deep, huge, non-finite, not Unicode
+    text): `event_from_json` gives an event or a `DecodeError` with a short message, and so
+    does `loads_event` on the document's text (when `json.dumps` can write one)."""
+    document = to_json(event)
+    document[data.draw(st.sampled_from(sorted(document)))] = value
+    decoded(event_from_json, document)
+    try:
+        text = json.dumps(document)  # NaN and Infinity written as such: not JSON
+    except (TypeError, ValueError, RecursionError):
+        return
+    decoded(loads_event, text)
+    decoded(loads_event, text.encode("utf-8", "surrogatepass"))
+
+
+@given(
+    event=events(),
+    depth=st.sampled_from([MAX_DOCUMENT_DEPTH - 1, MAX_DOCUMENT_DEPTH, 985, 5_000]),
+    noise=st.sampled_from(["", '"]', "\\", '"\\"', b"\xff".decode("latin-1")]),
+    as_bytes=st.booleans(),
+)
+def test_voc_6_hostile_text_decodes_or_is_a_short_decode_error(
+    event: Event, depth: int, noise: str, as_bytes: bool
+) -> None:
+    """An event's text with a deep array spliced in (around strings and stray quotes) and
+    bytes that are not UTF-8: `loads_event` gives an event or a short `DecodeError`."""
+    text = dumps(event)
+    cut = len(text) // 2
+    spliced = text[:cut] + noise + "[" * depth + noise + "]" * depth + text[cut:]
+    if as_bytes:
+        decoded(loads_event, spliced.encode("latin-1", "replace") + b"\xff\xfe")
+    else:
+        decoded(loads_event, spliced)
+
+
+def decoded(decode: Any, document: object) -> None:
+    try:
+        decode(document)
+    except DecodeError as error:
+        assert len(error.message) <= MESSAGE_BOUND, error.message[:200]

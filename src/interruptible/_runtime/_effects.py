@@ -35,6 +35,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
+from .._codec import unicode_text
 from .._core import Outcome
 from .._errors import PayloadLimitError, shown
 from .._lifecycle import StepClass
@@ -78,7 +79,7 @@ def json_normalized(value: JsonValue, what: str = "the value") -> JsonValue:
     """
     kind = type(value)
     if kind is str:
-        if len(value) <= _SHORT_STRING:
+        if len(value) <= _SHORT_STRING and value.isascii():
             return value
     elif kind is float:
         if value != value or value in (float("inf"), float("-inf")):
@@ -92,6 +93,7 @@ def json_normalized(value: JsonValue, what: str = "the value") -> JsonValue:
         if not value_exceeds(value, MAX_PAYLOAD_DEPTH):
             raise  # not the value's depth: the caller's own stack is that deep
         raise PayloadLimitError(what, "depth", MAX_PAYLOAD_DEPTH) from None
+    unicode_text(text, value)  # a surrogate would not come back equal: not JSON text
     if len(text) > MAX_PAYLOAD_BYTES:
         raise PayloadLimitError(what, "bytes", MAX_PAYLOAD_BYTES, len(text))
     if len(text) > 2 * MAX_PAYLOAD_DEPTH and text_exceeds(text, MAX_PAYLOAD_DEPTH):
