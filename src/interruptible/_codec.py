@@ -177,7 +177,7 @@ def _json_value(value: object, path: str) -> object:
         raise DecodeError(path, "a JSON value", value) from None
     if _CONVERTED_KEY.search(text) is not None and _foreign_key(value):
         raise DecodeError(path, "a JSON value (its object keys strings)", value)
-    if len(text) > SHALLOW_TEXT and text_exceeds(text, limit):
+    if len(text) > 2 * limit and text_exceeds(text, limit):  # valid JSON: n / 2 deep at most
         raise DecodeError(path, f"a JSON value at most {limit} levels deep", value)
     return value
 
@@ -371,8 +371,16 @@ def _fast_encoder() -> Callable[[object], str]:
 _encode_compact: Final = _fast_encoder()
 
 
+_converted_key: Final = _CONVERTED_KEY.search
+
+
 def _payload_text(value: object) -> str:
-    return "null" if value is None else _string_keys(_encode_compact(value), value)
+    if value is None:
+        return "null"
+    text = _encode_compact(value)
+    if _converted_key(text) is not None and _foreign_key(value):
+        _string_keys(text, value)  # raises, saying why
+    return text
 
 
 def _unexpected(value: object) -> str:

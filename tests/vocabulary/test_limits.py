@@ -26,7 +26,7 @@ from interruptible import (
     to_json,
     value_to_json,
 )
-from interruptible._limits import MAX_DOCUMENT_DEPTH
+from interruptible._limits import MAX_DOCUMENT_DEPTH, text_exceeds
 from interruptible.testing.strategies import events, hostile_json_values
 
 REQUESTED = to_json(RunRequested("e1", "c1", "r1", "pipeline", None, "alice", False, 1.0))
@@ -212,3 +212,31 @@ def decoded(decode: Any, document: object) -> None:
         decode(document)
     except DecodeError as error:
         assert len(error.message) <= MESSAGE_BOUND, error.message[:200]
+
+
+def test_voc_6_the_depth_check_is_exact_at_the_edge_for_empty_arrays() -> None:
+    """The shortest text of a depth (empty arrays, two characters a level) is measured, not
+    waved through by the length bound: one level over the limit is refused."""
+    over = with_field("input", nested(MAX_DOCUMENT_DEPTH - 1, []))
+    assert refused(event_from_json, over).path == "input"
+    fits = with_field("input", nested(MAX_DOCUMENT_DEPTH - 2, []))
+    assert event_from_json(fits).input == fits["input"]
+
+
+@pytest.mark.parametrize(
+    ("text", "deep"),
+    [
+        ("[" * 300 + '"never closed', True),
+        ('"\\\\"' + "[" * 300, True),
+        ('["a\\\\"' + "[" * 300, True),
+        ('["a\\"' + "[" * 300, False),
+        ('"' + "[" * 600 + '"' + "x" * 600, False),
+        ("[" * 100 + '"\\\\\\\\"' + "[" * 200, True),
+        ("]" + "[" * 300, True),
+        ("[" * 256 + "]" * 256, False),
+    ],
+)
+def test_voc_6_text_depth_skips_strings_and_escapes(text: str, deep: bool) -> None:
+    """Brackets inside strings do not count, escaped quotes and backslashes do not end or start
+    one, and brackets before text a parser would fail on still count (it recurses into them)."""
+    assert text_exceeds(text, MAX_DOCUMENT_DEPTH) is deep

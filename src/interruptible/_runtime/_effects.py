@@ -79,7 +79,7 @@ def json_normalized(value: JsonValue, what: str = "the value") -> JsonValue:
     """
     kind = type(value)
     if kind is str:
-        if len(value) <= _SHORT_STRING and value.isascii():
+        if len(value) <= _SHORT_STRING and (value.isascii() or _is_unicode(value)):
             return value
     elif kind is float:
         if value != value or value in (float("inf"), float("-inf")):
@@ -99,6 +99,15 @@ def json_normalized(value: JsonValue, what: str = "the value") -> JsonValue:
     if len(text) > 2 * MAX_PAYLOAD_DEPTH and text_exceeds(text, MAX_PAYLOAD_DEPTH):
         raise PayloadLimitError(what, "depth", MAX_PAYLOAD_DEPTH)
     return json.loads(text)
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether a string is Unicode text (no surrogate code point, which JSON would not keep)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bounded(message: str) -> str:
