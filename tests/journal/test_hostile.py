@@ -254,3 +254,36 @@ def test_jrn_16_a_conversation_id_that_is_not_unicode_text_is_refused(
         assert caught.value.reason == "bad_conversation_id"
         assert list(journal.read("c\ud800")) == [] and journal.last_sequence("c\ud800") == 0
         assert journal.conversations() == []
+
+
+def test_jrn_15_commands_and_the_runtime_meet_a_deep_record_with_journal_error(
+    db_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A foreign deep record beyond the checked tail: `inspect` and `replay` say so in one line
+    (exit 1, no traceback), a runtime opened on the file raises `JournalError` (never a
+    `RecursionError`); after `recover(tail=None)` all three work again."""
+    from interruptible._cli import main
+    from interruptible._runtime import Runtime
+    from tests.runtime.support import arun
+
+    two_conversations(db_path, 3)
+    body = deep_body("c1", 5_000)
+    insert_raw(db_path, "c1", 4, "run_requested", body, zlib.crc32(body.encode()))
+    with SQLiteJournal(db_path, check_tail=0) as journal:
+        journal.append("c1", 4, some_events("c1", 20, start=4))
+
+    async def open_runtime() -> list[str]:
+        async with Runtime(db_path, modes=[]) as rt:
+            return rt.conversations()
+
+    for command in ("inspect", "replay"):
+        assert main([command, "--db", str(db_path)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "record 4 of conversation 'c1' is torn" in err
+    with pytest.raises(JournalError) as caught:
+        arun(open_runtime())
+    assert caught.value.reason == "torn_record"
+    with SQLiteJournal(db_path) as journal:
+        journal.recover(tail=None)
+    assert main(["inspect", "--db", str(db_path)]) == 0
+    assert sorted(arun(open_runtime())) == ["c1", "c2"]
