@@ -439,7 +439,7 @@ class SQLiteJournal:
             # that fails too, the read itself failed, and the first error says how.
             error = exc
         try:
-            raw = self._query(sql.replace(f"{_COLUMNS}", f"{_AS_BYTES} FROM events"), params, conn)
+            raw = self._query(sql.replace(_COLUMNS, f"{_AS_BYTES} FROM events"), params, conn)
         except (JournalError, sqlite3.Error):
             raise error from None
         return [
