@@ -168,7 +168,7 @@ class DecodeError(InterruptibleError):
 
 
 class PayloadLimitError(InterruptibleError, ValueError):
-    """A payload deeper or larger than the runtime accepts (RT-17); nothing was journaled."""
+    """A payload deeper or larger than the runtime accepts (RT-22); nothing was journaled."""
 
     code = "payload_limit"
 

@@ -10,7 +10,7 @@ rule instead of an accident:
 
 - A *payload* (a run's input, a step's output, a progress value, a gate's answer, a failure's
   details) is at most `MAX_PAYLOAD_DEPTH` levels deep and `MAX_PAYLOAD_BYTES` characters of
-  compact JSON text. The runtime checks both where values come from outside (RT-17).
+  compact JSON text. The runtime checks both where values come from outside (RT-22).
 - A *document* (the JSON of one event or directive) is at most `MAX_DOCUMENT_DEPTH` levels deep:
   the codec refuses a deeper one before parsing it (VOC-6), a journal refuses to write one
   (JRN-15), and so a reader never recurses further than that.

@@ -1,5 +1,5 @@
-"""Payload limits at the runtime's edge (RT-17) and a refused write fencing one conversation
-(RT-18): a hostile value never reaches the journal, never hangs a run, never locks a file."""
+"""Payload limits at the runtime's edge (RT-22) and a refused write fencing one conversation
+(RT-23): a hostile value never reaches the journal, never hangs a run, never locks a file."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ TOO_DEEP = [MAX_PAYLOAD_DEPTH + 1, 985, 5_000]
 
 
 @pytest.mark.parametrize("depth", TOO_DEEP)
-def test_rt_17_a_run_input_over_the_depth_limit_is_refused_and_nothing_journaled(
+def test_rt_22_a_run_input_over_the_depth_limit_is_refused_and_nothing_journaled(
     tmp_path: Path, depth: int
 ) -> None:
     """`run` with an input nested deeper than `MAX_PAYLOAD_DEPTH` raises `PayloadLimitError`
@@ -73,7 +73,7 @@ def test_rt_17_a_run_input_over_the_depth_limit_is_refused_and_nothing_journaled
     arun(scenario())
 
 
-def test_rt_17_a_run_input_over_the_size_limit_is_refused() -> None:
+def test_rt_22_a_run_input_over_the_size_limit_is_refused() -> None:
     """An input whose JSON text is longer than `MAX_PAYLOAD_BYTES` is refused the same way (a
     string included: its text counts its quotes and escapes); one at the limit runs."""
     mode = pipeline("p", [system_step("s", "echo")])
@@ -92,7 +92,7 @@ def test_rt_17_a_run_input_over_the_size_limit_is_refused() -> None:
     arun(scenario())
 
 
-def test_rt_17_a_huge_integer_input_is_refused_before_the_journal() -> None:
+def test_rt_22_a_huge_integer_input_is_refused_before_the_journal() -> None:
     """An integer JSON text cannot carry (5,000 digits) is refused as not JSON (`ValueError`)
     by `run`, before the journal, so the conversation is not fenced."""
     mode = pipeline("p", [system_step("s", "echo")])
@@ -107,7 +107,7 @@ def test_rt_17_a_huge_integer_input_is_refused_before_the_journal() -> None:
     arun(scenario())
 
 
-def test_rt_17_a_gate_answer_over_the_limit_is_refused() -> None:
+def test_rt_22_a_gate_answer_over_the_limit_is_refused() -> None:
     """`provide_input` with an answer over the depth limit raises `PayloadLimitError`; the gate
     still waits and takes a good answer."""
     mode = pipeline("g", [StepDefinition("ask", StepClass.human_gate, {"q": "?"})])
@@ -138,7 +138,7 @@ def _final(mode: Any, path: Path | None = None, **registries: Any) -> Any:
 
 @pytest.mark.parametrize("kind", ["tool", "async tool", "system"])
 @pytest.mark.parametrize("make", [*(lambda d=d: nested(d) for d in TOO_DEEP), cycle])
-def test_rt_17_an_output_over_the_depth_limit_fails_the_step_as_invalid_output(
+def test_rt_22_an_output_over_the_depth_limit_fails_the_step_as_invalid_output(
     tmp_path: Path, kind: str, make: Any
 ) -> None:
     """An effect whose output is nested deeper than the limit (or contains itself) answers
@@ -171,7 +171,7 @@ def _final_snapshot(path: Path, mode: Any, registry: dict[str, Any]) -> Any:
     return arun(reopen())
 
 
-def test_rt_17_an_output_over_the_size_limit_fails_the_step_as_invalid_output() -> None:
+def test_rt_22_an_output_over_the_size_limit_fails_the_step_as_invalid_output() -> None:
     """An output whose JSON text is longer than `MAX_PAYLOAD_BYTES` fails the step the same
     way."""
     mode = pipeline("p", [tool_step("t", "big")])
@@ -180,7 +180,7 @@ def test_rt_17_an_output_over_the_size_limit_fails_the_step_as_invalid_output() 
     assert str(MAX_PAYLOAD_BYTES) in final.error.message.replace(",", "")
 
 
-def test_rt_17_failure_details_over_the_limit_are_replaced_by_a_short_note() -> None:
+def test_rt_22_failure_details_over_the_limit_are_replaced_by_a_short_note() -> None:
     """An `EffectError` whose details are over the limit (or not JSON) still fails the step with
     its own category and message; its details become a short note saying why."""
 
@@ -201,7 +201,7 @@ class _Unprintable(Exception):
 
 
 @pytest.mark.parametrize("exc", [_Unprintable(), ValueError(10**5000), ValueError("x" * 10**6)])
-def test_rt_17_an_exception_that_cannot_be_shown_still_fails_the_step(exc: Exception) -> None:
+def test_rt_22_an_exception_that_cannot_be_shown_still_fails_the_step(exc: Exception) -> None:
     """An executor's exception whose text cannot be made (its `__str__` raises, or holds a
     5,000-digit integer) or is huge still answers: `executor_error`, a bounded message."""
 
@@ -214,7 +214,7 @@ def test_rt_17_an_exception_that_cannot_be_shown_still_fails_the_step(exc: Excep
     assert len(final.error.message) <= 70_000
 
 
-def test_rt_17_progress_over_the_limit_is_refused_to_the_reporter() -> None:
+def test_rt_22_progress_over_the_limit_is_refused_to_the_reporter() -> None:
     """`effect.progress(value)` with a value over the limit raises `PayloadLimitError` to the
     executor that reported it; nothing is journaled for it and the step goes on."""
     seen: list[str] = []
@@ -230,10 +230,10 @@ def test_rt_17_progress_over_the_limit_is_refused_to_the_reporter() -> None:
     assert final.status is RunStatus.completed and seen == ["depth"]
 
 
-# --- RT-18: a refused write fences one conversation ----------------------------------------------
+# --- RT-23: a refused write fences one conversation ----------------------------------------------
 
 
-def test_rt_18_a_write_refused_for_one_conversation_fences_only_that_one() -> None:
+def test_rt_23_a_write_refused_for_one_conversation_fences_only_that_one() -> None:
     """When a round's group commit is refused because of one conversation's batch (a journal
     that cannot hold its id), the others are written on their own and go on; only the refused
     one is fenced."""
@@ -250,7 +250,7 @@ def test_rt_18_a_write_refused_for_one_conversation_fences_only_that_one() -> No
     arun(scenario())
 
 
-def test_rt_17_text_that_is_not_unicode_is_not_json() -> None:
+def test_rt_22_text_that_is_not_unicode_is_not_json() -> None:
     """A string with a surrogate code point (as `surrogateescape` leaves one) would not come
     back from the journal equal: as a run input it is refused (`ValueError`), as an output it
     fails the step (`invalid_output`); text beyond U+FFFF passes and is kept as it was."""
@@ -281,7 +281,7 @@ def test_rt_17_text_that_is_not_unicode_is_not_json() -> None:
     how=st.sampled_from(["return", "raise", "progress"]),
     kind=st.sampled_from(["tool", "system"]),
 )
-def test_rt_17_any_hostile_answer_ends_its_step_and_the_journal_replays(
+def test_rt_22_any_hostile_answer_ends_its_step_and_the_journal_replays(
     value: Any, how: str, kind: str
 ) -> None:
     """Whatever hostile value an effect returns, puts in its failure's details or reports as

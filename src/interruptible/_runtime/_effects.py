@@ -20,7 +20,7 @@ When the runtime closes, or loses the right to write a conversation, live tasks 
 *quietly*: they report nothing, and the next process that opens the journal restarts them
 (RT-8).
 
-Whatever an executor hands back, its effect answers (RT-17): an output that is not JSON, or
+Whatever an executor hands back, its effect answers (RT-22): an output that is not JSON, or
 is over the payload limits (`_limits.py`), fails the step as `invalid_output`; failure details
 over them are replaced by a short note; an exception whose text cannot be made, or is huge, is
 described in a bounded message. Building an answer never raises, so no task ends without one.
@@ -74,7 +74,7 @@ def json_normalized(value: JsonValue, what: str = "the value") -> JsonValue:
     """`value` as the journal will give it back (tuples become lists, ...); raises if not JSON.
 
     Live state must equal replayed state (RT-11), so every value entering an event goes through
-    the same JSON round trip the journal applies. A value over the payload limits (RT-17)
+    the same JSON round trip the journal applies. A value over the payload limits (RT-22)
     raises `PayloadLimitError` naming `what`; one that is not JSON, `TypeError` or `ValueError`.
     """
     kind = type(value)
@@ -424,7 +424,7 @@ class _Reporter:
         self.live = live  # None for effects run inline: they cannot report while they run
 
     def __call__(self, value: JsonValue) -> None:
-        # Normalized in the reporter's own thread: a value over the limits raises to it (RT-17).
+        # Normalized in the reporter's own thread: a value over the limits raises to it (RT-22).
         value = json_normalized(value, "the progress value")
         manager = self.manager
         if threading.get_ident() != manager._loop_thread:

@@ -36,7 +36,7 @@ their conversations are *fenced* (live effects cancelled quietly, every later ca
 error): another process may own them now, and the journal is the truth. Which batches fail: when
 `append_many` refuses the group (a stale conversation, an event the journal refuses, an IO
 error), nothing of it was written, and each conversation is written again on its own, so only
-the conversations at fault are fenced (RT-18). Opening a new runtime on the journal recovers a
+the conversations at fault are fenced (RT-23). Opening a new runtime on the journal recovers a
 fenced conversation.
 """
 
@@ -295,7 +295,7 @@ class Writer:
         except Exception:
             # One conversation's batch (stale, or one the journal refuses) refused the whole
             # group, and nothing of it was written: write each on its own, so that only the
-            # conversation at fault is fenced (RT-18).
+            # conversation at fault is fenced (RT-23).
             for batch in todo:
                 self._write_one(batch)
             return

@@ -10,7 +10,7 @@ text up to 16 characters for an id, integers within +-2**53, nested JSON values 
 which is what a codec or a journal must survive.
 
 `hostile_json_values` draws what an honest producer never sends and a codec, a journal or a
-runtime must still meet with a typed answer (spec: VOC-6, JRN-15, JRN-16, RT-17): values nested
+runtime must still meet with a typed answer (spec: VOC-6, JRN-15, JRN-16, RT-22): values nested
 at the depth limits' edges and far beyond (or containing themselves), text and lists past the
 size limit, integers no JSON text here carries, NaN and infinities, and strings that are not
 Unicode text (lone surrogates), each alone or inside an ordinary JSON value.
