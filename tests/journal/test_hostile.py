@@ -14,6 +14,7 @@ import pytest
 from interruptible import JournalError, RunRequested, dumps
 from interruptible._journal import Journal, MemoryJournal, SQLiteJournal, restore
 from interruptible._limits import MAX_DOCUMENT_DEPTH
+from tests._postgres import POSTGRES
 
 from ._workload import coordinator, some_events
 
@@ -168,7 +169,14 @@ def _journals(tmp_path: Path) -> dict[str, Journal]:
     return {"memory": MemoryJournal(), "sqlite": SQLiteJournal(tmp_path / "j.db")}
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def _journal(tmp_path: Path, kind: str) -> Journal:
+    """A fresh journal of one kind (a PostgreSQL one in a schema of its own)."""
+    if kind == "postgres":
+        return POSTGRES.journal()
+    return _journals(tmp_path)[kind]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
 @pytest.mark.parametrize("depth", [MAX_DOCUMENT_DEPTH, 600, 985, 5_000])
 def test_jrn_15_an_event_too_deep_is_refused_at_append(
     tmp_path: Path, kind: str, depth: int
@@ -176,7 +184,7 @@ def test_jrn_15_an_event_too_deep_is_refused_at_append(
     """Every journal refuses an event whose document would be deeper than the codec decodes
     (its payload `MAX_DOCUMENT_DEPTH` deep or more) with `JournalError` (reason `too_deep`) and
     writes nothing of the call; the fence is where it was."""
-    journal = _journals(tmp_path)[kind]
+    journal = _journal(tmp_path, kind)
     with journal:  # type: ignore[attr-defined]
         journal.append("c1", 0, some_events("c1", 1))
         deep = RunRequested("e9", "c1", "r9", "pipeline", nested(depth), "alice")
@@ -187,13 +195,13 @@ def test_jrn_15_an_event_too_deep_is_refused_at_append(
         assert journal.append("c1", 1, some_events("c1", 1, start=1)) == 2
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
 def test_jrn_15_an_event_at_the_depth_limit_is_held_and_read_back(
     tmp_path: Path, kind: str
 ) -> None:
     """An event whose document is exactly as deep as the codec decodes is held and read back
     equal (JRN-2), also through a reopened SQLite file."""
-    journal = _journals(tmp_path)[kind]
+    journal = _journal(tmp_path, kind)
     event = RunRequested("e9", "c1", "r9", "pipeline", nested(MAX_DOCUMENT_DEPTH - 1), "alice")
     assert json.loads(dumps(event))["input"] == event.input
     with journal:  # type: ignore[attr-defined]
@@ -242,13 +250,13 @@ def test_jrn_16_sqlite_refuses_a_string_that_is_not_unicode_text(tmp_path: Path,
         assert [r.event for r in memory_journal.read("c1")] == events
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
 def test_jrn_16_a_conversation_id_that_is_not_unicode_text_is_refused(
     tmp_path: Path, kind: str
 ) -> None:
     """Every journal refuses a conversation id with a lone surrogate (`bad_conversation_id`);
     reading one finds nothing."""
-    journal = _journals(tmp_path)[kind]
+    journal = _journal(tmp_path, kind)
     with journal:  # type: ignore[attr-defined]
         event = RunRequested("e9", "c\ud800", "r9", "pipeline", None, "alice")
         with pytest.raises(JournalError) as caught:

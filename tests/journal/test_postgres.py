@@ -260,7 +260,7 @@ AWKWARD = {
     "tiny float": 5e-324,
     "big int": 2**70,
     "nul": "a\x00b",
-    "lone surrogate": "\ud800",
+    "nul key": {"\x00": 1},
     "emoji": "\U0001f600",
     "order": {"b": 1, "a": [1.0, 1, True, None]},
 }
@@ -270,8 +270,9 @@ AWKWARD = {
 def test_pgj_2_events_read_back_exactly_whatever_jsonb_makes_of_them(
     postgres_journal: PostgresJournal, raw: psycopg.Connection[Any], name: str
 ) -> None:
-    """An event holding a value jsonb would normalize (or refuse) reads back equal, field types
-    included; `body` is the document where jsonb can hold it, NULL where it cannot."""
+    """An event holding a value jsonb would normalize (or refuse: a NUL character) reads back
+    equal, field types included; `body` is the document where jsonb can hold it, NULL where it
+    cannot."""
     value = AWKWARD[name]
     event = RunRequested("e1", "c1", "r1", "m", {"v": value}, at=2)
     postgres_journal.append("c1", 0, [event])
@@ -283,7 +284,7 @@ def test_pgj_2_events_read_back_exactly_whatever_jsonb_makes_of_them(
         f"SELECT body, body_text FROM {q(postgres_journal, 'events')}".encode()
     ).fetchone() or (None, None)
     assert text == dumps(event)
-    if name in ("nul", "lone surrogate"):
+    if name.startswith("nul"):
         assert body is None
     else:
         assert body == json.loads(text)
@@ -525,6 +526,33 @@ def test_pgj_7_a_damaged_row_is_refused_by_read_and_quarantined_by_recover(
     assert journal.append("c1", 2, events[2:]) == 4
     assert [r.event for r in journal.read("c1")] == events
     assert journal.verify(tail=None) == []
+
+
+@pytest.mark.parametrize("depth", [256, 985, 5_000])
+def test_pgj_7_jrn_15_a_foreign_record_too_deep_stops_read_and_is_quarantined_alone(
+    postgres_journal: PostgresJournal, raw: psycopg.Connection[Any], depth: int
+) -> None:
+    """A row a foreign tool wrote with a body nested deeper than the codec decodes is torn:
+    `read` stops at it with `JournalError` (never a `RecursionError`), `recover` quarantines it,
+    and the other conversations read and restore as before. (jsonb may refuse the document
+    first: then the foreign INSERT fails, and nothing is written.)"""
+    journal = postgres_journal
+    journal.append("c1", 0, some_events("c1", 2))
+    journal.append("c2", 0, some_events("c2", 2))
+    template = dumps(RunRequested("e9", "c1", "r9", "pipeline", "HOLE", "alice"))
+    body = template.replace('"HOLE"', "[" * depth + "]" * depth)
+    try:
+        insert_row(raw, journal, "c1", 3, "run_requested", body, crc(body))
+    except psycopg.Error:
+        assert journal.last_sequence("c1") == 2  # refused at the door: nothing written
+        return
+    with pytest.raises(JournalError) as caught:
+        list(journal.read("c1"))
+    assert caught.value.reason == "torn_record"
+    [note] = journal.recover(tail=None)
+    assert (note.conversation_id, note.first_bad, note.quarantined) == ("c1", 3, 1)
+    assert set(restore(journal, coordinator())) == {"c1", "c2"}
+    assert journal.append("c1", 2, some_events("c1", 1, 2)) == 3
 
 
 # --- PGJ-8: append-only ------------------------------------------------------------------------
