@@ -2,6 +2,8 @@
 
 from ._explore import Counterexample, Explorer, Report, explore, parity_violations, replay_trace
 from ._key import KeyCache, conversation_key
+from ._owner_explore import OwnerExplorer, OwnerReport, OwnerTrace, explore_owners
+from ._owners import OwnerBounds, OwnerModel, OwnerWorld
 from ._properties import (
     PROPERTIES,
     EffectView,
@@ -20,11 +22,18 @@ __all__ = [
     "KeyCache",
     "Ledger",
     "Model",
+    "OwnerBounds",
+    "OwnerExplorer",
+    "OwnerModel",
+    "OwnerReport",
+    "OwnerTrace",
+    "OwnerWorld",
     "Report",
     "Violation",
     "World",
     "conversation_key",
     "explore",
+    "explore_owners",
     "ledger_violations",
     "parity_violations",
     "replay_trace",
