@@ -35,7 +35,7 @@ from interruptible import (
     StepDefinition,
     initial_state,
 )
-from interruptible._journal import AppendBatch, SQLiteJournal
+from interruptible._journal import AppendBatch, MemoryJournal, SQLiteJournal
 from interruptible._runtime import Effect, Runtime
 
 ROWS: list[tuple[str, str, str, str]] = []
@@ -104,10 +104,12 @@ def core_us_per_step(steps: int) -> float:
     return (time.perf_counter() - started) / steps * 1e6
 
 
-class NullJournal:
-    """A journal that keeps nothing: isolates the runtime's own cost."""
+class NullJournal(MemoryJournal):
+    """A journal that keeps no event: isolates the runtime's own cost (ownership is kept)."""
 
-    def append(self, conversation_id: str, expected_last: int, events: Seq[Any]) -> int:
+    def append(
+        self, conversation_id: str, expected_last: int, events: Seq[Any], *, epoch: Any = None
+    ) -> int:
         return expected_last + len(events)
 
     def append_many(self, batches: Seq[AppendBatch]) -> list[int]:
@@ -121,9 +123,6 @@ class NullJournal:
 
     def conversations(self) -> list[str]:
         return []
-
-    def close(self) -> None:
-        pass
 
 
 # --- the runtime --------------------------------------------------------------------------------

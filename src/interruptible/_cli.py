@@ -5,7 +5,8 @@ Theory of operation
 `main` builds the parser in `build_parser`. This module's own subcommand, `spec`, is a row of the
 `COMMANDS` table: a `Command` names it, says what it does, adds its options and runs with the
 parsed namespace, returning the exit status. The runtime's subcommands (`demo`, `resume`,
-`inspect`, `replay`) and the model checker's (`check`) register themselves through their
+`inspect`, `replay`, `interrupt`, `cancel`, `answer`) and the model checker's (`check`) register
+themselves through their
 modules' `add_parsers` / `add_parser`, in the same shape; `main` does not change for either.
 
 Subcommands import what they need inside their functions: `import interruptible` and
@@ -115,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     # register themselves; their modules import only argparse at this point.
     from ._checker._command import add_parser as add_check
     from ._runtime._commands import add_parsers as add_runtime
+    from ._runtime._control import add_parsers as add_control
 
     add_runtime(subparsers)
+    add_control(subparsers)
     add_check(subparsers)
     return parser
 

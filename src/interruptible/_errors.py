@@ -258,12 +258,6 @@ class OwnedElsewhereError(InterruptibleError):
         }
 
 
-class NoLiveOwnerError(InterruptibleError):
-    """A command for a conversation that no live process drives; nothing was queued."""
-
-    code = "no_live_owner"
-
-
 class CommandTimeoutError(InterruptibleError):
     """A command was accepted but not answered in time; it is applied once by the owner."""
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence as Sequence_
 from pathlib import Path
 from tempfile import mkdtemp
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
+from hypothesis.stateful import run_state_machine_as_test
 
 from interruptible import AgentLoop, Sequence, StepClass, StepDefinition, StepPolicy
-from interruptible._journal import MemoryJournal, SQLiteJournal
+from interruptible._journal import AppendBatch, Journal, MemoryJournal, SQLiteJournal
 from interruptible.testing._machines import JournalConformance, ModeConformance
 
 PIPELINE = Sequence(
@@ -66,6 +70,11 @@ class SQLiteJournalConformance(JournalConformance):
     def make_journal(self) -> SQLiteJournal:
         return SQLiteJournal(Path(mkdtemp()) / "journal.db", synchronous="NORMAL")
 
+    def make_second_writer(self, journal: Journal) -> SQLiteJournal:
+        """OWN-1 to OWN-6: the second writer is a second connection to the same file."""
+        assert isinstance(journal, SQLiteJournal)
+        return SQLiteJournal(journal.path, synchronous="NORMAL")
+
 
 # A smaller budget than the profile's for these four: each step folds the whole history again
 # (replay parity) and the SQLite machine commits to disk. The profile's derandomize still holds.
@@ -88,3 +97,30 @@ def test_plugin_fixtures(core_driver, golden_traces, memory_journal, journal_pat
     assert {trace.name for trace in golden_traces} >= {"completes", "interrupt-resume"}
     assert memory_journal.conversations() == []
     assert journal_path.suffix == ".db"
+
+
+class _NoEpochFence(MemoryJournal):
+    """A journal that forgets the epoch fence: it writes every batch as its current owner's."""
+
+    def append_many(self, batches: Sequence_[AppendBatch]) -> list[int]:
+        return super().append_many(
+            [
+                dataclasses.replace(batch, epoch=owner.epoch if owner is not None else None)
+                for batch in batches
+                for owner in [self.owner(batch.conversation_id)]
+            ]
+        )
+
+
+class _NoEpochFenceConformance(JournalConformance):
+    def make_journal(self) -> MemoryJournal:
+        return _NoEpochFence()
+
+
+def test_own_3_the_journal_conformance_catches_a_journal_without_the_epoch_fence() -> None:
+    """OWN-3: two writers interleaved at random find the stale owner's accepted append."""
+    with pytest.raises(AssertionError, match="stale owner's append was accepted"):
+        run_state_machine_as_test(
+            _NoEpochFenceConformance,
+            settings=settings(settings.default, max_examples=200, stateful_step_count=30),
+        )

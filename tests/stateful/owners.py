@@ -232,12 +232,11 @@ class OwnerRaceMachine(RuleBasedStateMachine):
             proc.ids(), CONVERSATION, run_id, MODE, {"n": self.runs}, PRINCIPAL, False, self.now
         )
         conv = proc.conversation()
-        if conv is None or conv.epoch is None:
-            routed = proc.owner.route(CONVERSATION, create=True)
-            if routed is None or isinstance(routed, OwnerRecord):
-                return  # driven by a live process: refused (owned_elsewhere)
-            conv = routed
-        proc.writer.post(conv, event, None)
+        if conv is not None and conv.epoch is not None:
+            proc.writer.post(conv, event, None)
+        else:
+            # Claimed if new or abandoned, the request first (OWN-8); else owned_elsewhere.
+            proc.owner.route(CONVERSATION, create=True, first=(event, None))
 
     @precondition(lambda self: len(self.commands) < 4)
     @rule(kind=st.sampled_from(COMMAND_KINDS))

@@ -216,6 +216,12 @@ class MemoryJournal:
                 and (conversation_id is None or command.conversation_id == conversation_id)
             ]
 
+    def last_command_id(self) -> int:
+        """The largest command id submitted so far."""
+        with self._lock:
+            self._live()
+            return len(self._commands)
+
     def answer(self, command_id: int) -> CommandAnswer | None:
         """The owner's answer to a command, None while it is pending."""
         with self._lock:

@@ -133,6 +133,10 @@ class Journal(Protocol):
         """Unanswered commands with id > `after` (of one conversation, or all), in order."""
         ...
 
+    def last_command_id(self) -> int:
+        """The largest command id submitted so far (0 when none)."""
+        ...
+
     def answer(self, command_id: int) -> CommandAnswer | None:
         """The owner's answer to a command, None while it is pending."""
         ...

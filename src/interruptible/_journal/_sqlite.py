@@ -602,6 +602,11 @@ class SQLiteJournal:
             commands.append(Command(command_id, cid, event, submitted_at))
         return commands
 
+    def last_command_id(self) -> int:
+        """The largest command id submitted so far."""
+        last: int = self._query("SELECT coalesce(max(command_id), 0) FROM commands", ())[0][0]
+        return last
+
     def answer(self, command_id: int) -> CommandAnswer | None:
         """The owner's answer to a command, None while it is pending."""
         rows = self._query(

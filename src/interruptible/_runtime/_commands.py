@@ -98,6 +98,10 @@ async def _demo(args: argparse.Namespace) -> int:
         handle = None
         state = rt.state(CONVERSATION) if CONVERSATION in rt.conversations() else None
         active = state.active_run if state is not None else None
+        driver = rt.live_owner(CONVERSATION)
+        if driver is not None:  # another process drives the demo: leave it alone (OWN-7)
+            print(_driven_elsewhere(args.db, active, driver), file=sys.stderr)
+            return 1
         if active is not None and active.status is RunStatus.interrupted and not args.new:
             print(f"run {active.run_id} is interrupted in {args.db}.", file=out)
             print(f"resume with: interruptible resume {active.run_id}", file=out)
@@ -116,6 +120,19 @@ async def _demo(args: argparse.Namespace) -> int:
         with Display(out, plain=args.plain) as display:
             final = await follow(rt, handle, display, ask=args.ask)
     return closing_words(final, out)
+
+
+def _driven_elsewhere(db: str, run: Any, driver: Any) -> str:
+    """One line: which live process drives the run, and how to stop it from here."""
+    if run is None:
+        return (
+            f"{db}: the demo's conversation is driven by process {driver.pid} on {driver.host}; "
+            "wait for it to end, or use another --db."
+        )
+    return (
+        f"{db}: run {run.run_id} is {run.status.value} in process {driver.pid} on {driver.host}; "
+        f"interrupt it with: interruptible interrupt {run.run_id}"
+    )
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -145,6 +162,13 @@ async def _resume(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        driver = rt.live_owner(conversation_id)
+        if driver is not None:
+            print(
+                _driven_elsewhere(args.db, rt.state(conversation_id).run(args.run_id), driver),
+                file=sys.stderr,
+            )
+            return 1
         try:
             snapshot = await rt.resume_run(conversation_id, args.run_id)
         except InterruptibleError as exc:
@@ -240,6 +264,7 @@ def inspect(args: argparse.Namespace) -> int:
                 state = outcome.state
             if args.run_id is None:
                 _conversation_summary(conversation_id, records, state, out)
+                _owner_line(journal, conversation_id, out)
                 continue
             if args.run_id not in {getattr(r.event, "run_id", None) for r in records}:
                 continue
@@ -267,6 +292,33 @@ def _conversation_summary(conversation_id: str, records: list[Any], state: Any, 
         steps = ", ".join(f"{s.step_id}={s.status.value}" for s in run.steps)
         reason = f" ({run.reason})" if run.reason else ""
         print(f"  run {run.run_id}  {run.status.value}{reason}  [{steps}]", file=out)
+
+
+def _owner_line(journal: Any, conversation_id: str, out: Any) -> None:
+    """Who drives the conversation: owner, epoch and lease (spec/ownership.md)."""
+    import time
+
+    from .._errors import JournalError
+    from .._journal import abandonment, this_host
+
+    try:
+        record = journal.owner(conversation_id)
+    except JournalError:  # a journal from before ownership, opened read-only
+        record = None
+    if record is None:
+        print("  owner: none (never owned)", file=out)
+        return
+    why = abandonment(record, time.time(), this_host())
+    if why is None:
+        left = record.expires - time.time()
+        lease = f"live, lease {left:.1f} s left"
+    else:
+        lease = {"released": "released", "lease_expired": "lease expired"}.get(why, "process gone")
+    print(
+        f"  owner: {record.owner_id} (process {record.pid} on {record.host}), "
+        f"epoch {record.epoch}, {lease}",
+        file=out,
+    )
 
 
 def _run_detail(

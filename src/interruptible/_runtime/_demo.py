@@ -274,14 +274,30 @@ class Display:
 # --- following a run ----------------------------------------------------------------------------
 
 
+def _read_line(fd: int) -> str:
+    """One line from `fd`, read below Python's buffered `stdin`: a daemon thread blocked here
+    holds no interpreter lock, so the process can exit while it waits (the answer may come
+    from another terminal: `interruptible answer`). Raises `EOFError` at the end of input."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 1024)
+        if not chunk:
+            if data:
+                break
+            raise EOFError
+        data += chunk
+    return data.decode(errors="replace").rstrip("\r\n")
+
+
 def _ask_in_thread(question: str, loop: asyncio.AbstractEventLoop) -> asyncio.Future[str]:
-    """`input()` in a daemon thread (a blocked prompt must never keep the process alive)."""
+    """The prompt, in a daemon thread (a blocked prompt must never keep the process alive)."""
     future: asyncio.Future[str] = loop.create_future()
 
     def prompt() -> None:
         try:
-            answer = input(question)
-        except (EOFError, OSError):
+            print(question, end="", flush=True)
+            answer = _read_line(sys.stdin.fileno())
+        except (EOFError, OSError, ValueError):
             answer = "yes"
 
         def deliver() -> None:

@@ -53,7 +53,7 @@ from .._vocabulary import EffectStarted, Event
 from ._answers import read_answer
 from ._recovery import recovery_events
 from ._snapshot import RunSnapshot
-from ._writer import Conversation, Writer
+from ._writer import Conversation, Item, Writer
 
 if TYPE_CHECKING:
     from ._runtime import RecoveryReport
@@ -122,6 +122,10 @@ class Owner:
         # Commands posted to the writer and not yet seen answered: a command is posted once,
         # whether the watcher or a takeover finds it first.
         self._posted: set[int] = set()
+        self._low = 0  # every command up to this id has been answered
+        # Conversations found abandoned with nothing to do, at the epoch they were found at: a
+        # sweep looks at them again only once their epoch moves.
+        self._idle: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- the lease ----------------------------------------------------------------------------
@@ -237,17 +241,20 @@ class Owner:
     # --- taking a conversation ----------------------------------------------------------------
 
     def route(
-        self, conversation_id: str, *, create: bool, first: Event | None = None
+        self, conversation_id: str, *, create: bool, first: Item | None = None
     ) -> Conversation | OwnerRecord | None:
-        """Make sure this runtime may write to the conversation.
+        """Make sure this runtime may write to the conversation, and post `first` to it.
 
         Returns the conversation once this runtime owns it (claimed now if it was new or
-        abandoned: then `first` is posted before what the takeover answers), the live owner's
-        record when another process drives it, or None when the conversation does not exist and
-        `create` is false.
+        abandoned: `first` is posted before the pending commands and the answers to the
+        previous owner's live effects, OWN-8), the live owner's record when another process
+        drives it (nothing posted), or None when the conversation does not exist and `create`
+        is false.
         """
         conv = self.writer.conversations.get(conversation_id)
         if conv is not None and conv.epoch is not None:
+            if first is not None:
+                self.writer.post(conv, *first)
             return conv
         for _ in range(8):  # each lost race means another claimant won: look again
             record = self.journal.owner(conversation_id)
@@ -269,7 +276,7 @@ class Owner:
         )
 
     def take_over(
-        self, conversation_id: str, record: OwnerRecord | None, *, first: Event | None = None
+        self, conversation_id: str, record: OwnerRecord | None, *, first: Item | None = None
     ) -> Conversation:
         """Claim the conversation from `record`'s owner (or as its first owner), fold what it
         wrote, and queue: `first`, the pending commands, the answers to its live effects."""
@@ -304,7 +311,7 @@ class Owner:
                 claimed.epoch,
             )
         if first is not None:
-            writer.post(conv, first, None)
+            writer.post(conv, *first)
         for command in self.journal.pending_commands(conversation_id=conversation_id):
             # Every pending command, even one this process posted before it lost the
             # conversation: that inbox was dropped, and nothing is queued here now (OWN-6;
@@ -321,21 +328,22 @@ class Owner:
 
     def sweep(self) -> None:
         """Take over every abandoned conversation that has work (live effects, commands)."""
+        commanded = {command.conversation_id for command in self.journal.pending_commands()}
         for record in self.journal.owners():
+            cid = record.conversation_id
             if record.owner_id == self.owner_id or self.live_owner(record) is not None:
                 continue
-            conv = self.view(record.conversation_id)
+            if self._idle.get(cid) == record.epoch and cid not in commanded:
+                continue  # abandoned and idle when last looked at; nobody has written since
+            conv = self.view(cid)
             if conv is None or conv.epoch is not None:
                 continue
-            has_work = bool(
-                conv.state.active_run is not None and conv.state.active_run.live_steps()
-            )
-            if not has_work and not self.journal.pending_commands(
-                conversation_id=record.conversation_id
-            ):
+            run = conv.state.active_run
+            if not (run is not None and run.live_steps()) and cid not in commanded:
+                self._idle[cid] = record.epoch
                 continue
             try:
-                self.take_over(record.conversation_id, record)
+                self.take_over(cid, record)
             except StaleOwnerError:
                 continue  # another process took it first
 
@@ -394,11 +402,17 @@ class Owner:
 
     def poll_commands(self) -> None:
         """Post each pending command of a conversation this process owns, once (OWN-6)."""
+        journal = self.journal
         writer = self.writer
-        pending = self.journal.pending_commands()
+        # Every command up to `top` that is not pending now was answered: the next scan starts
+        # at the oldest one still pending, not at the table's beginning.
+        top = journal.last_command_id()
+        pending = journal.pending_commands(after=self._low)
         if self._posted:  # what is no longer pending was answered
             still = {command.command_id for command in pending}
             self._posted &= still
+        oldest = [c.command_id for c in pending if c.command_id <= top]
+        self._low = min(oldest) - 1 if oldest else max(self._low, top)
         for command in pending:
             conv = writer.conversations.get(command.conversation_id)
             if conv is None or conv.epoch is None:

@@ -293,6 +293,12 @@ class Runtime:
         """The conversation's current owner, as the journal records it."""
         return self.journal.owner(conversation_id)
 
+    def live_owner(self, conversation_id: str) -> OwnerRecord | None:
+        """The other live process that drives the conversation, if one does (OWN-4)."""
+        if self._owner is None:
+            raise JournalError("the runtime is not open; use `async with Runtime(...)`")
+        return self._owner.live_owner(self.journal.owner(conversation_id))
+
     async def close(self) -> None:
         """Let cancelled effects answer, journal what is queued, stop; effects still running
         are left for the next process to restart (they are cancelled without a report)."""
@@ -301,6 +307,8 @@ class Runtime:
         self._state = "closing"
         writer = self._writer
         assert writer is not None
+        if self._owner is not None:  # no new commands or takeovers while closing
+            await self._owner.stop()
         cancelling = self.effects.cancelling_tasks()
         if cancelling:
             await asyncio.wait(cancelling, timeout=CLOSE_GRACE)
@@ -312,7 +320,6 @@ class Runtime:
             await asyncio.wait(leftovers, timeout=CLOSE_GRACE)
         await writer.stop()
         if self._owner is not None:
-            await self._owner.stop()
             self._owner.release()
         for subscriptions in list(self._subscribers.values()):
             for subscription in list(subscriptions):
@@ -590,20 +597,20 @@ class Runtime:
         assert owner is not None
         lost: StaleOwnerError | None = None
         for _ in range(2):
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             conv = writer.conversations.get(conversation_id)
-            if conv is None or conv.epoch is None:
-                # Not ours (yet): claim it if it is new or abandoned, else deliver the request
-                # to its live owner (OWN-6).
-                routed = owner.route(conversation_id, create=create)
+            if conv is not None and conv.epoch is not None:
+                writer.post(conv, event, future)
+            else:
+                # Not ours (yet): claim it if it is new or abandoned (the request goes first),
+                # else deliver the request to its live owner (OWN-6).
+                routed = owner.route(conversation_id, create=create, first=(event, future))
                 if routed is None:
                     raise self._run_not_found(conversation_id, getattr(event, "run_id", None))
                 if isinstance(routed, OwnerRecord):
                     if isinstance(event, RunRequested):
                         raise owned_elsewhere(routed, event.run_id)
                     return await owner.forward(conversation_id, event)
-                conv = routed
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            writer.post(conv, event, future)
             try:
                 return await future
             except StaleOwnerError as exc:

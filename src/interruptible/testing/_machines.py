@@ -10,7 +10,8 @@ planning a finished step again (CORE-11), and one terminal output per run (DIR-1
 
 `JournalConformance` checks a `Journal` implementation against an in-memory model: appends read
 back in order with gapless sequences, a stale append is refused and writes nothing, a group
-commit is all or nothing (JRN rules in spec/journal.md).
+commit is all or nothing (JRN rules in spec/journal.md); and, with two writers interleaved at
+random, ownership: claims by epoch, the epoch fence, commands answered once (`_ownership.py`).
 
 Subclass, set the class attributes, and expose `.TestCase` to pytest:
 
@@ -36,6 +37,7 @@ from .._errors import StaleWriterError
 from .._journal import AppendBatch, Journal
 from .._lifecycle import LIVE_STEP_STATUSES, RunStatus, StepStatus
 from .._vocabulary import EmitOutput, Event, FailureCategory, JsonValue, StepDefinition
+from ._ownership import OwnershipRules
 from .strategies import events as any_events
 from .strategies import json_values
 
@@ -184,8 +186,9 @@ class ModeConformance(RuleBasedStateMachine):
         assert list(folded.directives) == self.driver.directives
 
 
-class JournalConformance(RuleBasedStateMachine):
-    """Checks a `Journal` against an in-memory model; implement `make_journal` in a subclass."""
+class JournalConformance(OwnershipRules):
+    """Checks a `Journal` against an in-memory model; implement `make_journal` in a subclass
+    (and `make_second_writer`, where a second handle on the same journal is another writer)."""
 
     conversations: ClassVar[tuple[str, ...]] = ("c1", "c2", "c3")
 
@@ -196,9 +199,10 @@ class JournalConformance(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.journal = self.make_journal()
-        self.model: dict[str, list[Event]] = {c: [] for c in self.conversations}
+        self.model = {c: [] for c in (*self.conversations, *self.owned_conversations)}
 
     def teardown(self) -> None:
+        super().teardown()
         self.journal.close()
 
     def _events_for(self, data: st.DataObject, conversation: str, count: int) -> list[Event]:

@@ -1,0 +1,139 @@
+"""The commands that act on a run from any terminal: `interrupt`, `cancel`, `answer`.
+
+Each opens a runtime on the journal that takes nothing over by itself (`adopt=False`,
+spec/ownership.md OWN-8), finds the run, and makes the one call. Where another live process
+drives the run (the demo in another terminal), the call is delivered to it and answered from
+there (OWN-6); where nobody does, this process takes the conversation over just long enough to
+apply the request, which goes before the answers to the effects the dead owner left live, so an
+interrupt or cancel of an abandoned run starts nothing. An answer to a gate whose run nobody
+drives and that is still running is refused with what to do: applying it here would go on with
+the run in this short-lived process.
+
+Exit status: 0 done, 1 refused (the typed error's message, one line), 2 no such run or journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._commands import DEMO_DB
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Register `interrupt`, `cancel` and `answer`."""
+    interrupt = subparsers.add_parser(
+        "interrupt",
+        help="interrupt a run (it may be resumed), from any terminal",
+        description="Interrupt a run; delivered to the process that drives it.",
+    )
+    interrupt.add_argument("run_id", metavar="RUN_ID")
+    interrupt.add_argument("--reason", default="interrupted from the command line")
+    cancel = subparsers.add_parser(
+        "cancel",
+        help="cancel a run for good, from any terminal",
+        description="Cancel a run (terminal); delivered to the process that drives it.",
+    )
+    cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.add_argument("--reason", default="canceled from the command line")
+    answer = subparsers.add_parser(
+        "answer",
+        help="answer a run's human gate, from any terminal",
+        description="Answer a human gate; VALUE is JSON if it parses as JSON, else a string.",
+    )
+    answer.add_argument("run_id", metavar="RUN_ID")
+    answer.add_argument("step_id", metavar="STEP_ID")
+    answer.add_argument("value", metavar="VALUE")
+    for parser, func in ((interrupt, run_interrupt), (cancel, run_cancel), (answer, run_answer)):
+        parser.add_argument(
+            "--db", default=DEMO_DB, help=f"the SQLite journal (default: ./{DEMO_DB})"
+        )
+        parser.add_argument(
+            "--modes",
+            action="append",
+            default=[],
+            metavar="MODULE:NAME",
+            help="the application's modes (repeatable; the demo's mode is always known)",
+        )
+        parser.set_defaults(func=func, run=func)
+
+
+def run_interrupt(args: argparse.Namespace) -> int:
+    """`interruptible interrupt RUN_ID`."""
+    return _act(args, "interrupt")
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    """`interruptible cancel RUN_ID`."""
+    return _act(args, "cancel")
+
+
+def run_answer(args: argparse.Namespace) -> int:
+    """`interruptible answer RUN_ID STEP_ID VALUE`."""
+    return _act(args, "answer")
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _act(args: argparse.Namespace, what: str) -> int:
+    import asyncio
+
+    if not Path(args.db).exists():
+        print(f"no journal at {args.db}; pass --db PATH", file=sys.stderr)
+        return 2
+    return asyncio.run(_act_async(args, what))
+
+
+async def _act_async(args: argparse.Namespace, what: str) -> int:
+    from .._errors import InterruptibleError
+    from .._lifecycle import RunStatus
+    from ._commands import load_modes
+    from ._demo import DEMO_MODE
+    from ._runtime import Runtime
+
+    modes = {DEMO_MODE.name: DEMO_MODE}
+    for spec in args.modes:
+        for mode in load_modes(spec):
+            modes[mode.name] = mode
+    out = sys.stdout
+    try:
+        async with Runtime(args.db, modes=list(modes.values()), adopt=False) as rt:
+            conversation_id = rt.find_run(args.run_id)
+            if conversation_id is None:
+                print(
+                    f"no run {args.run_id!r} in {args.db}; `interruptible inspect` lists them",
+                    file=sys.stderr,
+                )
+                return 2
+            driver = rt.live_owner(conversation_id)
+            where = "" if driver is None else f" (in process {driver.pid} on {driver.host})"
+            if what == "interrupt":
+                snapshot = await rt.interrupt_run(conversation_id, args.reason, run_id=args.run_id)
+            elif what == "cancel":
+                snapshot = await rt.cancel_run(conversation_id, args.run_id, reason=args.reason)
+            else:
+                current = rt.snapshot(conversation_id, args.run_id)
+                if driver is None and current.status is RunStatus.running:
+                    print(
+                        f"run {args.run_id} is running but no process drives it; resume it "
+                        f"first (interruptible resume {args.run_id}) and answer then.",
+                        file=sys.stderr,
+                    )
+                    return 1
+                snapshot = await rt.provide_input(
+                    conversation_id, args.run_id, args.step_id, _value(args.value)
+                )
+    except InterruptibleError as exc:
+        print(f"{args.db}: {exc.message}", file=sys.stderr)
+        return 1
+    step = f", step {args.step_id} answered" if what == "answer" else ""
+    print(f"run {args.run_id}: {snapshot.status.value}{step}{where}", file=out)
+    return 0
