@@ -102,8 +102,34 @@ class UnnoticedTakeoverOwner(Owner):
         return None
 
 
+class IdleByEpochOwner(Owner):
+    """Finding `idle_by_epoch`: the sweep remembers an abandoned, idle conversation by its epoch
+    alone, so what its owner journals after waking from a pause is never looked at (OWN-8)."""
+
+    def sweep(self) -> None:
+        commanded = {command.conversation_id for command in self.journal.pending_commands()}
+        for record in self.journal.owners():
+            cid = record.conversation_id
+            if record.owner_id == self.owner_id or self.live_owner(record) is not None:
+                continue
+            if self._idle.get(cid, (0, 0))[0] == record.epoch and cid not in commanded:
+                continue
+            conv = self.view(cid)
+            if conv is None or conv.epoch is not None:
+                continue
+            run = conv.state.active_run
+            if not (run is not None and run.live_steps()) and cid not in commanded:
+                self._idle[cid] = (record.epoch, 0)
+                continue
+            try:
+                self.take_over(cid, record)
+            except StaleOwnerError:
+                continue
+
+
 __all__ = [
     "EagerTakeoverOwner",
+    "IdleByEpochOwner",
     "KeptPostedOwner",
     "SplitAnswerWriter",
     "UnnoticedTakeoverOwner",

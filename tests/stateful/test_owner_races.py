@@ -11,6 +11,7 @@ from interruptible._checker._owner_defects import OWNER_BROKEN_PROPERTY, Unfence
 
 from .owner_defects import (
     EagerTakeoverOwner,
+    IdleByEpochOwner,
     KeptPostedOwner,
     SplitAnswerWriter,
     UnnoticedTakeoverOwner,
@@ -50,6 +51,12 @@ class KeptPostedMachine(OwnerRaceMachine):
     """The race machine against finding `kept_posted`: commands posted before are skipped."""
 
     owner_class = KeptPostedOwner
+
+
+class IdleByEpochMachine(OwnerRaceMachine):
+    """The race machine against finding `idle_by_epoch`: the sweep's idle cache ignores writes."""
+
+    owner_class = IdleByEpochOwner
 
 
 class UnnoticedTakeoverMachine(OwnerRaceMachine):
@@ -168,4 +175,37 @@ def test_ver_20_a_command_posted_before_a_takeover_is_applied_when_taken_back() 
     broken = KeptPostedMachine()
     _posted_then_taken_over(broken)
     with pytest.raises(AssertionError, match=OWNER_BROKEN_PROPERTY["kept_posted"]):
+        broken.teardown()
+
+
+def _idle_then_woken(machine: OwnerRaceMachine) -> None:
+    """A's run is interrupted (nothing live) when A stalls past its lease: B's sweep finds the
+    conversation abandoned and idle. A wakes, resumes the run (its step starts in A), and
+    crashes."""
+    machine.request_run(0)
+    machine.pump(0)
+    machine.submit_command("interrupt")
+    machine.poll_commands(0)
+    machine.pump(0)
+    machine.effect_answers(0, canceled=True)
+    machine.pump(0)  # interrupted, nothing live
+    machine.pause(0)  # B's sweep: abandoned, idle
+    machine.submit_command("resume")
+    machine.poll_commands(0)
+    machine.pump(0)  # A, still the owner, resumes: its step starts again
+    machine.stop(0, clean=False)
+
+
+def test_ver_20_an_idle_conversation_that_gets_work_at_the_same_epoch_is_adopted() -> None:
+    """The model checker's finding `idle_by_epoch`, on the runtime's classes: a conversation
+    the sweep found abandoned and idle is looked at again once its sequence moves, not only its
+    epoch, so the work its owner journaled after waking (then died with) is adopted and the run
+    ends (VER-20)."""
+    machine = OwnerRaceMachine()
+    _idle_then_woken(machine)
+    machine.teardown()
+    assert machine.folded.active_run is None
+    broken = IdleByEpochMachine()
+    _idle_then_woken(broken)
+    with pytest.raises(AssertionError, match=OWNER_BROKEN_PROPERTY["idle_by_epoch"]):
         broken.teardown()

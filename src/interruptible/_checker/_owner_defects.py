@@ -12,14 +12,16 @@ checker runs the ownership world (`_owners.py`) with it, and the race machine of
   instead of in the same transaction: an owner that stops between the two leaves the command
   pending with its effect journaled, and the next owner applies it again (OWN-6).
 
-Two more are the runtime's behaviour before the model checker found them (spec/verification.md,
+Three more are the runtime's behaviour before the model checker found them (spec/verification.md,
 Findings), kept so that both tools go on catching them:
 
 * `kept_posted`: a takeover skips the pending commands this process had posted before it lost
   the conversation (they died with its inbox), so they are never applied (OWN-6);
 * `unnoticed_takeover`: an owner that was taken over while paused, and has nothing to write,
   never learns it (only a refused write told it), so when the new owner dies nobody takes the
-  conversation back (OWN-4).
+  conversation back (OWN-4);
+* `idle_by_epoch`: the sweep remembers an abandoned, idle conversation by its epoch alone, so
+  work its owner journals after waking from a pause (then dies) is never adopted (OWN-8).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class OwnerDefect:
     split_answer: bool = False  # answer a command in a write after the one of its events
     kept_posted: bool = False  # a takeover skips commands this process posted before
     unnoticed_takeover: bool = False  # the heartbeat does not let go of what others took
+    idle_by_epoch: bool = False  # the sweep's idle cache ignores writes at the same epoch
 
 
 NO_DEFECT: Final = OwnerDefect()
@@ -64,6 +67,7 @@ OWNER_DEFECTS: Final = {
     "split_answer": OwnerDefect("split_answer", split_answer=True),
     "kept_posted": OwnerDefect("kept_posted", kept_posted=True),
     "unnoticed_takeover": OwnerDefect("unnoticed_takeover", unnoticed_takeover=True),
+    "idle_by_epoch": OwnerDefect("idle_by_epoch", idle_by_epoch=True),
 }
 # The property each defect breaks: the one the checker must report.
 OWNER_BROKEN_PROPERTY: Final = {
@@ -72,4 +76,5 @@ OWNER_BROKEN_PROPERTY: Final = {
     "split_answer": "VER-18",
     "kept_posted": "VER-20",
     "unnoticed_takeover": "VER-20",
+    "idle_by_epoch": "VER-20",
 }

@@ -166,6 +166,9 @@ class Proc(NamedTuple):
     posted: tuple[int, ...] = ()  # commands it posted, not yet seen answered
     fenced: bool = False  # a write failed with StaleWriterError: it never writes again
     held: tuple[tuple[int, str], ...] = ()  # answers held back (seeded defect split_answer)
+    # The epoch and last sequence its sweep last found the conversation abandoned with no work
+    # at: it looks again only once one of them moves.
+    idle: tuple[int, int] | None = None
 
 
 STOPPED: Final = Proc(alive=False)
@@ -546,15 +549,18 @@ class OwnerWorld:
             and record.owner_id != name
         ):
             reason = self._abandoned(index, record)
-            if reason is not None and self._has_work(view):
+            found_idle = (record.epoch, len(view.key[0]))
+            if self.defect.idle_by_epoch:
+                found_idle = (record.epoch, 0)
+            if reason is None or (p.idle == found_idle and not view.pending):
+                pass  # alive, or found idle at this epoch before (the sweep looks no further)
+            elif self._has_work(view):
                 intent = (record.epoch, "", reason)
-                out.append(
-                    (
-                        f"{name}: sees {record.owner_id} abandoned ({reason})",
-                        self._set(s, index, p._replace(intent=intent)),
-                        None,
-                    )
-                )
+                label = f"{name}: sees {record.owner_id} abandoned ({reason})"
+                out.append((label, self._set(s, index, p._replace(intent=intent)), None))
+            elif p.idle != found_idle and view.key[0]:  # (nothing journaled: not looked at)
+                label = f"{name}: sees {record.owner_id} abandoned ({reason}) and idle"
+                out.append((label, self._set(s, index, p._replace(idle=found_idle)), None))
         if p.intent is not None:
             self._claim(s, index, view, out)
         self._poll(s, index, view, out)
@@ -629,7 +635,9 @@ class OwnerWorld:
         after = self.views[journal]
         log = after.key[0]
         state = self.fold(log)
-        inbox: list[Item] = []
+        # The request that made it claim goes first (OWN-8), then the pending commands, then
+        # the answers to the effects the previous owner left live.
+        inbox: list[Item] = [(first, 0)] if first else []
         posted = set(p.posted)
         for command_id, label in after.pending:
             if self.defect.kept_posted and command_id in posted:
@@ -641,8 +649,6 @@ class OwnerWorld:
             for step in run.live_steps():
                 assert step.effect_id is not None
                 inbox.append((self._effect_event("lost", step.effect_id), 0))
-        if first:
-            inbox.append((first, 0))
         proc = p._replace(
             epoch=seen + 1,
             intent=None,

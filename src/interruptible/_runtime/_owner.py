@@ -123,9 +123,11 @@ class Owner:
         # whether the watcher or a takeover finds it first.
         self._posted: set[int] = set()
         self._low = 0  # every command up to this id has been answered
-        # Conversations found abandoned with nothing to do, at the epoch they were found at: a
-        # sweep looks at them again only once their epoch moves.
-        self._idle: dict[str, int] = {}
+        # Conversations found abandoned with nothing to do, at the epoch and last sequence they
+        # were found at: a sweep looks at them again only once one of them moves (the epoch
+        # alone missed writes by the abandoned owner itself, woken from a pause: the model
+        # checker's finding).
+        self._idle: dict[str, tuple[int, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- the lease ----------------------------------------------------------------------------
@@ -333,14 +335,19 @@ class Owner:
             cid = record.conversation_id
             if record.owner_id == self.owner_id or self.live_owner(record) is not None:
                 continue
-            if self._idle.get(cid) == record.epoch and cid not in commanded:
+            idle = self._idle.get(cid)
+            if (
+                idle is not None
+                and idle == (record.epoch, self.journal.last_sequence(cid))
+                and cid not in commanded
+            ):
                 continue  # abandoned and idle when last looked at; nobody has written since
             conv = self.view(cid)
             if conv is None or conv.epoch is not None:
                 continue
             run = conv.state.active_run
             if not (run is not None and run.live_steps()) and cid not in commanded:
-                self._idle[cid] = record.epoch
+                self._idle[cid] = (record.epoch, conv.last)
                 continue
             try:
                 self.take_over(cid, record)
