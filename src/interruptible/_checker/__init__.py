@@ -2,7 +2,13 @@
 
 from ._explore import Counterexample, Explorer, Report, explore, parity_violations, replay_trace
 from ._key import KeyCache, conversation_key
-from ._owner_explore import OwnerExplorer, OwnerReport, OwnerTrace, explore_owners
+from ._owner_explore import (
+    OwnerExplorer,
+    OwnerReport,
+    OwnerTrace,
+    explore_owners,
+    replay_moves,
+)
 from ._owners import OwnerBounds, OwnerModel, OwnerWorld
 from ._properties import (
     PROPERTIES,
@@ -36,6 +42,7 @@ __all__ = [
     "explore_owners",
     "ledger_violations",
     "parity_violations",
+    "replay_moves",
     "replay_trace",
     "transition_violations",
 ]

@@ -224,3 +224,25 @@ def explore_owners(
         check_liveness=check_liveness,
         max_states=max_states,
     )
+
+
+def replay_moves(
+    world: OwnerWorld, moves: tuple[str, ...] | list[str]
+) -> tuple[Violation | None, int]:
+    """Replay a trace's moves from `world`'s initial state: the first violation met (of a move,
+    or of a journal it reaches) and the number of moves made; a move the state does not offer
+    stops the replay there."""
+    state = world.initial()
+    for done, label in enumerate(moves):
+        for move, target, broken in world.moves(state):
+            if move == label:
+                if broken is not None:
+                    return broken, done + 1
+                state = target
+                found = world.journal_violations[state.journal]
+                if found is not None:
+                    return found, done + 1
+                break
+        else:
+            return None, done
+    return None, len(moves)

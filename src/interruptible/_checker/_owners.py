@@ -57,6 +57,7 @@ journaled run: `commands` of them), and a stopped owner's lease lapses.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple, Protocol
@@ -212,14 +213,18 @@ class OwnerWorld:
     """The ownership world for one model, bounds and (seeded) defect."""
 
     def __init__(
-        self, model: OwnerModel, bounds: OwnerBounds, defect: OwnerDefect = NO_DEFECT
+        self,
+        model: OwnerModel,
+        bounds: OwnerBounds,
+        defect: OwnerDefect = NO_DEFECT,
+        coordinator_factory: Callable[[SequenceOf[Mode]], Coordinator] = Coordinator,
     ) -> None:
         if not 1 <= bounds.owners <= len(NAMES):
             raise ValueError(f"owners must be 1..{len(NAMES)}, got {bounds.owners}")
         self.model = model
         self.bounds = bounds
         self.defect = defect
-        self.coordinator = Coordinator(model.modes(bounds))
+        self.coordinator = coordinator_factory(model.modes(bounds))
         self.reduce = self.coordinator.reduce
         self.names = NAMES[: bounds.owners]
         self.hosts = tuple(f"host-{name}" for name in self.names)
@@ -231,8 +236,13 @@ class OwnerWorld:
         self.journal_violations: list[Violation | None] = []
         self._ops: dict[tuple[int, Op], tuple[str, int]] = {}
         self._folds: dict[tuple[str, ...], ConversationState] = {}
+        # Each journal log checked by VER-21, with its fold and its effects' ledger.
+        self._histories: dict[tuple[str, ...], tuple[ConversationState, Ledger]] = {
+            (): (initial_state(CONVERSATION), Ledger())
+        }
         self._rounds: dict[tuple[tuple[str, ...], tuple[Item, ...]], Round] = {}
         self.journal_calls = 0
+        self._client_moves: dict[tuple[int, bool], tuple[tuple[str, int, int], ...]] = {}
 
     # --- the journal ---------------------------------------------------------------------------
 
@@ -337,23 +347,23 @@ class OwnerWorld:
         return self.history_violation(log)
 
     def history_violation(self, log: tuple[str, ...]) -> Violation | None:
-        """VER-21: the journal, folded through the core, satisfies every core property."""
-        state = initial_state(CONVERSATION)
-        ledger = Ledger()
-        for number, label in enumerate(log, start=1):
-            event = self.events[label]
+        """VER-21 on the events of `log`, folded through this world's core from the longest
+        prefix already checked (a journal only grows, so most of its log was)."""
+        if log in self._histories:
+            return None
+        known = len(log) - 1
+        while log[:known] not in self._histories:
+            known -= 1
+        state, ledger = self._histories[log[:known]]
+        ledger = ledger.copy()
+        for number in range(known + 1, len(log) + 1):
+            event = self.events[log[number - 1]]
             outcome = self.reduce(state, event)
-            found = transition_violations(state, event, outcome)
-            ledger.sent(event)
-            ledger.absorb(outcome)
-            found += ledger_violations(outcome.state, ledger.views())
-            if found:
-                first = found[0]
-                return Violation(
-                    "VER-21",
-                    f"journal event {number} ({label}) breaks {first.property_id}: {first.message}",
-                )
+            found = _event_violation(number, state, event, outcome, ledger)
+            if found is not None:
+                return found
             state = outcome.state
+        self._histories[log] = (state, ledger)
         return None
 
     # --- folds ---------------------------------------------------------------------------------
@@ -472,28 +482,40 @@ class OwnerWorld:
                 self._owner_moves(s, index, view, out)
             elif view.key[2][index] == VALID:
                 self._lease(s, index, LAPSED, f"{self.names[index]}'s lease lapses", out)
+        client = self._client_moves.get((s.journal, s.commands > 0))
+        if client is None:
+            client = self._client_moves[(s.journal, s.commands > 0)] = self._submits(s)
+        for label, journal, spent in client:
+            out.append((label, s._replace(journal=journal, commands=s.commands - spent), None))
+        return out
+
+    def _submits(self, s: OwnerState) -> tuple[tuple[str, int, int], ...]:
+        """The third process's commands: (label, journal after, commands spent)."""
+        view = self.views[s.journal]
         state = self.fold(view.key[0])
         run_id = state.active_run_id or (state.history[-1] if state.history else None)
         if run_id is None:
-            return out
+            return ()
+        out: list[tuple[str, int, int]] = []
         number = len(view.key[3]) + 1
         if s.commands:
             for kind in self.command_kinds:
                 label = self._command(number, kind, run_id)
                 _, journal = self._call(s.journal, ("submit", label))
-                target = s._replace(journal=journal, commands=s.commands - 1)
-                out.append((f"client: submits {label}", target, None))
+                out.append((f"client: submits {label}", journal, 1))
         run = state.active_run
         if run is not None and run.status is RunStatus.interrupted and not view.pending:
             # The fair world resumes an interrupted run (free: an interrupt is bounded, and
             # this is sent only while no command is pending), so that it can end (VER-20).
             label = self._command(number, "resume", run_id)
             _, journal = self._call(s.journal, ("submit", label))
-            out.append((f"client: submits {label}", s._replace(journal=journal), None))
-        return out
+            out.append((f"client: submits {label}", journal, 0))
+        return tuple(out)
 
     def _set(self, s: OwnerState, index: int, proc: Proc, **changes: Any) -> OwnerState:
         procs = (*s.procs[:index], proc, *s.procs[index + 1 :])
+        if not changes:  # the common case, without `_replace`'s keyword machinery
+            return OwnerState(s.journal, procs, *s[2:])
         return s._replace(procs=procs, **changes)
 
     def _has_work(self, view: JournalView) -> bool:
@@ -662,6 +684,8 @@ class OwnerWorld:
 
     def _poll(self, s: OwnerState, index: int, view: JournalView, out: list[Move]) -> None:
         p = s.procs[index]
+        if not view.pending and not p.posted:
+            return  # nothing to post, nothing to forget
         pending = {command_id for command_id, _ in view.pending}
         posted = [command_id for command_id in p.posted if command_id in pending]
         inbox = list(p.inbox)
@@ -768,6 +792,40 @@ class OwnerWorld:
     def journal_events(self, s: OwnerState) -> tuple[Event, ...]:
         """The events the journal holds in state `s`."""
         return tuple(self.events[label] for label in self.views[s.journal].key[0])
+
+
+def history_violation(
+    reduce: Callable[[ConversationState, Event], Outcome], events: SequenceOf[Event]
+) -> Violation | None:
+    """VER-21: a journal's events, folded through the core, keep every core property (the
+    transition properties of each `reduce`, and the ledger of the effects the history starts
+    and answers), whichever owners wrote them."""
+    state = initial_state(CONVERSATION)
+    ledger = Ledger()
+    for number, event in enumerate(events, start=1):
+        outcome = reduce(state, event)
+        found = _event_violation(number, state, event, outcome, ledger)
+        if found is not None:
+            return found
+        state = outcome.state
+    return None
+
+
+def _event_violation(
+    number: int, pre: ConversationState, event: Event, outcome: Outcome, ledger: Ledger
+) -> Violation | None:
+    """VER-21 for the journal's event `number`: its transition, and the ledger after it."""
+    found = transition_violations(pre, event, outcome)
+    ledger.sent(event)
+    ledger.absorb(outcome)
+    found += ledger_violations(outcome.state, ledger.views())
+    if not found:
+        return None
+    first = found[0]
+    return Violation(
+        "VER-21",
+        f"journal event {number} ({event.event_id}) breaks {first.property_id}: {first.message}",
+    )
 
 
 def _answer_body(outcome: Outcome) -> str:
