@@ -131,7 +131,12 @@ def test_ver_17_to_21_three_owners_race_to_claim(model: OwnerModel) -> None:
     explorer = OwnerExplorer(OwnerWorld(model, bounds))
     report = explorer.run()
     assert report.ok and report.liveness_checked, "\n".join(report.lines())
-    assert any(label.endswith("loses the claim of epoch 2") for label in explorer.via)
+    world = explorer.world
+    assert any(
+        label.endswith("loses the claim of epoch 2")
+        for state in explorer.states
+        for label, _, _ in world.moves(state)
+    )
 
 
 def test_ver_17_the_state_key_mirrors_the_journal(model: OwnerModel) -> None:
