@@ -205,6 +205,22 @@ class StaleWriterError(JournalError):
     code = "stale_writer"
 
 
+class ConversationFailedError(InterruptibleError):
+    """The runtime failed while handling a conversation (a bug); it stopped driving that one."""
+
+    code = "conversation_failed"
+
+    def __init__(self, conversation_id: str, while_doing: str, cause: BaseException) -> None:
+        self.cause = f"{type(cause).__name__}: {cause}"
+        super().__init__(
+            f"conversation {conversation_id!r} is fenced: {while_doing} raised {self.cause}. "
+            f"This is a bug (report it); the journal holds everything committed before it: "
+            f"reopen the journal in a new runtime to recover the conversation.",
+            conversation_id=conversation_id,
+            reason="conversation_failed",
+        )
+
+
 class GateClosedError(InterruptibleError):
     """A human answer for a gate that ended without one (its step failed or was canceled)."""
 
@@ -215,6 +231,12 @@ class ModeNotFoundError(InterruptibleError):
     """No mode is registered under the name a run asks for."""
 
     code = "mode_not_found"
+
+
+class RuntimeClosedError(InterruptibleError):
+    """The runtime closed while a call waited on it (a `wait` for a run that had not settled)."""
+
+    code = "runtime_closed"
 
 
 # --- ownership (spec/ownership.md) ---------------------------------------------------------------

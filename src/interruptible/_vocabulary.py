@@ -83,13 +83,19 @@ class Backoff:
     def delay(self, retry: int) -> float:
         """The delay before retry number `retry` (1 for the first retry); 0 before a first try.
 
+        A delay too large for a float is `max_delay` (CORE-27), so this never raises.
+
         pre: self.initial >= 0 and self.multiplier >= 1 and self.max_delay >= 0
-        pre: 0 <= retry <= 64
+        pre: retry >= 0
         post: 0 <= __return__ <= self.max_delay
         """
-        if retry <= 0:
+        if retry <= 0 or self.initial == 0:
             return 0.0
-        return min(self.initial * self.multiplier ** (retry - 1), self.max_delay)
+        try:
+            growth = self.multiplier ** (retry - 1)
+        except OverflowError:  # past about 1.8e308: far beyond any max_delay
+            return self.max_delay
+        return min(self.initial * growth, self.max_delay)
 
 
 DEFAULT_RETRY_ON: Final = (

@@ -37,6 +37,7 @@ def insert_row(path: Path, cid: str, sequence: int, type_: str, body: str, crc: 
     """Write one row straight into `events`, bypassing the journal's checks (a bad disk would)."""
     with raw(path) as conn:
         conn.execute("DROP TRIGGER IF EXISTS events_follow_last")  # back on the next open
+        conn.execute("DROP TRIGGER IF EXISTS events_fenced_by_owner")  # this one too
         conn.execute(
             "INSERT INTO events (conversation_id, sequence, type, body, crc) "
             "VALUES (?, ?, ?, ?, ?)",

@@ -4,16 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence as Sequence_
+from dataclasses import dataclass, replace
 from pathlib import Path
 from tempfile import mkdtemp
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import run_state_machine_as_test
 
-from interruptible import AgentLoop, Sequence, StepClass, StepDefinition, StepPolicy
+from interruptible import (
+    AgentLoop,
+    NextStep,
+    Plan,
+    Sequence,
+    StepClass,
+    StepDefinition,
+    StepPolicy,
+    StepResult,
+)
 from interruptible._journal import AppendBatch, Journal, MemoryJournal, SQLiteJournal
+from interruptible._vocabulary import JsonValue
 from interruptible.testing._machines import JournalConformance, ModeConformance
 
 PIPELINE = Sequence(
@@ -124,3 +135,65 @@ def test_own_3_the_journal_conformance_catches_a_journal_without_the_epoch_fence
             _NoEpochFenceConformance,
             settings=settings(settings.default, max_examples=200, stateful_step_count=30),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _RunsAnyTool(AgentLoop):
+    """An agent loop that lets the model call any tool, offered or not (the MODE-5 hole)."""
+
+    def _offers(self, name: object) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _KindsFromStepIds(AgentLoop):
+    """An agent loop that puts raw call ids into step ids and takes a result for a model turn
+    when its step id ends with `.llm` (the MODE-6 hole)."""
+
+    def plan(self, context: JsonValue) -> Plan:
+        plan = AgentLoop.plan(self, context)
+        if isinstance(plan, NextStep) and plan.step.step_class is StepClass.tool:
+            raw = f"turn-{context['turn']}.tool-{context['pending'][0]['id']}"
+            return NextStep(replace(plan.step, step_id=raw))
+        return plan
+
+    def on_result(self, context: JsonValue, result: StepResult) -> JsonValue:
+        if not result.step_id.endswith(".llm"):
+            return AgentLoop.on_result(self, context, result)
+        turn = {**context, "pending": []}  # what the loop would plan if this were a model turn
+        planned = AgentLoop.plan(self, turn)
+        assert isinstance(planned, NextStep)
+        step_id = planned.step.step_id
+        return AgentLoop.on_result(self, turn, replace(result, step_id=step_id))
+
+
+# Derandomized and unshrunk, as the race machines' seeded defects (VER-15).
+BROKEN = settings(
+    settings(),
+    derandomize=True,
+    max_examples=200,
+    stateful_step_count=25,
+    report_multiple_bugs=False,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    print_blob=False,
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "property_id"),
+    [
+        pytest.param(_RunsAnyTool(tools=("search",), max_turns=3), "MODE-5", id="runs_any_tool"),
+        pytest.param(
+            _KindsFromStepIds(tools=("search",), max_turns=3), "MODE-6", id="kinds_from_step_ids"
+        ),
+    ],
+)
+def test_mode_5_to_6_the_kit_catches_a_trusting_agent_loop(
+    mode: AgentLoop, property_id: str
+) -> None:
+    """MODE-5, MODE-6: the conformance kit fails an agent loop that runs a tool it did not offer,
+    and one that reads a tool's output as a model turn because of the step id the model chose
+    (style rule 14: deliberately broken machines must fail)."""
+    machine = type("Trusting", (AgentConformance,), {"mode": mode})
+    with pytest.raises(AssertionError, match=property_id):
+        run_state_machine_as_test(machine, settings=BROKEN)

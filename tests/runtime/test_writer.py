@@ -12,11 +12,18 @@ from typing import Any
 import pytest
 
 from interruptible import (
+    ConversationFailedError,
+    ConversationState,
     Coordinator,
     EffectStarted,
+    EmitAudit,
     Event,
     JournalError,
+    Mode,
+    Outcome,
     RunStatus,
+    StepClass,
+    StepDefinition,
     StepStatus,
 )
 from interruptible._journal import AppendBatch, MemoryJournal, SQLiteJournal
@@ -220,3 +227,85 @@ def test_answered_effects_leave_no_reference_cycles() -> None:
     garbage = arun(scenario())
     kinds = {type(thing).__name__ for thing in garbage}
     assert not kinds & {"StartEffect", "Effect", "_Reporter", "_Live", "cell"}, kinds
+
+
+class _BrokenFor(Coordinator):
+    """A core whose `reduce` raises for one conversation: a bug, since `reduce` is total."""
+
+    def __init__(self, broken: str, modes: Sequence[Mode]) -> None:
+        super().__init__(modes)
+        self.broken = broken
+
+    def reduce(self, state: ConversationState, event: Event) -> Outcome:
+        if event.conversation_id == self.broken:
+            raise RuntimeError("a bug in the core")
+        return super().reduce(state, event)
+
+
+def test_rt_17_a_fold_that_raises_for_one_conversation_never_stalls_the_others() -> None:
+    """RT-17: when folding one conversation's events raises, that conversation alone is fenced
+    (its callers get `ConversationFailedError`, nothing of it is journaled) and the others of
+    the same round are written, committed and carried out: their runs complete."""
+    journal = _Recording()
+    mode = pipeline("p", [system_step("s", "noop")])
+
+    async def scenario() -> None:
+        rt = Runtime(journal, modes=[mode], functions={"noop": lambda: "ok"})
+        rt.coordinator = _BrokenFor("bad", [mode])
+        async with rt:
+            requests = [rt.run("bad", None, mode="p", run_id="rb")]
+            requests += [rt.run(f"c{i}", None, mode="p") for i in range(3)]
+            bad, *good = await asyncio.gather(*requests, return_exceptions=True)
+            assert isinstance(bad, ConversationFailedError), bad
+            assert "RuntimeError: a bug in the core" in str(bad)
+            finals = await asyncio.gather(*(handle.wait() for handle in good))
+            assert [final.status for final in finals] == [RunStatus.completed] * 3
+            with pytest.raises(ConversationFailedError):
+                await rt.interrupt_run("bad", run_id="rb")
+
+    arun(scenario(), timeout=5.0)
+    assert journal.last_sequence("bad") == 0
+    assert [journal.last_sequence(f"c{i}") for i in range(3)] == [3, 3, 3]  # requested, s ran
+
+
+def test_rt_17_a_directive_that_raises_for_one_conversation_never_stalls_the_others() -> None:
+    """RT-17: when carrying out one conversation's directives raises (here the application's
+    `on_audit`), that conversation alone is fenced: its caller gets `ConversationFailedError`.
+    The others of the same round are committed and answered, and go on: no later write of theirs
+    is refused as stale."""
+
+    def on_audit(audit: EmitAudit) -> None:
+        if audit.conversation_id == "bad":
+            raise RuntimeError("the audit sink is down")
+
+    gate = StepDefinition("g", StepClass.human_gate, {"question": "go?"})
+    mode = pipeline("p", [gate, system_step("s", "noop")])
+
+    async def scenario() -> None:
+        async with Runtime(
+            "memory", modes=[mode], functions={"noop": lambda: "ok"}, on_audit=on_audit
+        ) as rt:
+            for conversation in ("bad", "good"):
+                await rt.run(conversation, None, mode="p", run_id="r")
+            await until(
+                lambda: all(
+                    rt.snapshot(c).steps[0].status is StepStatus.waiting_input
+                    for c in ("bad", "good")
+                )
+            )
+            bad, good = await asyncio.gather(
+                rt.interrupt_run("bad", run_id="r"),
+                rt.interrupt_run("good", run_id="r"),
+                return_exceptions=True,
+            )
+            assert isinstance(bad, ConversationFailedError), bad
+            assert "the audit sink is down" in str(bad)
+            assert not isinstance(good, BaseException) and good.status is RunStatus.interrupted
+            await rt.resume_run("good", "r")
+            await until(lambda: rt.snapshot("good").steps[0].status is StepStatus.waiting_input)
+            await rt.provide_input("good", "r", "g", "yes")
+            assert (await rt.wait("good", "r")).status is RunStatus.completed
+            with pytest.raises(ConversationFailedError):
+                await rt.resume_run("bad", "r")
+
+    arun(scenario(), timeout=5.0)

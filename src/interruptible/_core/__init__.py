@@ -1,8 +1,18 @@
 """The pure core: state, `reduce`, the coordinator, modes and replay."""
 
-from ._authorizer import Authorizer, OwnerOrOperator
+from ._authorizer import Authorizer, OwnerOrOperator, ReadAuthorizer, read_allowed
 from ._coordinator import Coordinator
-from ._modes import AgentLoop, Complete, Fail, Mode, ModeError, NextStep, Plan, Sequence
+from ._modes import (
+    AgentLoop,
+    Complete,
+    Fail,
+    Mode,
+    ModeError,
+    NextStep,
+    OutputRefusedError,
+    Plan,
+    Sequence,
+)
 from ._replay import Replay, replay
 from ._state import (
     HISTORY_LIMIT,
@@ -34,12 +44,15 @@ __all__ = [
     "ModeError",
     "NextStep",
     "Outcome",
+    "OutputRefusedError",
     "OwnerOrOperator",
     "Plan",
+    "ReadAuthorizer",
     "Replay",
     "RunState",
     "Sequence",
     "StepState",
     "initial_state",
+    "read_allowed",
     "replay",
 ]

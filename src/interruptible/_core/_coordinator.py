@@ -446,7 +446,19 @@ class Coordinator:
         if step.status not in LIVE_STEP_STATUSES:
             return _ignored(state, IgnoredReason.effect_already_answered)
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
-        txn.complete_step(index, "effect_completed", event.output)
+        txn.complete_step(index, "effect_completed", event.output, refusable=True)
+        refusal = txn.refusal
+        if refusal is not None:
+            # CORE-28: the mode refused the output; the step failed instead (this txn is dropped).
+            failure = StepFailure(
+                refusal.category,
+                refusal.message,
+                step.step_id,
+                step.attempt,
+                refusal.retryable,
+                refusal.details,
+            )
+            return self._fail_step(state, event, run, index, step, failure)
         txn.advance()
         return self._commit(state, txn)
 
@@ -457,7 +469,6 @@ class Coordinator:
         run, index, step = target
         if step.status not in LIVE_STEP_STATUSES:
             return _ignored(state, IgnoredReason.effect_already_answered)
-        policy = step.definition.policy
         failure = StepFailure(
             category=event.category,
             message=event.message,
@@ -466,10 +477,23 @@ class Coordinator:
             retryable=event.retryable,
             details=event.details,
         )
+        return self._fail_step(state, event, run, index, step, failure)
+
+    def _fail_step(
+        self,
+        state: ConversationState,
+        event: Any,
+        run: RunState,
+        index: int,
+        step: StepState,
+        failure: StepFailure,
+    ) -> Outcome:
+        """The live step's effect failed with `failure`: retry, go on, or fail the run."""
+        policy = step.definition.policy
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         guards = {
             "attempts_left": attempts_left(step.failures, policy.max_attempts),
-            "is_retryable": is_retryable(event.category, event.retryable, policy.retry_on),
+            "is_retryable": is_retryable(failure.category, failure.retryable, policy.retry_on),
         }
         target_status = txn.fire_step(index, "effect_failed", guards)
         if target_status is StepStatus.pending:

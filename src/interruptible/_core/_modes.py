@@ -4,11 +4,14 @@ A mode decides *which* steps a run executes; the coordinator decides *how* (life
 attempts, interrupts). Every callback is pure: it takes the run's context (a JSON value) and
 returns a new one, so the journal can rehydrate a mode by folding the same events again. A
 callback may raise `ModeError` (or any exception): the run then fails with a `mode_error`
-envelope (or the `ModeError`'s own category) instead of the engine crashing (MODE-3).
+envelope (or the `ModeError`'s own category) instead of the engine crashing (MODE-3). `on_result`
+may refuse an effect's output with `OutputRefusedError`: the step then fails, under its policy
+(CORE-28).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field
@@ -37,6 +40,29 @@ class ModeError(InterruptibleError):
     ) -> None:
         super().__init__(message, reason=category.value)
         self.category = category
+
+
+class OutputRefusedError(ModeError):
+    """A mode refuses a step's output: the step fails with this envelope (CORE-28).
+
+    Raised by `Mode.on_result` for an effect's output (a model answer calling a tool it was not
+    offered, say): the output is not kept, and the step's policy decides what follows (a retry
+    when `retryable` and the category is in `retry_on`, `on_failure`, or the run fails).
+    """
+
+    code = "output_refused"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        category: FailureCategory = FailureCategory.invalid_input,
+        retryable: bool = False,
+        details: JsonValue = None,
+    ) -> None:
+        super().__init__(message, category=category)
+        self.retryable = retryable
+        self.details = details
 
 
 @record
@@ -198,6 +224,16 @@ class Sequence(_PassiveCallbacks):
 
 
 DEFAULT_MAX_TURNS: Final = 8
+# What of a model's call id may enter a step id: no `.` (a step id must not read like another
+# kind of step's), no `/` or `:` (the separators of effect ids and idempotency keys, CORE-4).
+_UNSAFE_ID_CHARACTERS: Final = re.compile(r"[^A-Za-z0-9_-]")
+# The longest call id kept in a step id: providers' ids are about 30 characters.
+CALL_ID_LIMIT: Final = 64
+
+
+def call_step_name(call_id: str) -> str:
+    """The part of a tool step's id that a model's call id gives (MODE-6)."""
+    return _UNSAFE_ID_CHARACTERS.sub("_", call_id)[:CALL_ID_LIMIT]
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +246,12 @@ class AgentLoop(_PassiveCallbacks):
     "tool_calls": [{"id": str, "name": str, "arguments": {...}}]}`. A `tool` step's input is
     `{"name": str, "arguments": {...}, "call_id": str}`. Tool calls of a turn run one after
     another; a finished call's result is in the context, so a resume never calls it again.
+
+    The model is not trusted: an answer that calls a tool not in `tools` (MODE-5), or whose
+    calls are malformed or have colliding ids (MODE-6), is refused (`OutputRefusedError`), so
+    the model's step fails before any of its calls runs. Which kind of step a result is comes
+    from what the loop planned (its context), never from the step id, into which the model's
+    call id enters only sanitized (`call_step_name`).
     """
 
     name: str = "agent"
@@ -241,7 +283,7 @@ class AgentLoop(_PassiveCallbacks):
             call = pending[0]
             return NextStep(
                 StepDefinition(
-                    step_id=f"turn-{turn}.tool-{call['id']}",
+                    step_id=f"turn-{turn}.tool-{call_step_name(call['id'])}",
                     step_class=StepClass.tool,
                     input={
                         "name": call["name"],
@@ -270,32 +312,92 @@ class AgentLoop(_PassiveCallbacks):
             )
         )
 
+    def _planned(self, context: JsonValue, step_id: str | None) -> StepDefinition:
+        """The step the loop planned last, which `step_id` must be (MODE-6)."""
+        plan = self.plan(context)
+        if not isinstance(plan, NextStep) or plan.step.step_id != step_id:
+            expected = plan.step.step_id if isinstance(plan, NextStep) else "no step"
+            raise ModeError(
+                f"a result for step {step_id!r}, but the loop planned {expected}",
+                category=FailureCategory.protocol_error,
+            )
+        return plan.step
+
     def on_result(self, context: JsonValue, result: StepResult) -> JsonValue:
         output = result.output
-        if result.step_id.endswith(".llm"):
-            if not isinstance(output, Mapping) or not isinstance(output.get("content", ""), str):
-                raise ModeError(f"llm step {result.step_id} returned {output!r}, not a message")
-            calls = list(output.get("tool_calls") or [])
-            for call in calls:
-                if not (isinstance(call, Mapping) and {"id", "name", "arguments"} <= call.keys()):
-                    raise ModeError(f"llm step {result.step_id} returned a bad tool call {call!r}")
-            message = {
-                "role": "assistant",
-                "content": output.get("content", ""),
-                "tool_calls": calls,
-            }
-            return {
-                **context,
-                "turn": context["turn"] + 1,
-                "messages": [*context["messages"], message],
-                "pending": calls,
-                "answer": None if calls else output.get("content", ""),
-            }
-        call, *rest = context["pending"]
-        message = {"role": "tool", "tool_call_id": call["id"], "content": output}
-        return {**context, "messages": [*context["messages"], message], "pending": rest}
+        if self._planned(context, result.step_id).step_class is StepClass.tool:
+            call, *rest = context["pending"]
+            message = {"role": "tool", "tool_call_id": call["id"], "content": output}
+            return {**context, "messages": [*context["messages"], message], "pending": rest}
+        if not isinstance(output, Mapping) or not isinstance(output.get("content", ""), str):
+            raise OutputRefusedError(
+                f"llm step {result.step_id} returned {output!r}, not a message "
+                "{'content': str, 'tool_calls': [...]}"
+            )
+        calls = self._tool_calls(result.step_id, output.get("tool_calls"))
+        message = {
+            "role": "assistant",
+            "content": output.get("content", ""),
+            "tool_calls": calls,
+        }
+        return {
+            **context,
+            "turn": context["turn"] + 1,
+            "messages": [*context["messages"], message],
+            "pending": calls,
+            "answer": None if calls else output.get("content", ""),
+        }
+
+    def _tool_calls(self, step_id: str, calls: JsonValue) -> list[JsonValue]:
+        """The calls of a model answer, each to an offered tool under its own id; else refused."""
+        if calls is None:
+            return []
+        if not isinstance(calls, list):
+            raise OutputRefusedError(
+                f"llm step {step_id}: tool_calls must be a list, not {calls!r}"
+            )
+        seen: dict[str, str] = {}
+        for call in calls:
+            if not (
+                isinstance(call, Mapping)
+                and {"id", "name", "arguments"} <= call.keys()
+                and isinstance(call["arguments"], Mapping)
+            ):
+                raise OutputRefusedError(
+                    f"llm step {step_id} returned a bad tool call {call!r}: a call is "
+                    "{'id': str, 'name': str, 'arguments': {...}}"
+                )
+            name, call_id = call["name"], call["id"]
+            if not self._offers(name):
+                raise OutputRefusedError(
+                    f"llm step {step_id}: the model called tool {name!r}, which this loop did "
+                    f"not offer (offered: {list(self.tools)}); no call of this answer ran",
+                    details={"tool": name, "offered": list(self.tools)},
+                )
+            if not isinstance(call_id, str) or not call_id:
+                raise OutputRefusedError(
+                    f"llm step {step_id}: tool call id {call_id!r} is not a non-empty string"
+                )
+            step_name = call_step_name(call_id)
+            if step_name in seen:
+                raise OutputRefusedError(
+                    f"llm step {step_id}: tool call ids {seen[step_name]!r} and {call_id!r} "
+                    "collide (each call of a turn needs its own id)"
+                )
+            seen[step_name] = call_id
+        return list(calls)
+
+    def _offers(self, name: JsonValue) -> bool:
+        """Whether a model turn may call tool `name` (MODE-5)."""
+        return name in self.tools
 
     def on_failure(self, context: JsonValue, failure: StepFailure) -> JsonValue:
+        if self._planned(context, failure.step_id).step_class is not StepClass.tool:
+            raise ModeError(
+                f"model turn {failure.step_id} failed ({failure.message}); the loop cannot go "
+                "on without it",
+                category=failure.category,
+            )
         # A tool that failed under on_failure="continue": the model sees the error and goes on.
         call, *rest = context["pending"]
         message = {

@@ -13,7 +13,8 @@ the run's `emit_output` last. The `cancel_effects` templates of the step transit
 their step's live effect id; all of one event's ids travel in one directive (DIR-3).
 
 A mode callback that raises fails the run with a `mode_error` envelope (MODE-3); the callback's
-exception never escapes `reduce`.
+exception never escapes `reduce`. The one exception: `on_result` refusing an effect's output
+(`OutputRefusedError`) is left in `refusal`, and the coordinator fails the step instead (CORE-28).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from .._vocabulary import (
     idempotency_key_for,
 )
 from . import _steps
-from ._modes import Complete, Fail, Mode, ModeError, NextStep
+from ._modes import Complete, Fail, Mode, ModeError, NextStep, OutputRefusedError
 from ._state import NO_INPUT, RunState, StepState
 from ._steps import Draft, Steps, freeze
 
@@ -83,6 +84,7 @@ class RunTxn:
         "mode",
         "output",
         "reason",
+        "refusal",
         "run",
         "status",
         "step_ids",
@@ -106,6 +108,7 @@ class RunTxn:
         self.directives: list[Directive] = []
         self.cancel_ids: list[str] = []
         self.cancel_reason = "interrupted"
+        self.refusal: OutputRefusedError | None = None
 
     # --- firing the lifecycles ------------------------------------------------------------------
 
@@ -241,13 +244,27 @@ class RunTxn:
         self.steps[index] = step
         self._emit_step(step, transition)
 
-    def complete_step(self, index: int, event: str, output: JsonValue) -> None:
-        """Fire `event` (which completes step `index`), keep `output` and tell the mode."""
+    def complete_step(
+        self, index: int, event: str, output: JsonValue, *, refusable: bool = False
+    ) -> None:
+        """Fire `event` (which completes step `index`), keep `output` and tell the mode.
+
+        With `refusable`, a mode that refuses the output (`OutputRefusedError`) does not fail the
+        run: the refusal is left in `self.refusal` and the caller drops this txn (CORE-28).
+        """
         transition = STEP.fire(self.steps[index].status, event)
         assert transition.target is StepStatus.completed
         result = self._keep(index, output)
         self._emit_step(self.steps[index], transition)
-        self.update_context(self.mode.on_result, self.context, result)
+        on_result = self._on_result_refusable if refusable else self.mode.on_result
+        self.update_context(on_result, self.context, result)
+
+    def _on_result_refusable(self, context: JsonValue, result: StepResult) -> JsonValue:
+        try:
+            return self.mode.on_result(context, result)
+        except OutputRefusedError as refusal:
+            self.refusal = refusal
+            return context
 
     def keep_result(self, index: int, output: JsonValue) -> None:
         """Keep the result of step `index`, which has completed, and tell the mode."""

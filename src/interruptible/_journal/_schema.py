@@ -228,6 +228,7 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
             for former in _FORMER_TRIGGERS:
                 conn.execute(f"DROP TRIGGER IF EXISTS {former}")
             conn.execute(FOLLOW_LAST)
+            conn.execute(FENCED_BY_OWNER)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -266,3 +267,12 @@ def _check_version(conn: sqlite3.Connection, path: str, tables: set[str]) -> int
     if missing:
         raise _not_a_journal(path, f"tables {sorted(missing)} are missing")
     return version
+
+
+def check_readable(conn: sqlite3.Connection, path: str) -> None:
+    """Check, reading only, that the file holds a journal of a version this code reads (JRN-7,
+    JRN-17); an empty file gets no schema: it is not a journal yet."""
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        raise _not_a_journal(path, "it is empty: no journal was ever written to it")
+    _check_version(conn, path, tables)

@@ -36,6 +36,10 @@ record and every record after it are moved to `quarantine`, the conversation end
 whole event, and each move is reported in `recovered` and logged as a warning (JRN-9). `verify`
 checks every record without changing anything; `recover(tail=None)` repairs the whole file.
 
+Read-only. `SQLiteJournal(path, readonly=True)` reads and changes nothing (JRN-17): no WAL
+switch, no schema, no recovery, no side file left behind (see `_readonly.py`); a torn record is
+reported by `read` and `verify` as usual, and every write raises `JournalError`.
+
 One connection, shared by threads (`check_same_thread=False`) under one lock: the runtime writes
 from its event loop while other threads (a tool, an inspecting tool) may read.
 """
@@ -57,6 +61,7 @@ from .._vocabulary import TYPE_NAMES, Event
 from ._check import check_events, check_target, closed, no_lease, stale, stale_owner
 from ._ownership import Command, CommandAnswer, OwnerRecord
 from ._protocol import AppendBatch, JournalRecord
+from ._readonly import READONLY_BUSY_TIMEOUT, connect_readonly
 from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
 from ._schema import prepare
 
@@ -175,19 +180,24 @@ class SQLiteJournal:
         *,
         synchronous: Synchronous = "FULL",
         check_tail: int = DEFAULT_CHECK_TAIL,
-        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        busy_timeout: float | None = None,
+        readonly: bool = False,
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.path = os.fspath(path)
         self.synchronous: Synchronous = synchronous
         self.recovered: list[RecoveryNote] = []
+        self.readonly = readonly
         self._lock = threading.Lock()
+        if readonly:  # JRN-17: read what is there, change nothing (no WAL, schema or recovery)
+            self._open_readonly(READONLY_BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
+            return
         try:
             # isolation_level=None: no implicit transactions; every write says BEGIN IMMEDIATE.
             conn = sqlite3.connect(
                 self.path,
-                timeout=busy_timeout,
+                timeout=DEFAULT_BUSY_TIMEOUT if busy_timeout is None else busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
             )
@@ -214,6 +224,12 @@ class SQLiteJournal:
         if check_tail > 0:  # 0 opts out; `read` still refuses a torn record (JRN-6)
             self.recover(tail=check_tail)
 
+    def _open_readonly(self, busy_timeout: float) -> None:
+        conn = connect_readonly(self.path, busy_timeout)
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # the connection's memory, not the file
+        self._conn = conn
+        self._cursor = conn.cursor()
+
     # --- writes ----------------------------------------------------------------------------
 
     def append(
@@ -225,6 +241,8 @@ class SQLiteJournal:
         epoch: int | None = None,
     ) -> int:
         """Append `events` after sequence `expected_last`; durable when it returns."""
+        if self.readonly:
+            raise self._refused("append")
         check_target(conversation_id, expected_last)
         rows = encode_rows(conversation_id, expected_last, events, epoch)
         self._write(rows, ((conversation_id, expected_last, len(rows), epoch),), probe=not rows)
@@ -232,6 +250,8 @@ class SQLiteJournal:
 
     def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
         """Append several conversations' events in one transaction, one commit; all or nothing."""
+        if self.readonly:
+            raise self._refused("append")
         rows: list[Row] = []
         targets: list[_Target] = []
         answers: list[tuple[int, int | None, str]] | None = None
@@ -388,6 +408,8 @@ class SQLiteJournal:
 
     def recover(self, *, tail: int | None = None) -> list[RecoveryNote]:
         """Move each torn record and its followers to `quarantine`; report and log each move."""
+        if self.readonly:
+            raise self._refused("recover torn records")
         suspects = self.verify(tail=tail)
         if not suspects:
             return []
@@ -621,6 +643,13 @@ class SQLiteJournal:
         return token
 
     # --- plumbing --------------------------------------------------------------------------
+
+    def _refused(self, doing: str) -> JournalError:
+        return JournalError(
+            f"journal {self.path!r} is open read-only and cannot {doing}; open it without "
+            "readonly=True to write (a runtime does, and recovers torn records then).",
+            reason="journal_readonly",
+        )
 
     def _live(self) -> sqlite3.Connection:
         if self._conn is None:

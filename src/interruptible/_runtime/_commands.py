@@ -185,11 +185,67 @@ async def _resume(args: argparse.Namespace) -> int:
 
 
 def _open(db: str) -> Any:
+    """The journal at `db`, opened to read only: a reading command changes nothing (RT-21)."""
+    from .._errors import JournalError
     from .._journal import SQLiteJournal
 
     if not Path(db).exists():
         raise SystemExit(f"no journal at {db}; pass --db PATH")
-    return SQLiteJournal(db)
+    try:
+        return SQLiteJournal(db, readonly=True)
+    except JournalError as exc:
+        raise SystemExit(exc.message) from None
+
+
+class _Reader:
+    """A reading command's view of a journal: torn records are noted and reported, never
+    repaired (RT-21); any other failure of the journal ends the command with its one line."""
+
+    def __init__(self, journal: Any, db: str) -> None:
+        self.journal = journal
+        self.db = db
+        self.lines: list[str] = []
+        self._notes: dict[str, Any] | None = None
+
+    def conversations(self) -> list[str]:
+        """The journal's conversations."""
+        from .._errors import JournalError
+
+        try:
+            conversations: list[str] = self.journal.conversations()
+        except JournalError as exc:
+            raise SystemExit(exc.message) from None
+        return conversations
+
+    def read(self, conversation_id: str) -> list[Any]:
+        """The conversation's whole records; a torn one ends them, and is noted."""
+        from .._errors import JournalError
+
+        records: list[Any] = []
+        try:
+            for record in self.journal.read(conversation_id):
+                records.append(record)
+        except JournalError as exc:
+            if exc.reason != "torn_record":
+                raise SystemExit(exc.message) from None
+            self.lines.append(self._line(conversation_id, len(records), exc))
+        return records
+
+    def _line(self, conversation_id: str, last_good: int, exc: Exception) -> str:
+        from .._errors import JournalError
+
+        if self._notes is None:  # what is torn, and how: one full check, once a tear is met
+            try:
+                self._notes = {note.conversation_id: note for note in self.journal.verify()}
+            except JournalError:
+                self._notes = {}  # the read's own error still says what is torn
+        note = self._notes.get(conversation_id)
+        what = f"record {note.first_bad} is torn ({note.problem})" if note else str(exc)
+        return (
+            f"{self.db}: conversation {conversation_id!r}: {what}; read up to record "
+            f"{last_good}. Nothing was changed: the next runtime to open this journal moves the "
+            "torn records to quarantine."
+        )
 
 
 def _coordinator(specs: list[str]) -> Any:
@@ -251,11 +307,12 @@ def inspect(args: argparse.Namespace) -> int:
 
     coordinator = _coordinator(args.modes)
     journal = _open(args.db)
+    reader = _Reader(journal, args.db)
     out = sys.stdout
     try:
         found = False
-        for conversation_id in journal.conversations():
-            records = list(journal.read(conversation_id))
+        for conversation_id in reader.conversations():
+            records = reader.read(conversation_id)
             state = initial_state()
             outcomes = []
             for record in records:
@@ -270,12 +327,14 @@ def inspect(args: argparse.Namespace) -> int:
                 continue
             found = True
             _run_detail(conversation_id, args.run_id, records, outcomes, state, out)
+        for line in reader.lines:
+            print(line, file=sys.stderr)
         if args.run_id is not None and not found:
             print(f"no run {args.run_id!r} in {args.db}", file=sys.stderr)
             return 2
     finally:
         journal.close()
-    return 0
+    return 1 if reader.lines else 0
 
 
 def _conversation_summary(conversation_id: str, records: list[Any], state: Any, out: Any) -> None:
@@ -382,12 +441,13 @@ def replay(args: argparse.Namespace) -> int:
 
     coordinator = _coordinator(args.modes)
     journal = _open(args.db)
+    reader = _Reader(journal, args.db)
     out = sys.stdout
     problems: list[str] = []
     totals: Counter[str] = Counter()
     try:
-        for conversation_id in journal.conversations():
-            events = [record.event for record in journal.read(conversation_id)]
+        for conversation_id in reader.conversations():
+            events = [record.event for record in reader.read(conversation_id)]
             first = fold(coordinator, events)
             second = fold(coordinator, events)
             totals["conversations"] += 1
@@ -423,6 +483,7 @@ def replay(args: argparse.Namespace) -> int:
         journal.close()
     summary = ", ".join(f"{n} {what}" for what, n in totals.items())
     print(f"folded {args.db}: {summary}", file=out)
+    problems += reader.lines
     if problems:
         for problem in problems[:20]:
             print(f"  {problem}", file=out)

@@ -12,6 +12,10 @@ to the runtime's writer; the answer and the task's removal from the live table h
 `effect_canceled`) or finds it gone (and its answer is already queued): every cancelled effect
 answers once (RT-5).
 
+A progress report is journaled like an answer, except that a report still waiting for its
+commit is replaced by the effect's next one (RT-19): the journal keeps the latest value per
+commit, not every report.
+
 `cancel_effects` cancels each task at once (not at the next step boundary), after calling the
 executor's `cancel` hook when it has one. A synchronous system callable is run inline on the loop
 (no task): nothing could interrupt it anyway, and a task would cost more than the call.
@@ -49,6 +53,8 @@ from ._executors import Effect, EffectError, Executor, FunctionExecutor, bind_cu
 log: Final = logging.getLogger("interruptible.runtime")
 
 Post = Callable[[str, Event], None]
+# Queue a progress report in the place of the effect's previous one, if that still waits (RT-19).
+PostLatest = Callable[[str, Event, Any], Any]
 PostAndWait = Callable[[str, Event], Awaitable[Outcome]]
 FirstStart = Callable[[str, str, str], float | None]
 
@@ -92,7 +98,16 @@ def effect_event(
 class _Live:
     """One live effect: its task, and what a cancel needs."""
 
-    __slots__ = ("directive", "effect", "entered", "executor", "quiet", "sequence", "task")
+    __slots__ = (
+        "directive",
+        "effect",
+        "entered",
+        "executor",
+        "queued",
+        "quiet",
+        "sequence",
+        "task",
+    )
 
     def __init__(self, directive: StartEffect, executor: Executor | None) -> None:
         self.directive = directive
@@ -102,6 +117,7 @@ class _Live:
         self.quiet = False
         self.sequence = 0
         self.entered = False  # the task's body has begun (a task cancelled before never does)
+        self.queued: Any = None  # where its latest progress report waits to be journaled
 
 
 class EffectManager:
@@ -116,9 +132,11 @@ class EffectManager:
         first_start: FirstStart,
         clock: Callable[[], float],
         ids: Callable[[], str],
+        post_latest: PostLatest | None = None,
     ) -> None:
         self.executors = dict(executors)
         self._post = post
+        self._post_latest = post_latest
         self._post_and_wait = post_and_wait
         self._first_start = first_start
         self._clock = clock
@@ -263,6 +281,7 @@ class EffectManager:
         # the answered effect is freed by reference counting, not left to the cyclic GC.
         live.task = None
         live.effect = None
+        live.queued = None
         if not live.quiet:
             self._post(d.conversation_id, event)
 
@@ -289,7 +308,8 @@ class EffectManager:
         )
 
     def _report(self, reporter: _Reporter, value: JsonValue) -> None:
-        """Journal one progress report of a live effect (called on the loop's thread)."""
+        """Journal one progress report of a live effect (called on the loop's thread); a report
+        not yet journaled is replaced by the next one (RT-19)."""
         live = reporter.live
         if live is None or self._live.get(live.directive.effect_id) is not live:
             return  # the effect has answered already: progress after the answer is dropped
@@ -298,7 +318,10 @@ class EffectManager:
         event = effect_event(
             EffectProgress, d, self._ids(), self._clock(), live.sequence, json_normalized(value)
         )
-        self._post(d.conversation_id, event)
+        if self._post_latest is None:
+            self._post(d.conversation_id, event)
+        else:
+            live.queued = self._post_latest(d.conversation_id, event, live.queued)
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Remember the loop (and its thread) that progress reports must reach."""

@@ -57,9 +57,10 @@ from ._executors import Executor, FunctionExecutor, HumanGateExecutor, TimerExec
 from ._ids import UuidIds, new_run_id
 from ._llm import ChatModel, LlmExecutor
 from ._owner import DEFAULT_COMMAND_TIMEOUT, Owner, owned_elsewhere
+from ._reads import IN_PROCESS, Principal, check_read, run_filter
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
-from ._writer import SETTLED, Conversation, Writer
+from ._writer import SETTLED, Conversation, Queued, Writer
 
 log: Final = logging.getLogger("interruptible.runtime")
 audit_log: Final = logging.getLogger("interruptible.audit")
@@ -223,6 +224,7 @@ class Runtime:
             first_start=self._first_start,
             clock=clock,
             ids=self._ids,
+            post_latest=self._post_progress,
         )
         self._writer: Writer | None = None
         self._subscribers: dict[str | None, list[Subscription]] = {}
@@ -465,12 +467,17 @@ class Runtime:
         )
         return await self._request(conversation_id, run_id, event)
 
-    async def wait(self, conversation_id: str, run_id: str) -> RunSnapshot:
-        """Until the run is interrupted or has ended (woken by the writer, never polled)."""
+    async def wait(
+        self, conversation_id: str, run_id: str, *, principal: Principal = IN_PROCESS
+    ) -> RunSnapshot:
+        """Until the run is interrupted or has ended (woken by the writer, never polled); with
+        `principal=`, only if the authorizer lets it read the run (RT-20)."""
         conv = self._conversation(conversation_id, run_id)
         run = conv.state.run(run_id)
         if run is None:
             raise self._run_not_found(conversation_id, run_id)
+        if principal is not IN_PROCESS:
+            check_read(self.coordinator.authorizer, principal, conversation_id, run)
         while conv.epoch is None and run.status not in SETTLED:
             # Driven by another process: follow the journal (its answers are written there).
             await asyncio.sleep(_FOLLOW_POLL)
@@ -485,8 +492,11 @@ class Runtime:
             run = settled if settled is not None else run
         return RunSnapshot.of(conversation_id, run)
 
-    def snapshot(self, conversation_id: str, run_id: str | None = None) -> RunSnapshot:
-        """A run of the conversation: `run_id`, else the active run, else the latest one."""
+    def snapshot(
+        self, conversation_id: str, run_id: str | None = None, *, principal: Principal = IN_PROCESS
+    ) -> RunSnapshot:
+        """A run of the conversation: `run_id`, else the active run, else the latest one; with
+        `principal=`, only if the authorizer lets it read the run (RT-20)."""
         conv = self._conversation(conversation_id, run_id)
         state = conv.state
         if run_id is None:
@@ -494,6 +504,8 @@ class Runtime:
         run = state.run(run_id) if run_id is not None else None
         if run is None:
             raise self._run_not_found(conversation_id, run_id or "<none>")
+        if principal is not IN_PROCESS:
+            check_read(self.coordinator.authorizer, principal, conversation_id, run)
         return RunSnapshot.of(conversation_id, run)
 
     def state(self, conversation_id: str) -> ConversationState:
@@ -511,10 +523,17 @@ class Runtime:
                 return conversation_id
         return None
 
-    def subscribe(self, conversation_id: str | None = None) -> Subscription:
+    def subscribe(
+        self, conversation_id: str | None = None, *, principal: Principal = IN_PROCESS
+    ) -> Subscription:
         """The published lifecycle, progress and output directives of one conversation (or,
-        with None, of every conversation), from now on."""
-        subscription = Subscription(conversation_id, self._unsubscribe)
+        with None, of every conversation), from now on; with `principal=`, if the authorizer
+        lets it read the conversation, and only of the runs it lets it read (RT-20)."""
+        admits = None
+        if principal is not IN_PROCESS:
+            check_read(self.coordinator.authorizer, principal, conversation_id, None)
+            admits = run_filter(lambda: self.coordinator.authorizer, principal, self._held_run)
+        subscription = Subscription(conversation_id, self._unsubscribe, admits)
         self._subscribers.setdefault(conversation_id, []).append(subscription)
         return subscription
 
@@ -627,6 +646,20 @@ class Runtime:
         conv = writer.conversations.get(conversation_id)
         if conv is not None:
             writer.post(conv, event, None)
+
+    def _held_run(self, conversation_id: str, run_id: str) -> RunState | None:
+        writer = self._writer
+        conv = writer.conversations.get(conversation_id) if writer is not None else None
+        return None if conv is None else conv.state.run(run_id)
+
+    def _post_progress(
+        self, conversation_id: str, event: Event, queued: Queued | None
+    ) -> Queued | None:
+        writer = self._writer
+        conv = writer.conversations.get(conversation_id) if writer is not None else None
+        if writer is None or conv is None:
+            return None
+        return writer.post_latest(conv, event, queued)
 
     def _first_start(self, conversation_id: str, run_id: str, step_id: str) -> float | None:
         writer = self._writer

@@ -23,16 +23,20 @@ class Subscription:
     """
 
     def __init__(
-        self, conversation_id: str | None, unregister: Callable[[Subscription], None]
+        self,
+        conversation_id: str | None,
+        unregister: Callable[[Subscription], None],
+        admits: Callable[[Published], bool] | None = None,
     ) -> None:
         self.conversation_id = conversation_id
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._unregister = unregister
+        self._admits = admits  # None: every directive (else what its principal may read, RT-20)
         self._closed = False
 
     def put(self, directive: Published) -> None:
         """Deliver one directive (the runtime calls this)."""
-        if not self._closed:
+        if not self._closed and (self._admits is None or self._admits(directive)):
             self._queue.put_nowait(directive)
 
     def close(self) -> None:

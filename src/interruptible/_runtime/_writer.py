@@ -25,6 +25,10 @@ after that commit, so journal-first holds (the journal may say "started" a momen
 task runs; a crash in that moment is an ordinary crash with a live effect, RT-8). The next
 step's `effect_started` thus shares a commit with the previous step's `effect_completed`.
 
+Progress is coalesced (RT-19): an effect's report queued with `post_latest` takes the place of
+its previous report while that one still waits in the inbox, so a chatty effect costs one
+`effect_progress` per commit, whatever its rate; subscribers see the reports that were journaled.
+
 What the journal holds: every event `reduce` applied or ignored (a duplicate, a late result: a
 fact, with its reason reproduced on replay), and every *refused* request that carries an
 `emit_audit` (`not_authorized`), so the audit trail is in the journal and replay reproduces it
@@ -37,6 +41,11 @@ error): another process may own them now, and the journal is the truth. Which ba
 `append_many` refuses a stale conversation, each conversation is written again on its own, so
 only the stale one is fenced; any other failure of a write fails every batch in it. Opening a
 new runtime on the journal recovers a fenced conversation.
+
+A failure that is one conversation's own (folding its events raises, or carrying out one of its
+directives does, such as an application's `on_audit`) is a bug, but it must not stall the others:
+that conversation alone is fenced with `ConversationFailedError` (a failed fold journals nothing
+of it), and the rest of the round is written, committed and carried out as usual (RT-17).
 """
 
 from __future__ import annotations
@@ -47,7 +56,14 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._core import ConversationState, Coordinator, Disposition, Outcome
-from .._errors import InterruptibleError, JournalError, StaleOwnerError, StaleWriterError
+from .._errors import (
+    ConversationFailedError,
+    InterruptibleError,
+    JournalError,
+    RuntimeClosedError,
+    StaleOwnerError,
+    StaleWriterError,
+)
 from .._journal import AppendBatch, Journal, OwnerRecord
 from .._lifecycle import TERMINAL_RUN_STATUSES, RunStatus
 from .._vocabulary import (
@@ -72,6 +88,8 @@ SETTLED: Final = frozenset({RunStatus.interrupted, *TERMINAL_RUN_STATUSES})
 # An event, and who waits for its outcome: a local caller's future, the id of a command from
 # another process (its answer is journaled with the event, OWN-6), or nobody.
 Item = tuple[Event, "asyncio.Future[Outcome] | int | None"]
+# Where `post_latest` queued an event: the inbox it went into and its place there.
+Queued = tuple[list[Item], int]
 _Reply = tuple["asyncio.Future[Outcome]", Outcome]
 
 
@@ -207,6 +225,22 @@ class Writer:
         if waker is not None and not waker.done():
             waker.set_result(None)
 
+    def post_latest(self, conv: Conversation, event: Event, queued: Queued | None) -> Queued | None:
+        """Queue an event that supersedes `queued`, an earlier one from the same source: in its
+        place while it still waits in the inbox, else at the end. Returns where it went.
+
+        Progress (RT-19): only an effect's latest report is worth journaling, so an effect
+        reporting faster than the pump commits costs one record per commit, not one per report.
+        """
+        inbox = conv.inbox
+        if queued is not None and queued[0] is inbox:
+            inbox[queued[1]] = (event, None)
+            return queued
+        self.post(conv, event, None)
+        if conv.fenced is not None:
+            return None
+        return inbox, len(inbox) - 1
+
     # --- the pump -------------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -214,11 +248,12 @@ class Writer:
         self._task = asyncio.get_running_loop().create_task(self._pump(), name="interruptible pump")
 
     async def stop(self) -> None:
-        """Process what is queued, then stop the pump."""
+        """Process what is queued, then stop the pump; waits still pending learn it closed."""
         self._stopping = True
         self._wake()
         if self._task is not None:
             await self._task
+        self._close_waiters()
 
     async def drained(self) -> None:
         """Return once no conversation has queued work and no round is in progress."""
@@ -260,9 +295,27 @@ class Writer:
         # cyclic GC would traverse them, and promote them).
         batches.reverse()
         while batches:
-            self._apply(batches.pop())
+            batch = batches.pop()
+            try:
+                self._apply(batch)
+            except Exception as exc:  # one conversation's failure is its own (RT-17)
+                self._failed(batch, "carrying out its directives", exc)
 
     def _fold(self, conv: Conversation) -> _Batch:
+        """The conversation's batch; if folding raises, a batch with nothing to write that
+        fences the conversation when applied (its events go back to the inbox, whose callers
+        the fence answers), so the round goes on for the others (RT-17)."""
+        items = conv.inbox
+        try:
+            return self._fold_items(conv)
+        except Exception as exc:
+            conv.inbox = items
+            batch = _Batch(conv)
+            batch.error = ConversationFailedError(conv.conversation_id, "folding its events", exc)
+            log.exception("%s", batch.error)
+            return batch
+
+    def _fold_items(self, conv: Conversation) -> _Batch:
         batch = _Batch(conv)
         items, conv.inbox = conv.inbox, []
         reduce = self.coordinator.reduce
@@ -430,12 +483,33 @@ class Writer:
                     if not future.done():
                         future.set_result(run)
 
+    def _failed(self, batch: _Batch, while_doing: str, exc: Exception) -> None:
+        """Fence a conversation whose batch raised while `while_doing` (a bug)."""
+        batch.error = ConversationFailedError(batch.conv.conversation_id, while_doing, exc)
+        log.exception("%s", batch.error)
+        self._fence(batch.conv, batch)
+
+    def _close_waiters(self) -> None:
+        """Wake every wait left pending at close with `RuntimeClosedError` (RT-18): its run has
+        not settled, and nothing here will settle it now (the next runtime on the journal will)."""
+        for conv in self.conversations.values():
+            waiters = conv.waiters
+            if not waiters:
+                continue
+            conv.waiters = None
+            for run_id, futures in waiters.items():
+                run = conv.state.run(run_id)
+                status = run.status.value if run is not None else None
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(_closed(conv.conversation_id, run_id, status))
+
     def _fence(self, conv: Conversation, batch: _Batch) -> None:
         error = batch.error
         assert error is not None
         if isinstance(error, StaleOwnerError):
             log.info("conversation %r: %s", conv.conversation_id, error)
-        else:
+        elif not isinstance(error, ConversationFailedError):  # (it says it all, and was logged)
             log.error(
                 "conversation %r is fenced: its journal write failed (%s); reopen the journal "
                 "to recover it",
@@ -480,6 +554,18 @@ class Writer:
 
 def _audited(outcome: Outcome) -> bool:
     return any(type(directive) is EmitAudit for directive in outcome.directives)
+
+
+def _closed(conversation_id: str, run_id: str, status: str | None) -> RuntimeClosedError:
+    return RuntimeClosedError(
+        f"the runtime closed while waiting for run {run_id!r} of conversation "
+        f"{conversation_id!r} ({status}); it goes on in the next runtime opened on the same "
+        "journal: wait for it there.",
+        conversation_id=conversation_id,
+        run_id=run_id,
+        status=status,
+        reason="runtime_closed",
+    )
 
 
 def _journal_error(exc: Exception) -> InterruptibleError:

@@ -1,7 +1,8 @@
 """The conformance kit: check that your executor, journal or mode obeys the protocol.
 
 - `strategies`: Hypothesis strategies for every event, directive, step definition and JSON value.
-- `ModeConformance`, `JournalConformance`: rule-based state machines to subclass.
+- `ModeConformance`, `JournalConformance`: rule-based state machines to subclass
+  (`UNOFFERED_TOOL` and `POSED_ARGUMENTS` are what `ModeConformance`'s hostile answers use).
 - `CoreDriver`: drive the pure core event by event.
 - Golden traces (`record`, `verify_trace`, `load_trace`): the vectors in `spec/traces/`, for a
   runtime in another language to replay.
@@ -24,9 +25,11 @@ from .._traces import (
     write_traces,
 )
 from . import strategies
-from ._machines import JournalConformance, ModeConformance
+from ._machines import POSED_ARGUMENTS, UNOFFERED_TOOL, JournalConformance, ModeConformance
 
 __all__ = [
+    "POSED_ARGUMENTS",
+    "UNOFFERED_TOOL",
     "CoreDriver",
     "JournalConformance",
     "ModeConformance",
