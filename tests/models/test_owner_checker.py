@@ -27,7 +27,8 @@ from interruptible._checker._owner_defects import (
     OWNER_DEFECTS,
     UnfencedJournal,
 )
-from interruptible._checker._owners import CONVERSATION, OwnerModel, history_violation
+from interruptible._checker._owner_journals import CONVERSATION, history_violation
+from interruptible._checker._owner_state import OwnerModel
 
 MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "two_owners.py"
 # The CI bound's goals (spec/verification.md, VER-23).

@@ -9,7 +9,8 @@ from ._owner_explore import (
     explore_owners,
     replay_moves,
 )
-from ._owners import OwnerBounds, OwnerModel, OwnerWorld
+from ._owner_state import OwnerBounds, OwnerModel
+from ._owners import OwnerWorld
 from ._properties import (
     PROPERTIES,
     EffectView,

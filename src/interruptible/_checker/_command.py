@@ -20,7 +20,8 @@ from ._explore import explore, replay_trace
 from ._models import default_model_path, load_model, model_path
 from ._owner_defects import OWNER_DEFECTS
 from ._owner_explore import explore_owners, replay_moves
-from ._owners import OwnerBounds, OwnerModel, OwnerWorld
+from ._owner_state import OwnerBounds, OwnerModel
+from ._owners import OwnerWorld
 from ._world import Bounds, World
 
 _BOUND_HELP = {

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from .._codec import to_json
 from .._vocabulary import Event
 from ._liveness import first_stuck
-from ._owners import OwnerState, OwnerWorld
+from ._owner_state import OwnerState
+from ._owners import OwnerWorld
 from ._properties import Violation
 
 

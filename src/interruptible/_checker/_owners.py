@@ -10,20 +10,18 @@ by the real `Coordinator.reduce`. What is modelled, not imported, is the runtime
 (`_runtime/_owner.py`, `_runtime/_writer.py`: the checker may not import the runtime); the race
 machine of `tests/stateful/` drives the runtime's own classes against the same properties.
 
-A state (`OwnerState`) is the journal, one `Proc` per owner process, what the world may still
-do, and one ghost bit for VER-19 (whether the current owner's lease has lapsed since it claimed).
-The journal is a number: each distinct journal content (its log, its owners by epoch, the leases,
-the commands and their answers) is interned once, with the real journal object that holds it;
-a move that writes forks that object (`MemoryJournal.fork`), calls the journal, and reads the
-result back through the journal's API. Journal calls are memoized per (journal, call): the
-journal is deterministic, so each distinct call is made once.
+A state (`OwnerState`, `_owner_state.py`) is the journal, one `Proc` per owner process, what
+the world may still do, and one ghost bit for VER-19 (whether the current owner's lease has
+lapsed since it claimed). The journal is a number (`_owner_journals.py`): each distinct content
+is interned once with the real journal that holds it, and a move that writes calls a fork of it.
 
 A `Proc` is what a runtime holds in memory and loses when it crashes: its epoch (0: it does not
 own the conversation), a claim it decided on and has not yet made (`intent`: the epoch it saw,
 the request that made it claim, the reason), its view (the sequence it has folded to: a view is
 always a fold of a prefix of the log, so the number is the whole view), its inbox, the effects
 it runs (and whether a cancel named each), the commands it posted (the runtime's `_posted`),
-whether a failed write fenced it, and, for a seeded defect, answers it holds back.
+whether a failed write fenced it, what its sweep last found idle, and, for a seeded defect,
+answers it holds back.
 
 The clock is abstract: a lease is valid, lapsed or released. A live owner's lease lapses only
 while it is paused (a GC pause, a stalled loop: `pauses` of them); a stopped owner's lapses
@@ -37,9 +35,13 @@ Moves of an owner process (each one label in a trace):
 * `run rN`: a request for run N reaches the process: posted if it owns the conversation, refused
   if a live process owns it (nothing changes, the move is not followed), else it decides to claim;
 * `sees X abandoned`: its heartbeat's sweep reads the owner record and decides to take over
-  (when the conversation has work: a pending command or an effect left live);
-* `claims epoch k`: the compare-and-set; on success it folds the journal and posts the pending
-  commands, one `effect_lost` per effect left live, and the request that made it claim;
+  when the conversation has work (a pending command or an effect left live), or else remembers
+  it idle at its epoch and last sequence, and looks again only once one of them moves;
+* `sees X owns epoch k, lets go`: its heartbeat finds another process in the owner record of a
+  conversation it believes it owns (it was paused past its lease): it drops its inbox and its
+  effects, as a refused write would make it;
+* `claims epoch k`: the compare-and-set; on success it folds the journal and posts the request
+  that made it claim (OWN-8), the pending commands, and one `effect_lost` per effect left live;
 * `polls commands`: the runtime's command watcher (it prunes `_posted` to what is pending, and
   posts what is new when it owns the conversation);
 * `writes`: one round of the writer: the inbox folded through `reduce` (a `start_effect` gets its
@@ -51,7 +53,8 @@ Moves of an owner process (each one label in a trace):
   lapses), `closes` (drained: the lease is released).
 
 The world's moves: a third process submits a command (interrupt, resume or cancel of the latest
-journaled run: `commands` of them), and a stopped owner's lease lapses.
+journaled run: `commands` of them, and a resume of an interrupted run while none is pending, for
+fairness), and a stopped owner's lease lapses.
 """
 
 from __future__ import annotations
@@ -59,12 +62,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from collections.abc import Sequence as SequenceOf
-from dataclasses import dataclass
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final
 
-from .._core import ConversationState, Coordinator, Disposition, Mode, Outcome, initial_state
-from .._errors import StaleOwnerError, StaleWriterError
-from .._journal import AppendBatch, MemoryJournal, OwnerRecord, abandonment
+from .._core import Coordinator, Disposition, Mode, Outcome
+from .._journal import OwnerRecord, abandonment
 from .._lifecycle import RunStatus
 from .._vocabulary import (
     CancelEffects,
@@ -76,137 +77,36 @@ from .._vocabulary import (
     EmitAudit,
     Event,
     InterruptRequested,
-    JsonValue,
     ResumeRequested,
     RunRequested,
     StartEffect,
 )
 from ._owner_defects import NO_DEFECT, OwnerDefect
-from ._properties import Violation, ledger_violations, transition_violations
-from ._world import Ledger
+from ._owner_journals import (
+    CONVERSATION,
+    LAPSED,
+    NOW,
+    OK,
+    RELEASED,
+    STALE_OWNER,
+    VALID,
+    Journals,
+    JournalView,
+)
+from ._owner_state import (
+    NAMES,
+    STOPPED,
+    Item,
+    Move,
+    OwnerBounds,
+    OwnerModel,
+    OwnerState,
+    Proc,
+    Round,
+)
+from ._properties import Violation
 
-CONVERSATION: Final = "c1"
 PRINCIPAL: Final = "alice"
-# The abstract clock: the model's "now" never moves; a lease is valid until after it or lapsed
-# before it, which is all `abandonment` compares.
-NOW: Final = 100.0
-_VALID_UNTIL: Final = NOW + 10.0
-_LAPSED_AT: Final = NOW - 10.0
-VALID, LAPSED, RELEASED = 0, 1, 2
-_LEASE_WORDS: Final = ("valid", "lapsed", "released")
-COMMAND_KINDS: Final = ("interrupt", "resume", "cancel")
-NAMES: Final = "ABCDEFGH"
-# What a journal call gave.
-OK, STALE_OWNER, STALE_WRITER = "ok", "stale_owner", "stale_writer"
-
-
-@dataclass(frozen=True, slots=True)
-class OwnerBounds:
-    """How much the world may do; every bound is finite, so the explored space is too."""
-
-    owners: int = 2  # owner processes A, B, ...
-    runs: int = 1  # run requests, r1, r2, ..., each sent to one process
-    retries: int = 0  # a run request sent again (to any process: a client's retry)
-    steps: int = 1  # steps per run, read by the model when it builds its modes
-    commands: int = 1  # commands a third process submits, over all runs
-    pauses: int = 1  # leases of live owners that lapse (a pause longer than the lease)
-    stops: int = 1  # owners that crash or close; fewer than `owners` keeps one alive
-    depth: int | None = None  # moves per path; None explores until no new state appears
-
-    def describe(self) -> str:
-        """The bounds as `name=value` pairs."""
-        names = ("owners", "runs", "retries", "steps", "commands", "pauses", "stops")
-        return " ".join(f"{name}={getattr(self, name)}" for name in names) + (
-            f" depth={self.depth}" if self.depth is not None else " depth=unbounded"
-        )
-
-
-class OwnerModel(Protocol):
-    """An ownership model of `models/`: the runs the owners drive and the commands sent."""
-
-    @property
-    def name(self) -> str:
-        """The model's name, shown in reports."""
-        ...
-
-    @property
-    def ci_bounds(self) -> OwnerBounds:
-        """The bound CI checks."""
-        ...
-
-    def modes(self, bounds: OwnerBounds) -> SequenceOf[Mode]:
-        """The modes the runs ask for."""
-        ...
-
-    def run_request(self, index: int) -> tuple[str, JsonValue]:
-        """The mode and input of run number `index` (1, 2, ...)."""
-        ...
-
-    def outputs(self, step_class: str, step_id: str) -> tuple[JsonValue, ...]:
-        """The output an effect of this step completes with (the first is used)."""
-        ...
-
-    def commands(self, bounds: OwnerBounds) -> SequenceOf[str]:
-        """The commands a third process may submit: some of `COMMAND_KINDS`."""
-        ...
-
-
-Intent = tuple[int, str, str]  # the epoch seen, the request that made it claim (or ""), why
-Item = tuple[str, int]  # an event label, and the command it carries out (0: none)
-
-
-class Proc(NamedTuple):
-    """What one owner process holds in memory (everything here is lost when it crashes)."""
-
-    alive: bool = True
-    epoch: int = 0  # the epoch it owns the conversation at; 0 when it does not
-    intent: Intent | None = None
-    last: int = 0  # the journal sequence its view is folded to
-    inbox: tuple[Item, ...] = ()
-    effects: tuple[tuple[str, bool], ...] = ()  # effects it runs, and whether one was canceled
-    posted: tuple[int, ...] = ()  # commands it posted, not yet seen answered
-    fenced: bool = False  # a write failed with StaleWriterError: it never writes again
-    held: tuple[tuple[int, str], ...] = ()  # answers held back (seeded defect split_answer)
-    # The epoch and last sequence its sweep last found the conversation abandoned with no work
-    # at: it looks again only once one of them moves.
-    idle: tuple[int, int] | None = None
-
-
-STOPPED: Final = Proc(alive=False)
-
-# A journal's content: log event ids, owners (id, reason) by epoch, each owner's lease, the
-# commands submitted (event ids) and each command's answer epoch (-1 while pending).
-JournalKey = tuple[
-    tuple[str, ...], tuple[tuple[str, str], ...], tuple[int, ...], tuple[str, ...], tuple[int, ...]
-]
-Op = tuple[object, ...]
-
-
-class OwnerState(NamedTuple):
-    """One state of the ownership world."""
-
-    journal: int  # the interned journal's number
-    procs: tuple[Proc, ...]
-    runs: int  # fresh run requests left
-    retries: int
-    commands: int
-    pauses: int
-    stops: int
-    lapsed: bool  # ghost: the current owner's lease lapsed since it claimed (VER-19)
-
-
-class JournalView(NamedTuple):
-    """What the owners read of one interned journal."""
-
-    key: JournalKey
-    record: OwnerRecord | None  # the current owner
-    pending: tuple[tuple[int, str], ...]  # pending commands: (command id, event id)
-    journal: MemoryJournal
-
-
-Move = tuple[str, OwnerState, Violation | None]
-# A writer round: the events it journals, the answers, and (start|cancel, effect id) in order.
-Round = tuple[tuple[str, ...], tuple[tuple[int, str], ...], tuple[tuple[bool, str], ...]]
 
 
 class OwnerWorld:
@@ -231,30 +131,31 @@ class OwnerWorld:
         self.command_kinds = tuple(model.commands(bounds))
         self.events: dict[str, Event] = {}
         self._effects: dict[str, StartEffect] = {}
-        self.views: list[JournalView] = []
-        self._journal_index: dict[JournalKey, int] = {}
-        self.journal_violations: list[Violation | None] = []
-        self._ops: dict[tuple[int, Op], tuple[str, int]] = {}
-        self._folds: dict[tuple[str, ...], ConversationState] = {}
-        # Each journal log checked by VER-21, with its fold and its effects' ledger.
-        self._histories: dict[tuple[str, ...], tuple[ConversationState, Ledger]] = {
-            (): (initial_state(CONVERSATION), Ledger())
-        }
+        self.journals = Journals(self.names, self.events, self.reduce)
+        # The journals' tables, under the names the explorer reads.
+        self.views = self.journals.views
+        self.journal_violations = self.journals.violations
+        self.fold = self.journals.fold
+        self._call = self.journals.call
         self._rounds: dict[tuple[tuple[str, ...], tuple[Item, ...]], Round] = {}
-        self.journal_calls = 0
         self._client_moves: dict[tuple[int, bool], tuple[tuple[str, int, int], ...]] = {}
+
+    @property
+    def journal_calls(self) -> int:
+        """Distinct journal calls made so far."""
+        return self.journals.calls
+
+    def history_violation(self, log: tuple[str, ...]) -> Violation | None:
+        """VER-21 on a journal's log (see `Journals.history_violation`)."""
+        return self.journals.history_violation(log)
 
     # --- the journal ---------------------------------------------------------------------------
 
     def initial(self) -> OwnerState:
         """Every owner registered with a valid lease, nothing journaled."""
-        journal = self.defect.journal()
-        for index, name in enumerate(self.names):
-            journal.register(name, self.hosts[index], 1000 + index, _VALID_UNTIL)
-        leases = tuple(VALID for _ in self.names)
         b = self.bounds
         return OwnerState(
-            self._intern(journal, leases, ()),
+            self.journals.initial(self.defect.journal, self.hosts),
             tuple(Proc() for _ in self.names),
             b.runs,
             b.retries,
@@ -264,120 +165,7 @@ class OwnerWorld:
             False,
         )
 
-    def _intern(
-        self, journal: MemoryJournal, leases: tuple[int, ...], commands: tuple[str, ...]
-    ) -> int:
-        """The number of this journal's content, read back through the journal's API."""
-        log = tuple(record.event.event_id for record in journal.read(CONVERSATION))
-        history = journal.ownership_history(CONVERSATION)
-        owners = tuple((record.owner_id, record.reason) for record in history)
-        answers = []
-        for command_id in range(1, len(commands) + 1):
-            answer = journal.answer(command_id)
-            answers.append(-1 if answer is None else (answer.epoch or 0))
-        key: JournalKey = (log, owners, leases, commands, tuple(answers))
-        index = self._journal_index.get(key)
-        if index is None:
-            index = len(self.views)
-            self._journal_index[key] = index
-            pending = tuple(
-                (command.command_id, command.event.event_id)
-                for command in journal.pending_commands(conversation_id=CONVERSATION)
-            )
-            self.views.append(JournalView(key, history[-1] if history else None, pending, journal))
-            self.journal_violations.append(self._journal_violation(key))
-        return index
-
-    def _call(self, index: int, op: Op) -> tuple[str, int]:
-        """Make one journal call on a fork of journal `index`: what it gave, and the journal
-        after it (memoized: the journal is deterministic)."""
-        memo_key = (index, op)
-        found = self._ops.get(memo_key)
-        if found is not None:
-            return found
-        self.journal_calls += 1
-        view = self.views[index]
-        journal = view.journal.fork()
-        _log, _owners, leases, commands, _answers = view.key
-        kind = op[0]
-        result = OK
-        try:
-            if kind == "claim":
-                _, owner, seen, reason = op
-                assert isinstance(owner, int) and isinstance(seen, int) and isinstance(reason, str)
-                journal.claim(CONVERSATION, self.names[owner], seen, reason=reason, at=NOW)
-            elif kind == "append":
-                _, last, epoch, labels, answers = op
-                assert isinstance(last, int) and isinstance(epoch, int)
-                assert isinstance(labels, tuple) and isinstance(answers, tuple)
-                events = [self.events[label] for label in labels]
-                batch = AppendBatch(CONVERSATION, last, events, epoch or None, answers)
-                journal.append_many([batch])
-            elif kind == "submit":
-                label = op[1]
-                assert isinstance(label, str)
-                journal.submit(CONVERSATION, self.events[label], NOW)
-                commands = (*commands, label)
-            else:  # "lease"
-                _, owner, status = op
-                assert isinstance(owner, int) and isinstance(status, int)
-                name = self.names[owner]
-                if status == RELEASED:
-                    journal.release(name)
-                else:
-                    journal.renew(name, _VALID_UNTIL if status == VALID else _LAPSED_AT)
-                leases = (*leases[:owner], status, *leases[owner + 1 :])
-        except StaleOwnerError:
-            result = STALE_OWNER
-        except StaleWriterError:
-            result = STALE_WRITER
-        found = (result, self._intern(journal, leases, commands))
-        self._ops[memo_key] = found
-        return found
-
-    def _journal_violation(self, key: JournalKey) -> Violation | None:
-        """VER-18 and VER-21 on a journal's content."""
-        log, _owners, _leases, commands, _answers = key
-        for label in commands:
-            count = log.count(label)
-            if count > 1:
-                return Violation(
-                    "VER-18", f"command {label!r} is journaled {count} times (applied twice)"
-                )
-        return self.history_violation(log)
-
-    def history_violation(self, log: tuple[str, ...]) -> Violation | None:
-        """VER-21 on the events of `log`, folded through this world's core from the longest
-        prefix already checked (a journal only grows, so most of its log was)."""
-        if log in self._histories:
-            return None
-        known = len(log) - 1
-        while log[:known] not in self._histories:
-            known -= 1
-        state, ledger = self._histories[log[:known]]
-        ledger = ledger.copy()
-        for number in range(known + 1, len(log) + 1):
-            event = self.events[log[number - 1]]
-            outcome = self.reduce(state, event)
-            found = _event_violation(number, state, event, outcome, ledger)
-            if found is not None:
-                return found
-            state = outcome.state
-        self._histories[log] = (state, ledger)
-        return None
-
     # --- folds ---------------------------------------------------------------------------------
-
-    def fold(self, log: tuple[str, ...]) -> ConversationState:
-        """The conversation after the events of `log` (memoized per log)."""
-        state = self._folds.get(log)
-        if state is None:
-            if not log:
-                state = initial_state(CONVERSATION)
-            else:
-                state = self.reduce(self.fold(log[:-1]), self.events[log[-1]]).state
-            self._folds[log] = state
-        return state
 
     def round(self, prefix: tuple[str, ...], inbox: tuple[Item, ...]) -> Round:
         """What one writer round makes of an inbox, from the view `prefix` (memoized)."""
@@ -794,46 +582,7 @@ class OwnerWorld:
         return tuple(self.events[label] for label in self.views[s.journal].key[0])
 
 
-def history_violation(
-    reduce: Callable[[ConversationState, Event], Outcome], events: SequenceOf[Event]
-) -> Violation | None:
-    """VER-21: a journal's events, folded through the core, keep every core property (the
-    transition properties of each `reduce`, and the ledger of the effects the history starts
-    and answers), whichever owners wrote them."""
-    state = initial_state(CONVERSATION)
-    ledger = Ledger()
-    for number, event in enumerate(events, start=1):
-        outcome = reduce(state, event)
-        found = _event_violation(number, state, event, outcome, ledger)
-        if found is not None:
-            return found
-        state = outcome.state
-    return None
-
-
-def _event_violation(
-    number: int, pre: ConversationState, event: Event, outcome: Outcome, ledger: Ledger
-) -> Violation | None:
-    """VER-21 for the journal's event `number`: its transition, and the ledger after it."""
-    found = transition_violations(pre, event, outcome)
-    ledger.sent(event)
-    ledger.absorb(outcome)
-    found += ledger_violations(outcome.state, ledger.views())
-    if not found:
-        return None
-    first = found[0]
-    return Violation(
-        "VER-21",
-        f"journal event {number} ({event.event_id}) breaks {first.property_id}: {first.message}",
-    )
-
-
 def _answer_body(outcome: Outcome) -> str:
     """A command's answer (the runtime writes a snapshot or an error; its content is not
     checked here, only that it is written once, with the events)."""
     return json.dumps({"disposition": outcome.disposition.value}, separators=(",", ":"))
-
-
-def lease_word(status: int) -> str:
-    """A lease status as a word."""
-    return _LEASE_WORDS[status]
