@@ -58,6 +58,7 @@ from ._errors import (
     ModeNotFoundError,
     NotAuthorizedError,
     OwnedElsewhereError,
+    PayloadLimitError,
     PolicyError,
     ResumeNotAllowedError,
     RunConflictError,
@@ -79,6 +80,7 @@ from ._lifecycle import (
     StepLifecycle,
     StepStatus,
 )
+from ._limits import MAX_DOCUMENT_DEPTH, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH
 from ._vocabulary import (
     AuditAction,
     Backoff,
@@ -161,6 +163,9 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "MAX_DOCUMENT_DEPTH",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_PAYLOAD_DEPTH",
     "RUN",
     "STEP",
     "STEP_CLASS_TRAITS",
@@ -220,6 +225,7 @@ __all__ = [
     "OutputRefusedError",
     "OwnedElsewhereError",
     "OwnerOrOperator",
+    "PayloadLimitError",
     "Plan",
     "PolicyError",
     "ReadAuthorizer",

@@ -8,6 +8,8 @@ parsed namespace, returning the exit status. The runtime's subcommands (`demo`, 
 `inspect`, `replay`, `interrupt`, `cancel`, `answer`) and the model checker's (`check`) register
 themselves through their
 modules' `add_parsers` / `add_parser`, in the same shape; `main` does not change for either.
+A `JournalError` that reaches `main` (a journal that cannot be opened or read, such as a torn
+record deep in its history) is printed as one line, exit status 1.
 
 Subcommands import what they need inside their functions: `import interruptible` and
 `interruptible --help` stay fast, and the diagram toolchain loads only for `spec`.
@@ -21,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from ._errors import JournalError
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,4 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default: `sys.argv[1:]`) and return the exit status."""
     args = build_parser().parse_args(argv)
     run: Callable[[argparse.Namespace], int] = args.run
-    return run(args)
+    try:
+        return run(args)
+    except JournalError as exc:  # a journal that cannot be opened or read: one line, no traceback
+        print(f"interruptible {args.command}: {exc.message}", file=sys.stderr)
+        return 1

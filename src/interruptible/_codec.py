@@ -9,7 +9,11 @@ The same field codecs produce the JSON Schemas in `spec/generated/schemas/`, so 
 the schemas cannot disagree.
 
 Decoding never trusts its input: a wrong type, a missing field, an unknown field or an unknown
-enum value raises `DecodeError` naming the field's path (`policy.backoff.initial`).
+enum value raises `DecodeError` naming the field's path (`policy.backoff.initial`). Nor does it
+trust the input's shape (VOC-6): text nested deeper than `MAX_DOCUMENT_DEPTH` is refused before
+the parser recurses into it, a payload is measured without recursion when encoding it would
+recurse too far, and an error shows a value only in short (a 5,000-digit integer cannot even be
+written as text).
 
 Encoding is on the journal's hot path (every event is `dumps`ed once), so it is generated at
 import too. Each record's `encode` is one dict display (`{"type": ..., "event_id":
@@ -19,7 +23,11 @@ directly, each field by its declared type (a string through the C string escaper
 finite float by its `repr`, a JSON payload through one C encoder built once). A value of any
 other type (a bool in an int field, an int time, NaN, an object) makes that f-string give up,
 and `dumps` encodes the record's dict with `json.dumps` instead: the text is the same, and a value
-that is not JSON fails with exactly the error `json.dumps` raises.
+that is not JSON fails with exactly the error `json.dumps` raises. Two more are refused, because
+they would not come back equal: an object key that is not a string (`TypeError`: `json.dumps`
+turns it into one) and a string holding a surrogate code point (`ValueError`: a reader joins a
+high and a low one into one character). Each shows in the text, and only then is the value
+walked.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import dataclasses
 import json
 import json.encoder
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -35,7 +44,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-from ._errors import DecodeError, PolicyError
+from ._errors import DecodeError, PolicyError, shown
+from ._limits import MAX_DOCUMENT_DEPTH, SHALLOW_TEXT, text_exceeds, value_exceeds
 from ._record import generated_function
 from ._vocabulary import (
     DIRECTIVE_TYPES,
@@ -70,21 +80,105 @@ def _primitive(kind: type[Any], name: str) -> _Codec:
     def decode(value: object, path: str) -> object:
         # bool is an int in Python but not in JSON's eyes; a float field accepts a JSON integer.
         if kind is float and type(value) is int:
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond any float
+                raise DecodeError(path, name, value) from None
         if kind is int and type(value) is float and value.is_integer():
             return int(value)  # JSON has one number type: 1.0 is the integer 1 (as in the schema)
         if type(value) is not kind or (kind is float and not math.isfinite(value)):  # type: ignore[arg-type]
             raise DecodeError(path, name, value)
+        if kind is int and not -_TEXT_INT < value < _TEXT_INT:  # type: ignore[operator]
+            raise DecodeError(path, "an integer of at most 4,300 digits", value)
         return value
 
     return _Codec(_identity, decode, {"type": name}, name)
 
 
+# An integer JSON text can carry here: Python refuses to parse or write one of more than 4,300
+# digits (its default `sys.get_int_max_str_digits()`), so a decoded one must be smaller too.
+_TEXT_INT: Final = 10**4300
+
+
+# json writes an object key that is not a string (an int, a float, True, False, None) as that
+# value's text in quotes, so {1: "x"} would come back as {"1": "x"}, another value (VOC-1). Such
+# a key always shows in the text as one of these; only text that shows one is walked.
+_CONVERTED_KEY: Final = re.compile(r'"(?:-?[0-9][^"]*|true|false|null)":')
+
+
+def _foreign_key(value: object) -> bool:
+    """Whether a JSON-like value holds an object key that is not a string (no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if not all(isinstance(key, str) for key in item):
+                return True
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
+
+def _string_keys(text: str, value: object) -> str:
+    """`text`, the JSON of `value`, if every object key in `value` is a string."""
+    if _CONVERTED_KEY.search(text) is not None and _foreign_key(value):
+        raise TypeError("an object key is not a string: JSON keys are strings (write str(key))")
+    return text
+
+
+# ASCII JSON writes a surrogate code point as a `\ud800`-`\udfff` escape, as it writes half of a
+# character beyond U+FFFF; a reader joins a high and a low one into one character, so a string
+# holding surrogates (not Unicode text: `surrogateescape` leaves them) would not come back equal.
+# Text without this prefix holds no surrogate; only text with it (Korean, emoji) is walked.
+_SURROGATE_PREFIX: Final = "\\ud"
+
+
+def _surrogate(value: object) -> bool:
+    """Whether a JSON-like value holds a string with a surrogate code point (no recursion)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+    return False
+
+
+def unicode_text(text: str, document: object) -> str:
+    """`text`, the JSON of `document`, if no string in `document` holds a surrogate."""
+    if _SURROGATE_PREFIX in text and _surrogate(document):
+        raise ValueError(
+            "a string holds a surrogate code point, which is not Unicode text and would not "
+            "come back equal; decode bytes with errors='replace', not 'surrogateescape'"
+        )
+    return text
+
+
 def _json_value(value: object, path: str) -> object:
+    # The levels above the payload in its document: one per record and list on its path
+    # (`input` is in the event's object, `error.details` in the failure's in the directive's).
+    limit = MAX_DOCUMENT_DEPTH - 1 - path.count(".") - path.count("[")
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False)
+    except RecursionError:
+        if not value_exceeds(value, limit):
+            raise  # not the value's depth: the caller's own stack is that deep
+        raise DecodeError(path, f"a JSON value at most {limit} levels deep", value) from None
     except (TypeError, ValueError):
         raise DecodeError(path, "a JSON value", value) from None
+    if _CONVERTED_KEY.search(text) is not None and _foreign_key(value):
+        raise DecodeError(path, "a JSON value (its object keys strings)", value)
+    if len(text) > 2 * limit and text_exceeds(text, limit):  # valid JSON: n / 2 deep at most
+        raise DecodeError(path, f"a JSON value at most {limit} levels deep", value)
     return value
 
 
@@ -95,7 +189,7 @@ def _enum(kind: type[Enum]) -> _Codec:
     def decode(value: object, path: str) -> object:
         try:
             return lookup[value]
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, RecursionError):  # unhashable, or a tuple nested deep
             raise DecodeError(path, f"one of {values}", value) from None
 
     return _Codec(lambda member: member.value, decode, {"enum": values}, f"one of {values}")
@@ -146,7 +240,8 @@ class _Record:
         allowed = self.names if self.type_name is None else self.names | {"type"}
         for key in value:
             if key not in allowed:
-                raise DecodeError(f"{prefix}{key}", f"no such field on {self.cls.__name__}", key)
+                name = key if type(key) is str else shown(key)  # a document built in Python
+                raise DecodeError(f"{prefix}{name}", f"no such field on {self.cls.__name__}", key)
         kwargs: dict[str, object] = {}
         for name, codec, required in self.fields:
             if name in value:
@@ -240,7 +335,8 @@ def to_json(value: Event | Directive) -> dict[str, object]:
 
 
 def _slow_dumps(document: object) -> str:
-    return json.dumps(document, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+    return unicode_text(_string_keys(text, document), document)
 
 
 def _fast_encoder() -> Callable[[object], str]:
@@ -275,8 +371,16 @@ def _fast_encoder() -> Callable[[object], str]:
 _encode_compact: Final = _fast_encoder()
 
 
+_converted_key: Final = _CONVERTED_KEY.search
+
+
 def _payload_text(value: object) -> str:
-    return "null" if value is None else _encode_compact(value)
+    if value is None:
+        return "null"
+    text = _encode_compact(value)
+    if _converted_key(text) is not None and _foreign_key(value):
+        _string_keys(text, value)  # raises, saying why
+    return text
 
 
 def _unexpected(value: object) -> str:
@@ -313,6 +417,8 @@ def _compile_dumps(record: _Record) -> Callable[[Any], str]:
         "_payload_text": _payload_text,
         "_encode": record.encode,
         "_slow_dumps": _slow_dumps,
+        "unicode_text": unicode_text,
+        "_surrogate_prefix": _SURROGATE_PREFIX,
     }
     parts = [_literal("{" + json.dumps("type") + ":" + json.dumps(record.type_name))]
     for index, (name, codec, _) in enumerate(record.fields):
@@ -326,9 +432,12 @@ def _compile_dumps(record: _Record) -> Callable[[Any], str]:
     source = (
         "def dumps(value):\n"
         "    try:\n"
-        f"        return f'{''.join(parts)}'\n"
+        f"        text = f'{''.join(parts)}'\n"
         "    except Exception:  # not the declared type, or not JSON: json.dumps decides\n"
         "        return _slow_dumps(_encode(value))\n"
+        "    if _surrogate_prefix in text:  # perhaps a string that is not Unicode text\n"
+        "        unicode_text(text, _encode(value))\n"
+        "    return text\n"
     )
     dumps: Callable[[Any], str] = generated_function(source, scope, "dumps", record.cls.__name__)
     return dumps
@@ -364,22 +473,26 @@ def directive_from_json(document: object) -> Directive:
     return result
 
 
+def _parse(text: str | bytes) -> object:
+    """The JSON document of `text`, which is at most `MAX_DOCUMENT_DEPTH` deep (VOC-6)."""
+    try:
+        if not isinstance(text, str):  # as json.loads reads bytes: UTF-8, -16 or -32
+            text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
+        if len(text) > SHALLOW_TEXT and text_exceeds(text, MAX_DOCUMENT_DEPTH):
+            raise DecodeError("$", f"JSON text at most {MAX_DOCUMENT_DEPTH} levels deep", text)
+        return json.loads(text)
+    except ValueError as exc:  # not JSON, not text, or an integer too long to convert
+        raise DecodeError("$", "JSON text", str(exc)) from None
+
+
 def loads_event(text: str | bytes) -> Event:
     """Decode one event from JSON text."""
-    try:
-        document = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError("$", "JSON text", str(exc)) from None
-    return event_from_json(document)
+    return event_from_json(_parse(text))
 
 
 def loads_directive(text: str | bytes) -> Directive:
     """Decode one directive from JSON text."""
-    try:
-        document = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodeError("$", "JSON text", str(exc)) from None
-    return directive_from_json(document)
+    return directive_from_json(_parse(text))
 
 
 def value_to_json(value: Any) -> dict[str, object]:

@@ -8,7 +8,9 @@ the second is bad input and never changes state.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
+from typing import Final
 
 
 class InterruptibleError(Exception):
@@ -121,6 +123,33 @@ class MissingGuardError(InterruptibleError):
         )
 
 
+class _Short(reprlib.Repr):
+    """`repr` cut short: a few levels, a few items, long text and huge integers abbreviated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxstring = self.maxother = self.maxlong = 80
+
+    def repr_int(self, x: int, level: int) -> str:
+        # Python refuses to write an integer of more than 4,300 digits as text (ValueError).
+        if x.bit_length() > 256:
+            return f"<an integer of {x.bit_length():,} bits>"
+        return super().repr_int(x, level)
+
+
+_SHORT: Final = _Short()
+
+
+def shown(value: object, width: int = 80) -> str:
+    """A short `repr` of any value, for a message: never longer than `width`, never raising."""
+    try:
+        text = _SHORT.repr(value)
+    except Exception:  # a foreign object whose repr fails: say what it is
+        text = f"<a {type(value).__name__}>"
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 class DecodeError(InterruptibleError):
     """A JSON document or a field of it does not fit the vocabulary."""
 
@@ -130,12 +159,32 @@ class DecodeError(InterruptibleError):
         self.path = path
         self.expected = expected
         self.got = got
-        shown = repr(got)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
+        # Both shown short, whatever they hold: a path may carry a foreign key of any length.
         super().__init__(
-            f"field {path!r}: expected {expected}, got {shown}; fix that field and decode again.",
+            f"field {shown(path, 120)}: expected {expected}, got {shown(got)}; fix that field "
+            "and decode again.",
             reason="decode_error",
+        )
+
+
+class PayloadLimitError(InterruptibleError, ValueError):
+    """A payload deeper or larger than the runtime accepts (RT-22); nothing was journaled."""
+
+    code = "payload_limit"
+
+    def __init__(self, what: str, limit: str, maximum: int, found: int | None = None) -> None:
+        self.what = what
+        self.limit = limit  # "depth" or "bytes"
+        self.maximum = maximum
+        self.found = found
+        if limit == "depth":
+            over = f"is nested more than {maximum:,} levels deep (arrays and objects)"
+        else:
+            over = f"is {found:,} characters of JSON text, more than {maximum:,}"
+        super().__init__(
+            f"{what} {over}, over the runtime's limit; send a smaller value (keep a large or "
+            "deeply nested document elsewhere and pass a reference to it).",
+            reason="payload_limit",
         )
 
 

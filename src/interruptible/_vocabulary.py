@@ -41,6 +41,7 @@ class FailureCategory(StrEnum):
     transient = "transient"
     rate_limited = "rate_limited"
     invalid_input = "invalid_input"
+    invalid_output = "invalid_output"  # an answer over the payload limits (RT-22)
     executor_error = "executor_error"
     not_found = "not_found"
     mode_error = "mode_error"

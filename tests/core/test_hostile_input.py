@@ -249,3 +249,26 @@ def test_core_28_a_refused_output_fails_the_step_under_its_policy() -> None:
     run = driver.run_state("r1")
     assert run.status is RunStatus.completed
     assert run.output == {"outputs": {"s": "good"}, "failed": []}
+
+
+def test_core_29_a_payload_too_deep_to_compare_is_rejected_not_raised() -> None:
+    """CORE-29: a repeated run request whose input is 5,000 levels deep (the duplicate check
+    compares it with the kept input) is rejected as malformed; `reduce` raises nothing and the
+    state is unchanged."""
+    from interruptible import Coordinator, InvalidEventError, RunRequested, initial_state
+    from interruptible import Sequence as Seq
+    from interruptible import StepClass as SC
+    from interruptible import StepDefinition as SD
+
+    def deep() -> object:  # a new value each time: equal, but not the same object
+        value: object = "x"
+        for _ in range(5_000):
+            value = [value]
+        return value
+
+    coordinator = Coordinator([Seq("p", (SD("s", SC.tool),))])
+    first = coordinator.reduce(initial_state(), RunRequested("e1", "c", "r", "p", deep()))
+    again = coordinator.reduce(first.state, RunRequested("e2", "c", "r", "p", deep()))
+    assert again.disposition.value == "rejected"
+    assert isinstance(again.error, InvalidEventError) and again.error.reason == "too_deep"
+    assert again.state is first.state

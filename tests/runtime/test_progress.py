@@ -30,16 +30,6 @@ class _Batches(MemoryJournal):
         super().__init__()
         self.writes: list[list[Event]] = []
 
-    def append(
-        self,
-        conversation_id: str,
-        expected_last: int,
-        events: Sequence[Event],
-        *,
-        epoch: int | None = None,
-    ) -> int:
-        return self.append_many([AppendBatch(conversation_id, expected_last, events, epoch)])[0]
-
     def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
         lasts = super().append_many(batches)
         self.writes.append([event for batch in batches for event in batch.events])

@@ -39,16 +39,6 @@ class _Recording(MemoryJournal):
         self.fail = False
         self.writes = 0
 
-    def append(
-        self,
-        conversation_id: str,
-        expected_last: int,
-        events: Sequence[Event],
-        *,
-        epoch: int | None = None,
-    ) -> int:
-        return self.append_many([AppendBatch(conversation_id, expected_last, events, epoch)])[0]
-
     def append_many(self, batches: Sequence[AppendBatch]) -> list[int]:
         if self.fail:
             raise JournalError("disk full")

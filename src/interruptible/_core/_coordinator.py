@@ -185,6 +185,20 @@ class Coordinator:
             exc.conversation_id = event.conversation_id
             exc.run_id = event.run_id
             return _rejected(state, exc)
+        except RecursionError:
+            # A payload nested past the interpreter's stack (comparing or copying it recursed):
+            # the runtime and the journals refuse such values at their edge (RT-22, JRN-15), but
+            # a direct caller of the core may not; refused like any malformed event (CORE-29).
+            return _rejected(
+                state,
+                InvalidEventError(
+                    f"{type(event).__name__} carries a payload nested too deep to compare; "
+                    "keep payloads within MAX_PAYLOAD_DEPTH levels.",
+                    conversation_id=event.conversation_id,
+                    run_id=getattr(event, "run_id", None),
+                    reason="too_deep",
+                ),
+            )
 
     # --- shared steps -------------------------------------------------------------------------
 

@@ -1,28 +1,39 @@
 """Checks every journal makes before it writes: the batch is well formed, the journal is open.
 
-Both journals refuse the same inputs with the same errors (JRN-10), so the contract tests can
-run unchanged against either; the checks live here once. The one difference: only
-`SQLiteJournal` encodes the events, so only it refuses a payload that is not JSON.
+Both journals refuse the same inputs with the same errors (JRN-10, JRN-15), so the contract
+tests can run unchanged against either; the checks live here once. The one difference: only
+`SQLiteJournal` encodes the events, so only it refuses a payload that is not JSON. Depth is
+measured where it is cheap: `SQLiteJournal` on the text it writes, `MemoryJournal` (which keeps
+the objects) on the payloads, here.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from .._core._validate import event_problem
 from .._errors import JournalError, StaleOwnerError, StaleWriterError
-from .._vocabulary import EVENT_TYPES, Event
+from .._limits import MAX_DOCUMENT_DEPTH, value_exceeds
+from .._vocabulary import EVENT_TYPES, TYPE_NAMES, Event
 
 EVENT_CLASSES: Final = frozenset(EVENT_TYPES.values())
+
+# Each event class's JSON payload fields: they sit in the event's own object, one level down.
+_PAYLOADS: Final = {
+    cls: tuple(f.name for f in dataclasses.fields(cls) if typing.get_type_hints(cls)[f.name] is Any)
+    for cls in EVENT_CLASSES
+}
 
 
 def check_target(conversation_id: object, expected_last: object) -> None:
     """Refuse a conversation id that is not a non-empty string or a negative `expected_last`."""
-    if type(conversation_id) is not str or not conversation_id:
+    if type(conversation_id) is not str or not conversation_id or not _is_text(conversation_id):
         raise JournalError(
-            f"conversation id must be a non-empty string, got {conversation_id!r}; pass the "
-            "conversation_id of the events you append.",
+            f"conversation id must be a non-empty string of Unicode text, got "
+            f"{conversation_id!r}; pass the conversation_id of the events you append.",
             reason="bad_conversation_id",
         )
     if type(expected_last) is not int or expected_last < 0:
@@ -32,6 +43,17 @@ def check_target(conversation_id: object, expected_last: object) -> None:
             conversation_id=conversation_id,
             reason="bad_expected_last",
         )
+
+
+def _is_text(value: str) -> bool:
+    """Whether a string is Unicode text (no lone surrogate), so a journal can store it (JRN-16)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def foreign_event(conversation_id: str, index: int, event: object) -> JournalError:
@@ -65,6 +87,33 @@ def check_event(conversation_id: str, index: int, event: Event) -> None:
             conversation_id=conversation_id,
             reason="malformed_event",
         )
+
+
+def too_deep(conversation_id: str, index: int, event: Event) -> JournalError:
+    """The error for an event whose document would be deeper than the codec decodes (JRN-15)."""
+    return JournalError(
+        f"item {index} of the batch ({TYPE_NAMES[type(event)]}) nests its JSON more than "
+        f"{MAX_DOCUMENT_DEPTH} levels deep, deeper than a journal can read back; nothing was "
+        "written. Send a shallower payload.",
+        conversation_id=conversation_id,
+        reason="too_deep",
+    )
+
+
+def is_too_deep(event: Event) -> bool:
+    """Whether an event's document (its object, and a payload in it) is deeper than the limit."""
+    for name in _PAYLOADS[type(event)]:
+        value = getattr(event, name)
+        if isinstance(value, list | tuple | dict) and value_exceeds(value, MAX_DOCUMENT_DEPTH - 1):
+            return True
+    return False
+
+
+def check_depths(conversation_id: str, events: Sequence[Event]) -> None:
+    """Refuse a batch holding an event too deep to read back (JRN-15); nothing is written."""
+    for index, event in enumerate(events):
+        if is_too_deep(event):
+            raise too_deep(conversation_id, index, event)
 
 
 def check_events(conversation_id: str, events: Sequence[Event]) -> None:

@@ -23,7 +23,15 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 
 from .._vocabulary import Event
-from ._check import check_events, check_target, closed, no_lease, stale, stale_owner
+from ._check import (
+    check_depths,
+    check_events,
+    check_target,
+    closed,
+    no_lease,
+    stale,
+    stale_owner,
+)
 from ._ownership import Command, CommandAnswer, OwnerRecord
 from ._protocol import AppendBatch, JournalRecord
 
@@ -59,6 +67,7 @@ class MemoryJournal:
         for batch in batches:
             check_target(batch.conversation_id, batch.expected_last)
             check_events(batch.conversation_id, batch.events)
+            check_depths(batch.conversation_id, batch.events)
         with self._lock:
             if self._closed:
                 raise closed("MemoryJournal")

@@ -27,6 +27,15 @@ decides. The shortcut can only hand a record to the codec, never decode it diffe
 check both agree on every event, and on crc-valid bodies with a field changed, dropped or added.
 Each body is scanned on its own (not as one page-wide JSON array): a body that is JSON only
 together with its neighbour is not whole.
+
+Hostile records (JRN-15, JRN-16). A body nested deeper than the codec decodes
+(`MAX_DOCUMENT_DEPTH`, VOC-6) would make the C scanner recurse until `RecursionError`, at a depth
+that depends on the caller's stack: the fast path measures a long body first (a length, then a
+count of brackets; only a body that fails both is scanned) and hands a deep one to the codec,
+which refuses it, so it is torn like a bad crc. Writing measures the same way, and refuses such
+an event, so only a foreign writer can leave one. A TEXT column whose bytes are not UTF-8 (only a
+foreign writer can store one: SQLite does not check) cannot become a Python `str`; the SQLite
+journal reads it as `UndecodableText` (its bytes), and such a record is torn too.
 """
 
 from __future__ import annotations
@@ -41,10 +50,11 @@ from enum import Enum
 from typing import Any, Final
 
 from .._codec import dumps, loads_event
-from .._errors import DecodeError, JournalError
+from .._errors import DecodeError, JournalError, shown
+from .._limits import MAX_DOCUMENT_DEPTH, SHALLOW_TEXT, text_exceeds
 from .._record import generated_function
 from .._vocabulary import EVENT_TYPES, TYPE_NAMES, Event
-from ._check import check_event
+from ._check import check_event, is_too_deep, too_deep
 
 Row = tuple[str, int, str, str, int, int | None]  # ..., crc, the writer's owner epoch
 
@@ -60,6 +70,10 @@ class RecoveryNote:
     first_bad: int  # the sequence of the first torn record
     quarantined: int  # records moved from `events` to `quarantine` (0 when only verified)
     problem: str
+
+
+class UndecodableText(bytes):
+    """The bytes of a TEXT column that are not UTF-8, as a foreign writer left them (JRN-16)."""
 
 
 class TornRecord(Exception):
@@ -82,6 +96,10 @@ def encode_rows(
         check_event(conversation_id, index, event)
         try:
             body = dumps(event)
+        except RecursionError:
+            if not is_too_deep(event):
+                raise  # not the event's depth: the caller's own stack is that deep
+            raise too_deep(conversation_id, index, event) from None
         except Exception as exc:  # any failure of the encoder means "not a JSON event"
             raise JournalError(
                 f"item {index} of the batch ({TYPE_NAMES[type(event)]}) cannot be encoded as "
@@ -90,6 +108,9 @@ def encode_rows(
                 conversation_id=conversation_id,
                 reason="unencodable_event",
             ) from None
+        # JRN-15: a body the codec would not decode again is never written.
+        if len(body) > SHALLOW_TEXT and text_exceeds(body, MAX_DOCUMENT_DEPTH):
+            raise too_deep(conversation_id, index, event)
         sequence += 1
         rows.append(
             (
@@ -114,18 +135,24 @@ def decode_record(
         data = body.encode()
     elif type(body) is bytes:
         data = body
+    elif type(body) is UndecodableText:
+        raise TornRecord(sequence, expected, "body is TEXT whose bytes are not UTF-8")
     else:
         raise TornRecord(sequence, expected, f"body is {type(body).__name__}, not JSON text")
     if _crc32(data) != crc:
-        raise TornRecord(sequence, expected, f"crc mismatch (stored {crc!r})")
+        raise TornRecord(sequence, expected, f"crc mismatch (stored {shown(crc)})")
     try:
         event = loads_event(data)
     except DecodeError as exc:
         raise TornRecord(sequence, expected, f"body does not decode: {exc.message}") from None
     if event.conversation_id != conversation_id:
-        raise TornRecord(sequence, expected, f"event names conversation {event.conversation_id!r}")
+        raise TornRecord(
+            sequence, expected, f"event names conversation {shown(event.conversation_id)}"
+        )
     if TYPE_NAMES[type(event)] != type_:
-        raise TornRecord(sequence, expected, f"type column {type_!r} but the body holds another")
+        raise TornRecord(
+            sequence, expected, f"type column {shown(type_)} but the body holds another"
+        )
     return event
 
 
@@ -234,7 +261,10 @@ def decode_page(
     for index, (sequence, type_, body, crc) in enumerate(rows):
         if sequence == expected + index and type(body) is str and _crc32(body.encode()) == crc:
             build = builders.get(type_)
-            if build is not None:
+            # A body that may nest deeper than the codec decodes goes to the codec (JRN-15).
+            if build is not None and (
+                len(body) <= SHALLOW_TEXT or not text_exceeds(body, MAX_DOCUMENT_DEPTH)
+            ):
                 try:
                     document, end = scan(body, 0)
                 except (StopIteration, ValueError):

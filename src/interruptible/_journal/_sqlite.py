@@ -29,7 +29,10 @@ survives a crash of the process but the last commits may be lost with the machin
 
 Reads. `read` pages through a conversation 1,024 rows at a time (each page its own short read,
 under the lock), and checks every record on the way out: a record that is not whole raises
-`JournalError` rather than be skipped or guessed at (JRN-6).
+`JournalError` rather than be skipped or guessed at (JRN-6). `sqlite3` cannot fetch a TEXT value
+whose bytes are not UTF-8 (a foreign writer's; SQLite stores any bytes): the whole fetch fails.
+Such a page is fetched again with those values as their bytes (`UndecodableText`), so the one
+record is torn and the rest of the journal reads as before (JRN-16).
 
 Recovery. Opening the file checks the last `check_tail` records of every conversation; a torn
 record and every record after it are moved to `quarantine`, the conversation ends at its last
@@ -62,7 +65,15 @@ from ._check import check_events, check_target, closed, no_lease, stale, stale_o
 from ._ownership import Command, CommandAnswer, OwnerRecord
 from ._protocol import AppendBatch, JournalRecord
 from ._readonly import READONLY_BUSY_TIMEOUT, connect_readonly
-from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
+from ._records import (
+    RecoveryNote,
+    Row,
+    TornRecord,
+    UndecodableText,
+    decode_page,
+    encode_rows,
+    find_tear,
+)
 from ._schema import prepare
 
 logger = logging.getLogger("interruptible.journal")
@@ -95,13 +106,16 @@ _ROW: Final = "(?, ?, ?, ?, ?, ?)"
 # BEGIN IMMEDIATE, executemany, COMMIT. The runtime's single-conversation writes hold 1 to 3.
 _ONE_STATEMENT: Final = 16
 _INSERTS: Final = tuple(_APPEND + ", ".join([_ROW] * n) for n in range(_ONE_STATEMENT + 1))
+_COLUMNS: Final = "SELECT sequence, type, body, crc FROM events"
 _PAGE_QUERY: Final = (
-    "SELECT sequence, type, body, crc FROM events WHERE conversation_id = ? AND sequence > ? "
-    "ORDER BY sequence LIMIT ?"
+    f"{_COLUMNS} WHERE conversation_id = ? AND sequence > ? ORDER BY sequence LIMIT ?"
 )
-_TAIL_QUERY: Final = (
-    "SELECT sequence, type, body, crc FROM events WHERE conversation_id = ? "
-    "ORDER BY sequence DESC LIMIT ?"
+_TAIL_QUERY: Final = f"{_COLUMNS} WHERE conversation_id = ? ORDER BY sequence DESC LIMIT ?"
+_ALL_QUERY: Final = f"{_COLUMNS} WHERE conversation_id = ? ORDER BY sequence"
+# The same columns with each TEXT value as its bytes, flagged, so that no value is decoded.
+_AS_BYTES: Final = "SELECT " + ", ".join(
+    f"CASE WHEN typeof({c}) = 'text' THEN CAST({c} AS BLOB) ELSE {c} END, typeof({c}) = 'text'"
+    for c in ("sequence", "type", "body", "crc")
 )
 
 _EPOCH: Final = "SELECT max(epoch) FROM owners WHERE conversation_id = ?"
@@ -129,6 +143,17 @@ _PENDING: Final = (
     "(SELECT 1 FROM command_answers AS a WHERE a.command_id = c.command_id) "
     "ORDER BY c.command_id"
 )
+
+
+def _text(value: Any, is_text: int) -> Any:
+    """A column fetched as bytes, as `sqlite3` gives it, unless it is TEXT that is not UTF-8."""
+    if not is_text:
+        return value
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return UndecodableText(value)
+
 
 Synchronous = Literal["FULL", "NORMAL"]
 # (conversation_id, expected_last, events in the batch, the writer's owner epoch)
@@ -366,7 +391,7 @@ class SQLiteJournal:
     def _records(self, conversation_id: str, after: int) -> Iterator[JournalRecord]:
         expected = after + 1
         while True:
-            page = self._query(_PAGE_QUERY, (conversation_id, expected - 1, _PAGE))
+            page = self._rows(_PAGE_QUERY, (conversation_id, expected - 1, _PAGE))
             events, torn = decode_page(conversation_id, expected, page)
             for event in events:
                 yield JournalRecord(conversation_id, expected, event)
@@ -378,7 +403,8 @@ class SQLiteJournal:
 
     def last_sequence(self, conversation_id: str) -> int:
         """The conversation's last sequence number (0 when it has no event)."""
-        last: int = self._query(_LAST, (conversation_id,))[0][0]
+        rows = self._query(_LAST, (conversation_id,))
+        last: int = rows[0][0] if rows else 0
         return last
 
     def conversations(self) -> list[str]:
@@ -449,14 +475,8 @@ class SQLiteJournal:
         self, cid: str, tail: int | None, conn: sqlite3.Connection | None = None
     ) -> TornRecord | None:
         if tail is None:
-            rows = self._query(
-                "SELECT sequence, type, body, crc FROM events WHERE conversation_id = ? "
-                "ORDER BY sequence",
-                (cid,),
-                conn,
-            )
-            return find_tear(cid, rows, 1)
-        rows = self._query(_TAIL_QUERY, (cid, tail), conn)[::-1]
+            return find_tear(cid, self._rows(_ALL_QUERY, (cid,), conn), 1)
+        rows = self._rows(_TAIL_QUERY, (cid, tail), conn)[::-1]
         # Fewer rows than asked for means the window reaches the conversation's first record.
         first = 1 if len(rows) < tail else rows[0][0]
         return find_tear(cid, rows, first)
@@ -659,14 +679,36 @@ class SQLiteJournal:
     def _query(
         self, sql: str, params: tuple[Any, ...], conn: sqlite3.Connection | None = None
     ) -> list[Any]:
-        if conn is not None:  # the caller holds the lock and a transaction
-            return conn.execute(sql, params).fetchall()
-        with self._lock:
-            live = self._live()
-            try:
-                return live.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise _sqlite_error(exc, "reading") from None
+        try:
+            if conn is not None:  # the caller holds the lock and a transaction
+                return conn.execute(sql, params).fetchall()
+            with self._lock:
+                live = self._live()
+                try:
+                    return live.execute(sql, params).fetchall()
+                except sqlite3.Error as exc:
+                    raise _sqlite_error(exc, "reading") from None
+        except UnicodeEncodeError:  # an id with a lone surrogate: no row holds one (JRN-16)
+            return []
+
+    def _rows(
+        self, sql: str, params: tuple[Any, ...], conn: sqlite3.Connection | None = None
+    ) -> list[Any]:
+        """The records a query selects; a TEXT value that is not UTF-8 as `UndecodableText`."""
+        try:
+            return self._query(sql, params, conn)
+        except (JournalError, sqlite3.Error) as exc:
+            # sqlite3 cannot decode some TEXT value (or the read failed): fetch the bytes. If
+            # that fails too, the read itself failed, and the first error says how.
+            error = exc
+        try:
+            raw = self._query(sql.replace(_COLUMNS, f"{_AS_BYTES} FROM events"), params, conn)
+        except (JournalError, sqlite3.Error):
+            raise error from None
+        return [
+            (_text(a, at), _text(b, bt), _text(c, ct), _text(d, dt))
+            for a, at, b, bt, c, ct, d, dt in raw
+        ]
 
     def close(self) -> None:
         """Close the connection; later calls raise `JournalError`. Closing twice is harmless."""

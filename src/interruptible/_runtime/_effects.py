@@ -23,6 +23,11 @@ executor's `cancel` hook when it has one. A synchronous system callable is run i
 When the runtime closes, or loses the right to write a conversation, live tasks are cancelled
 *quietly*: they report nothing, and the next process that opens the journal restarts them
 (RT-8).
+
+Whatever an executor hands back, its effect answers (RT-22): an output that is not JSON, or
+is over the payload limits (`_limits.py`), fails the step as `invalid_output`; failure details
+over them are replaced by a short note; an exception whose text cannot be made, or is huge, is
+described in a bounded message. Building an answer never raises, so no task ends without one.
 """
 
 from __future__ import annotations
@@ -34,8 +39,11 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
+from .._codec import unicode_text
 from .._core import Outcome
+from .._errors import PayloadLimitError, shown
 from .._lifecycle import StepClass
+from .._limits import MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH, text_exceeds, value_exceeds
 from .._vocabulary import (
     CancelEffects,
     EffectCanceled,
@@ -58,20 +66,68 @@ PostLatest = Callable[[str, Event, Any], Any]
 PostAndWait = Callable[[str, Event], Awaitable[Outcome]]
 FirstStart = Callable[[str, str, str], float | None]
 
-_PRIMITIVES: Final = (str, int, float, bool, type(None))
+# A string this short is within MAX_PAYLOAD_BYTES as JSON text whatever it holds: a character
+# takes at most 12 (a surrogate pair escaped, "\\ud83d\\ude00"), plus the quotes.
+_SHORT_STRING: Final = (MAX_PAYLOAD_BYTES - 2) // 12
+# An integer this small is written as text by any interpreter (Python refuses 4,300 digits).
+_SMALL_INT: Final = 2**64
+
+# A failure message is for people: past this many characters the rest is cut (and counted).
+MAX_MESSAGE: Final = 65_536
 
 
-def json_normalized(value: JsonValue) -> JsonValue:
+def json_normalized(value: JsonValue, what: str = "the value") -> JsonValue:
     """`value` as the journal will give it back (tuples become lists, ...); raises if not JSON.
 
     Live state must equal replayed state (RT-11), so every value entering an event goes through
-    the same JSON round trip the journal applies.
+    the same JSON round trip the journal applies. A value over the payload limits (RT-22)
+    raises `PayloadLimitError` naming `what`; one that is not JSON, `TypeError` or `ValueError`.
     """
-    if type(value) in _PRIMITIVES:
-        if type(value) is float and (value != value or value in (float("inf"), float("-inf"))):
+    kind = type(value)
+    if kind is str:
+        if len(value) <= _SHORT_STRING and (value.isascii() or _is_unicode(value)):
+            return value
+    elif kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
             raise ValueError(f"{value!r} is not a JSON number")
         return value
-    return json.loads(json.dumps(value, allow_nan=False))
+    elif kind is bool or value is None or (kind is int and -_SMALL_INT < value < _SMALL_INT):
+        return value
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        if not value_exceeds(value, MAX_PAYLOAD_DEPTH):
+            raise  # not the value's depth: the caller's own stack is that deep
+        raise PayloadLimitError(what, "depth", MAX_PAYLOAD_DEPTH) from None
+    unicode_text(text, value)  # a surrogate would not come back equal: not JSON text
+    if len(text) > MAX_PAYLOAD_BYTES:
+        raise PayloadLimitError(what, "bytes", MAX_PAYLOAD_BYTES, len(text))
+    if len(text) > 2 * MAX_PAYLOAD_DEPTH and text_exceeds(text, MAX_PAYLOAD_DEPTH):
+        raise PayloadLimitError(what, "depth", MAX_PAYLOAD_DEPTH)
+    return json.loads(text)
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether a string is Unicode text (no surrogate code point, which JSON would not keep)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _bounded(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[:MAX_MESSAGE]}... ({len(message) - MAX_MESSAGE:,} characters cut)"
+
+
+def _exception_text(exc: BaseException) -> str:
+    """`str(exc)`, or what it is when its text cannot be made (its `__str__` raises)."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose text cannot be shown>"
 
 
 E = TypeVar("E")
@@ -315,9 +371,7 @@ class EffectManager:
             return  # the effect has answered already: progress after the answer is dropped
         d = live.directive
         live.sequence += 1
-        event = effect_event(
-            EffectProgress, d, self._ids(), self._clock(), live.sequence, json_normalized(value)
-        )
+        event = effect_event(EffectProgress, d, self._ids(), self._clock(), live.sequence, value)
         if self._post_latest is None:
             self._post(d.conversation_id, event)
         else:
@@ -335,34 +389,44 @@ class EffectManager:
 
     def _completed(self, d: StartEffect, output: JsonValue) -> Event:
         try:
-            output = json_normalized(output)
-        except (TypeError, ValueError) as exc:
-            return self._failed(
-                d,
-                EffectError(
-                    FailureCategory.executor_error,
-                    f"the {d.step_class.value} step returned a value that is not JSON: {exc}",
-                    retryable=False,
-                ),
+            output = json_normalized(output, f"the output of the {d.step_class.value} step")
+        except PayloadLimitError as exc:
+            message = exc.message
+        except Exception as exc:  # anything else normalizing raises: not JSON (RT-11)
+            message = (
+                f"the {d.step_class.value} step returned a value that is not JSON: "
+                f"{_exception_text(exc)}"
             )
-        return effect_event(EffectCompleted, d, self._ids(), self._clock(), output)
+        else:
+            return effect_event(EffectCompleted, d, self._ids(), self._clock(), output)
+        invalid = EffectError(FailureCategory.invalid_output, message, retryable=False)
+        return self._failed(d, invalid)
 
     def _failed(self, d: StartEffect, exc: BaseException) -> Event:
+        details: JsonValue = None
         if isinstance(exc, EffectError):
-            category, message, retryable = exc.category, exc.message, exc.retryable
+            category, retryable = exc.category, exc.retryable
+            message = exc.message if type(exc.message) is str else shown(exc.message)
             try:
-                details = json_normalized(exc.details)
-            except (TypeError, ValueError):
-                details = repr(exc.details)
+                details = json_normalized(exc.details, "the failure's details")
+            except PayloadLimitError as error:
+                details = error.message
+            except Exception:  # not JSON: kept as a short description
+                details = shown(exc.details)
         elif isinstance(exc, TimeoutError):
             category, message, retryable = FailureCategory.timeout, _timeout_message(d), True
-            details = None
         else:
             category, retryable = FailureCategory.executor_error, False
-            message = f"{type(exc).__name__}: {exc}"
-            details = None
+            message = f"{type(exc).__name__}: {_exception_text(exc)}"
         return effect_event(
-            EffectFailed, d, self._ids(), self._clock(), category, message, retryable, details
+            EffectFailed,
+            d,
+            self._ids(),
+            self._clock(),
+            category,
+            _bounded(message),
+            retryable,
+            details,
         )
 
     def _canceled(self, d: StartEffect) -> Event:
@@ -383,6 +447,8 @@ class _Reporter:
         self.live = live  # None for effects run inline: they cannot report while they run
 
     def __call__(self, value: JsonValue) -> None:
+        # Normalized in the reporter's own thread: a value over the limits raises to it (RT-22).
+        value = json_normalized(value, "the progress value")
         manager = self.manager
         if threading.get_ident() != manager._loop_thread:
             manager._call_soon_threadsafe(self, value)

@@ -401,7 +401,7 @@ class Runtime:
             conversation_id,
             run_id,
             name,
-            json_normalized(input),
+            json_normalized(input, "the run input"),
             principal,
             supersede,
             self.clock(),
@@ -461,7 +461,7 @@ class Runtime:
             conversation_id,
             run_id,
             step_id,
-            json_normalized(value),
+            json_normalized(value, "the answer"),
             principal,
             self.clock(),
         )

@@ -38,9 +38,10 @@ event) changed nothing, is raised to its caller, and is not journaled.
 If a write fails, nothing of the failed batches is committed: their callers get the error, and
 their conversations are *fenced* (live effects cancelled quietly, every later call raises the
 error): another process may own them now, and the journal is the truth. Which batches fail: when
-`append_many` refuses a stale conversation, each conversation is written again on its own, so
-only the stale one is fenced; any other failure of a write fails every batch in it. Opening a
-new runtime on the journal recovers a fenced conversation.
+`append_many` refuses the group (a stale conversation, an event the journal refuses, an IO
+error), nothing of it was written, and each conversation is written again on its own, so only
+the conversations at fault are fenced (RT-23). Opening a new runtime on the journal recovers a
+fenced conversation.
 
 A failure that is one conversation's own (folding its events raises, or carrying out one of its
 directives does, such as an application's `on_audit`) is a bug, but it must not stall the others:
@@ -62,7 +63,6 @@ from .._errors import (
     JournalError,
     RuntimeClosedError,
     StaleOwnerError,
-    StaleWriterError,
 )
 from .._journal import AppendBatch, Journal, OwnerRecord
 from .._lifecycle import TERMINAL_RUN_STATUSES, RunStatus
@@ -404,15 +404,12 @@ class Writer:
                     for b in todo
                 ]
             )
-        except StaleWriterError:
-            # One stale conversation refused the whole group: write the others one by one.
+        except Exception:
+            # One conversation's batch (stale, or one the journal refuses) refused the whole
+            # group, and nothing of it was written: write each on its own, so that only the
+            # conversation at fault is fenced (RT-23).
             for batch in todo:
                 self._write_one(batch)
-            return
-        except Exception as exc:
-            error = _journal_error(exc)
-            for batch in todo:
-                batch.error = error
             return
         for batch, last in zip(todo, lasts, strict=True):
             batch.last = last

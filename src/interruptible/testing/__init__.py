@@ -1,6 +1,7 @@
 """The conformance kit: check that your executor, journal or mode obeys the protocol.
 
-- `strategies`: Hypothesis strategies for every event, directive, step definition and JSON value.
+- `strategies`: Hypothesis strategies for every event, directive, step definition and JSON value,
+  and `hostile_json_values` (deep, huge, non-finite, invalid text) for what must be refused.
 - `ModeConformance`, `JournalConformance`: rule-based state machines to subclass
   (`UNOFFERED_TOOL` and `POSED_ARGUMENTS` are what `ModeConformance`'s hostile answers use).
 - `CoreDriver`: drive the pure core event by event.

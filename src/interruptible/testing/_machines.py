@@ -18,7 +18,9 @@ gets an output shaped like such a model answer, asking for calls whose arguments
 
 `JournalConformance` checks a `Journal` implementation against an in-memory model: appends read
 back in order with gapless sequences, a stale append is refused and writes nothing, a group
-commit is all or nothing (JRN rules in spec/journal.md); and, with two writers interleaved at
+commit is all or nothing, and an event carrying a hostile payload (`hostile_json_values`) or a
+conversation id that is not Unicode text is refused with `JournalError` and nothing written, or
+held and read back equal (JRN rules in spec/journal.md); and, with two writers interleaved at
 random, ownership: claims by epoch, the epoch fence, commands answered once (`_ownership.py`).
 
 Subclass, set the class attributes, and expose `.TestCase` to pytest:
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Final
 
@@ -42,10 +45,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from .._core import Coordinator, Mode, replay
 from .._driver import CoreDriver
-from .._errors import StaleWriterError
+from .._errors import JournalError, StaleWriterError
 from .._journal import AppendBatch, Journal
 from .._lifecycle import LIVE_STEP_STATUSES, RunStatus, StepClass, StepStatus
 from .._vocabulary import (
+    EVENT_TYPES,
     EmitOutput,
     Event,
     FailureCategory,
@@ -55,7 +59,18 @@ from .._vocabulary import (
 )
 from ._ownership import OwnershipRules
 from .strategies import events as any_events
-from .strategies import json_values
+from .strategies import hostile_json_values, json_values, values_of
+
+# The event classes with a JSON payload field, and those fields' names.
+_PAYLOAD_FIELDS: Final = {
+    cls: names
+    for cls in EVENT_TYPES.values()
+    if (
+        names := tuple(
+            f.name for f in dataclasses.fields(cls) if typing.get_type_hints(cls)[f.name] is Any
+        )
+    )
+}
 
 # The most moves `finish_run` makes: far more than a conformant mode's runs take in the kit.
 FINISH_MOVES: Final = 200
@@ -302,6 +317,9 @@ class JournalConformance(OwnershipRules):
     (and `make_second_writer`, where a second handle on the same journal is another writer)."""
 
     conversations: ClassVar[tuple[str, ...]] = ("c1", "c2", "c3")
+    # Payloads for `append_hostile`; "huge" is kept to 64 KiB here (journals have no size limit,
+    # and each example writes it): pass another strategy to try larger ones.
+    hostile_payloads: ClassVar[st.SearchStrategy[Any]] = hostile_json_values(max_bytes=65_536)
 
     def make_journal(self) -> Journal:
         """A fresh, empty journal of the implementation under test."""
@@ -377,6 +395,32 @@ class JournalConformance(OwnershipRules):
         assert lasts == [batch.expected_last + len(batch.events) for batch in batches]
         for batch in batches:
             self.model[batch.conversation_id].extend(batch.events)
+
+    @rule(data=st.data())
+    def append_hostile(self, data: st.DataObject) -> None:
+        """JRN-15, JRN-16: an event with a hostile payload (deep, huge, non-finite, invalid
+        text), or in a conversation whose id is not Unicode text, is either refused with
+        `JournalError`, writing nothing and leaving the fence where it was, or held and read
+        back equal (checked by the invariant)."""
+        cls = data.draw(st.sampled_from(sorted(_PAYLOAD_FIELDS, key=lambda c: c.__name__)))
+        name = data.draw(st.sampled_from(_PAYLOAD_FIELDS[cls]))
+        conversation = data.draw(
+            st.sampled_from(self.conversations) | st.sampled_from(["c\ud800", "\udfff"])
+        )
+        hostile = data.draw(self.hostile_payloads)
+        event = dataclasses.replace(
+            data.draw(values_of(cls)), conversation_id=conversation, **{name: hostile}
+        )
+        expected = len(self.model.get(conversation, ()))
+        try:
+            last = self.journal.append(conversation, expected, [event])
+        except StaleWriterError:
+            raise AssertionError("a fresh append was refused as stale") from None
+        except JournalError:
+            assert self.journal.last_sequence(conversation) == expected
+            return
+        self.model.setdefault(conversation, []).append(event)
+        assert last == expected + 1
 
     @invariant()
     def jrn_reads_equal_the_model(self) -> None:

@@ -8,6 +8,12 @@ narrow the few fields and classes whose type says less than the protocol (an att
 1, a backoff never shrinks); every other field takes a wide value of its type (any non-empty
 text up to 16 characters for an id, integers within +-2**53, nested JSON values for a payload),
 which is what a codec or a journal must survive.
+
+`hostile_json_values` draws what an honest producer never sends and a codec, a journal or a
+runtime must still meet with a typed answer (spec: VOC-6, JRN-15, JRN-16, RT-22): values nested
+at the depth limits' edges and far beyond (or containing themselves), text and lists past the
+size limit, integers no JSON text here carries, NaN and infinities, and strings that are not
+Unicode text (lone surrogates), each alone or inside an ordinary JSON value.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any, Final
 
 from hypothesis import strategies as st
 
+from .._limits import MAX_DOCUMENT_DEPTH, MAX_PAYLOAD_BYTES, MAX_PAYLOAD_DEPTH
 from .._vocabulary import (
     DIRECTIVE_TYPES,
     EVENT_TYPES,
@@ -37,6 +44,7 @@ __all__ = [
     "backoffs",
     "directives",
     "events",
+    "hostile_json_values",
     "identifiers",
     "json_values",
     "step_definitions",
@@ -61,6 +69,89 @@ def json_values(max_leaves: int = 8) -> st.SearchStrategy[JsonValue]:
             | st.dictionaries(st.text(max_size=8), children, max_size=4)
         ),
         max_leaves=max_leaves,
+    )
+
+
+def _nested(depth: int, shapes: int, leaf: object) -> object:
+    """`leaf` inside `depth` lists and objects (bit i of `shapes` picks level i's), no recursion."""
+    value = leaf
+    for level in range(depth):
+        value = {"k": value} if shapes >> (level % 64) & 1 else [value]
+    return value
+
+
+def _containing_itself(as_dict: bool) -> object:
+    if as_dict:
+        cyclic: dict[str, object] = {}
+        cyclic["self"] = cyclic
+        return cyclic
+    loop: list[object] = []
+    loop.append(loop)
+    return loop
+
+
+def _huge(kind: str, max_bytes: int) -> object:
+    """A value whose JSON text is `max_bytes` characters or more, or an integer to stress it."""
+    if kind == "text":
+        return "x" * max(max_bytes - 2, 1)  # its JSON text adds the two quotes
+    if kind == "list":
+        return ["y" * 1022] * max(1, max_bytes // 1024)  # 1,024 characters an item, and commas
+    if kind == "beyond float":
+        return 10**400  # JSON text carries it, a float field cannot
+    return 10**5000 if kind == "digits" else -(10**5000)  # more digits than Python writes
+
+
+def hostile_json_values(
+    *, max_depth: int = 5_000, max_bytes: int = MAX_PAYLOAD_BYTES + 2
+) -> st.SearchStrategy[Any]:
+    """Values at or past the edges of JSON that a codec, a journal or a runtime must survive.
+
+    - deep: nested lists and objects as deep as the limits and one level more
+      (`MAX_PAYLOAD_DEPTH`, `MAX_DOCUMENT_DEPTH`), about as deep as Python's own stack (985),
+      up to `max_depth`; or a value that contains itself;
+    - huge: text or a list whose JSON text is `max_bytes` characters (past the payload limit by
+      default), an integer of 5,000 digits, one beyond any float;
+    - non-finite: NaN and the infinities;
+    - invalid text: lone surrogates (not Unicode text: UTF-8 cannot encode them) and control
+      characters, as values and as keys; a key that is not a string.
+
+    Each is drawn alone or inside an ordinary JSON list or object.
+    """
+    edges = {
+        MAX_PAYLOAD_DEPTH - 1,
+        MAX_PAYLOAD_DEPTH,
+        MAX_PAYLOAD_DEPTH + 1,
+        MAX_DOCUMENT_DEPTH - 2,
+        MAX_DOCUMENT_DEPTH - 1,
+        MAX_DOCUMENT_DEPTH,
+        985,
+        max_depth,
+    }
+    depths = sorted(depth for depth in edges if 0 < depth <= max_depth)
+    deep = st.builds(
+        _nested, st.sampled_from(depths), st.integers(0, 2**64 - 1), st.none() | st.integers()
+    ) | st.builds(_containing_itself, st.booleans())
+    huge = st.builds(
+        _huge,
+        st.sampled_from(["text", "list", "digits", "-digits", "beyond float"]),
+        st.just(max_bytes),
+    )
+    non_finite = st.sampled_from([float("nan"), float("inf"), float("-inf")])
+    # st.text() never draws a surrogate: join characters instead.
+    lone = st.characters(categories=["Cs"])
+    odd_text = (
+        st.lists(st.characters() | lone | st.sampled_from("\x00\x1f\u2028\ufffe"), max_size=8)
+        .map("".join)
+        .filter(lambda text: not text.isascii() or "\x00" in text or "\x1f" in text)
+    )
+    invalid_text = (
+        odd_text
+        | st.dictionaries(odd_text, st.none(), min_size=1, max_size=2)
+        | st.sampled_from([{1: "int key"}, {(1, 2): "tuple key"}, {None: "null key"}])
+    )
+    hostile = deep | huge | non_finite | invalid_text
+    return hostile | st.tuples(hostile, json_values(max_leaves=3), st.booleans()).map(
+        lambda drawn: [drawn[1], drawn[0]] if drawn[2] else {"ok": drawn[1], "bad": drawn[0]}
     )
 
 
