@@ -340,6 +340,31 @@ class JournalContract:
         if stale_owner is not journal:
             stale_owner.close()
 
+    def test_own_3_a_stale_owner_behind_the_sequence_is_told_it_lost_the_conversation(
+        self, journal: Journal, tmp_path: Path
+    ) -> None:
+        """A stale owner whose sequence is also behind (the new owner has written since) gets
+        `StaleOwnerError`, not a bare `StaleWriterError`: the epoch is checked first, so the
+        writer lets the conversation go instead of fencing it for good (the model checker's
+        finding, spec/verification.md)."""
+        epoch = self.owned(journal)
+        journal.append("c1", 0, some_events("c1", 1), epoch=epoch)
+        journal.register("h:2:b", "h", 2, 1e12)
+        journal.claim("c1", "h:2:b", epoch, reason="lease_expired", at=2.0)
+        journal.append("c1", 1, some_events("c1", 1, start=1), epoch=epoch + 1)
+        stale_owner = self.second_writer(journal, tmp_path)
+        for write in (
+            lambda: stale_owner.append("c1", 1, some_events("c1", 1, start=1), epoch=epoch),
+            lambda: stale_owner.append_many(
+                [AppendBatch("c1", 1, some_events("c1", 1, start=1), epoch, answers=[])]
+            ),
+        ):
+            with pytest.raises(StaleOwnerError):
+                write()
+        assert journal.last_sequence("c1") == 2
+        if stale_owner is not journal:
+            stale_owner.close()
+
     def test_own_6_a_command_is_answered_with_its_events_once(
         self, journal: Journal, tmp_path: Path
     ) -> None:

@@ -1,8 +1,9 @@
 """`interruptible check`: run the exhaustive model checker and print its figures.
 
 Exit status: 0 when every property holds within the bounds, 1 on a violation (the shortest
-counterexample is printed as a replayable JSON list of events), 2 when the model cannot be
-loaded. With no bound options the model's CI bound is checked.
+counterexample is printed: for a model of the core a replayable JSON list of events, for an
+ownership model the moves and the journal's events), 2 when the model cannot be loaded or an
+option does not apply to it. With no bound options the model's CI bound is checked.
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ._defects import DEFECTS
 from ._explore import explore, replay_trace
-from ._models import default_model_path, load_model
+from ._models import default_model_path, load_model, model_path
+from ._owner_defects import OWNER_DEFECTS
+from ._owner_explore import explore_owners, replay_moves
+from ._owner_state import OwnerBounds, OwnerModel
+from ._owners import OwnerWorld
 from ._world import Bounds, World
 
 _BOUND_HELP = {
@@ -28,6 +33,15 @@ _BOUND_HELP = {
     "progress": "progress reports per effect",
     "lost": "effects lost without an answer (effect_lost), over all runs",
 }
+# The bounds of an ownership model (`models/two_owners.py`); `--runs`, `--steps` serve both.
+_OWNER_BOUND_HELP = {
+    "owners": "owner processes sharing the conversation (ownership models)",
+    "retries": "run requests sent again to any process (ownership models)",
+    "commands": "commands a third process submits (ownership models)",
+    "pauses": "live owners paused past their lease (ownership models)",
+    "stops": "owners that crash or close (ownership models)",
+}
+_SHARED = ("runs", "steps")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +50,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model",
         type=Path,
         default=None,
-        help="an environment model file (default: models/sequence_runs.py)",
+        help="an environment model file, or the name of one in models/ (two_owners: the "
+        "ownership protocol); default: models/sequence_runs.py",
     )
-    for name, text in _BOUND_HELP.items():
+    for name, text in (*_BOUND_HELP.items(), *_OWNER_BOUND_HELP.items()):
         parser.add_argument(
             f"--{name}", type=int, default=None, metavar="N", help=f"{text} (default: CI bound)"
         )
@@ -50,9 +65,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--defect",
-        choices=sorted(DEFECTS),
+        choices=sorted({*DEFECTS, *OWNER_DEFECTS}),
         default=None,
-        help="check a coordinator with this seeded defect instead (it must fail)",
+        help="check a seeded defect instead (it must fail): of the core, or of the ownership "
+        "protocol for an ownership model",
     )
     parser.add_argument(
         "--trace-out",
@@ -77,7 +93,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Check the model within the bounds given (or its CI bound); print the figures."""
-    path = args.model if args.model is not None else default_model_path()
+    path = model_path(args.model) if args.model is not None else default_model_path()
     if path is None:
         print(
             "no model given and models/sequence_runs.py not found; pass --model PATH",
@@ -88,6 +104,13 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(path)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+    if isinstance(getattr(model, "ci_bounds", None), OwnerBounds):
+        return _run_owners(args, cast(OwnerModel, model))
+    misplaced = _given(args, _OWNER_BOUND_HELP)
+    if misplaced or (args.defect and args.defect not in DEFECTS):
+        what = misplaced[0] if misplaced else f"--defect {args.defect}"
+        print(f"{what} is for ownership models (two_owners), not {model.name}", file=sys.stderr)
         return 2
     changes = {name: getattr(args, name) for name in _BOUND_HELP if getattr(args, name) is not None}
     if args.depth is not None:
@@ -108,6 +131,49 @@ def run(args: argparse.Namespace) -> int:
     else:
         replayed, _ = replay_trace(world, counterexample.events)
         print("replayed: " + ("; ".join(map(str, replayed)) if replayed else "no violation"))
+    trace = json.dumps(counterexample.to_json(), indent=2)
+    if args.trace_out is not None:
+        args.trace_out.write_text(trace + "\n")
+        print(f"counterexample written to {args.trace_out}")
+    else:
+        print(trace)
+    return 1
+
+
+def _given(args: argparse.Namespace, names: dict[str, str]) -> list[str]:
+    return [f"--{name}" for name in names if getattr(args, name) is not None]
+
+
+def _run_owners(args: argparse.Namespace, model: OwnerModel) -> int:
+    """Check an ownership model: figures, and the moves of a shortest counterexample."""
+    misplaced = [name for name in _given(args, _BOUND_HELP) if name[2:] not in _SHARED]
+    if misplaced or (args.defect and args.defect not in OWNER_DEFECTS):
+        what = misplaced[0] if misplaced else f"--defect {args.defect}"
+        print(f"{what} is for models of the core, not {model.name}", file=sys.stderr)
+        return 2
+    names = (*_SHARED, *_OWNER_BOUND_HELP)
+    changes = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    if args.depth is not None:
+        changes["depth"] = args.depth
+    bounds: OwnerBounds = dataclasses.replace(model.ci_bounds, **changes)
+    defect = OWNER_DEFECTS[args.defect] if args.defect else None
+    try:
+        world = OwnerWorld(model, bounds, defect) if defect else OwnerWorld(model, bounds)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    report = explore_owners(world, check_liveness=not args.no_liveness, max_states=args.max_states)
+    for line in report.lines():
+        print(line)
+    counterexample = report.counterexample
+    if counterexample is None:
+        return 0
+    if counterexample.violation.property_id == "VER-20":
+        print("replayed: the moves reach a state from which, with an owner alive, no run ends")
+    else:
+        fresh = OwnerWorld(model, bounds, defect) if defect else OwnerWorld(model, bounds)
+        found, _ = replay_moves(fresh, counterexample.moves)
+        print(f"replayed: {found if found is not None else 'no violation'}")
     trace = json.dumps(counterexample.to_json(), indent=2)
     if args.trace_out is not None:
         args.trace_out.write_text(trace + "\n")

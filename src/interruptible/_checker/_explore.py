@@ -44,6 +44,7 @@ from .._codec import to_json
 from .._core import ConversationState, Disposition, Outcome, initial_state
 from .._vocabulary import Event
 from ._key import conversation_key
+from ._liveness import first_stuck
 from ._properties import (
     Violation,
     ledger_violations,
@@ -396,37 +397,12 @@ class Explorer:
 
     def stuck_state(self) -> int | None:
         """The shallowest state from which no state with every run ended is reachable."""
-        count = len(self.states)
-        # Reverse adjacency in compressed form: the predecessors of t are pred[start[t]:start[t+1]].
-        degree = array("i", bytes(4 * (count + 1)))
-        for target in self.edge_to:
-            degree[target + 1] += 1
-        for index in range(count):
-            degree[index + 1] += degree[index]
-        start = array("i", degree)
-        fill = array("i", degree)
-        pred = array("i", bytes(4 * len(self.edge_to)))
-        for source, target in zip(self.edge_from, self.edge_to, strict=True):
-            pred[fill[target]] = source
-            fill[target] += 1
-        good = bytearray(count)
-        stack = []
+        good = bytearray(len(self.states))
         for index, (conv, _env) in enumerate(self.states):
             state = self.convs[conv]
             if state.active_run_id is None and state.run_ids:
                 good[index] = 1
-                stack.append(index)
-        while stack:
-            target = stack.pop()
-            for position in range(start[target], start[target + 1]):
-                source = pred[position]
-                if not good[source]:
-                    good[source] = 1
-                    stack.append(source)
-        for index in range(count):  # states are numbered in breadth-first order
-            if not good[index]:
-                return index
-        return None
+        return first_stuck(len(self.states), self.edge_from, self.edge_to, good)
 
     # --- traces --------------------------------------------------------------------------------
 

@@ -14,10 +14,23 @@ DEFAULT_MODEL: Final = "models/sequence_runs.py"
 
 def default_model_path() -> Path | None:
     """`models/sequence_runs.py` under the working directory, else under this checkout."""
-    here = Path(DEFAULT_MODEL)
+    return _under_models(DEFAULT_MODEL)
+
+
+def model_path(name_or_path: Path | str) -> Path:
+    """A model file: the path itself, or for a bare name (`two_owners`) `models/NAME.py` under
+    the working directory, else under this checkout (the path as given when neither exists)."""
+    path = Path(name_or_path)
+    if path.is_file() or path.suffix == ".py" or len(path.parts) > 1:
+        return path
+    return _under_models(f"models/{path}.py") or path
+
+
+def _under_models(relative: str) -> Path | None:
+    here = Path(relative)
     if here.is_file():
         return here
-    checkout = Path(__file__).resolve().parents[3] / DEFAULT_MODEL
+    checkout = Path(__file__).resolve().parents[3] / relative
     return checkout if checkout.is_file() else None
 
 

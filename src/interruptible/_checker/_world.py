@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from collections.abc import Sequence as SequenceOf
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from .._core import (
@@ -556,6 +556,12 @@ class Ledger:
                 entry.stray = True
         for effect_id, run_id, step_id, _attempt, _class in starts:
             self.effects[effect_id] = _LedgerEntry(run_id, step_id)
+
+    def copy(self) -> Ledger:
+        """An independent copy (the ownership world checks a journal from its prefix's)."""
+        other = Ledger()
+        other.effects = {eid: replace(entry) for eid, entry in self.effects.items()}
+        return other
 
     def views(self) -> list[EffectView]:
         """The ledger as `EffectView`s."""

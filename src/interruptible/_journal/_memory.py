@@ -79,11 +79,13 @@ class MemoryJournal:
                 last = lasts.get(cid)
                 if last is None:
                     last = len(self._log.get(cid, ()))
-                if last != batch.expected_last:
-                    raise stale(cid, batch.expected_last, last)
+                # The epoch first: a writer that lost the conversation is told so (and lets it
+                # go) even when the new owner has also moved the sequence on.
                 current = self._epoch(cid)
                 if batch.epoch != current:
                     raise stale_owner(cid, batch.epoch, current)
+                if last != batch.expected_last:
+                    raise stale(cid, batch.expected_last, last)
                 lasts[cid] = last + len(batch.events)
                 for command_id, _body in batch.answers:
                     if command_id in self._answers:
@@ -234,6 +236,21 @@ class MemoryJournal:
         with self._lock:
             self._live()
             return self._answers.get(command_id)
+
+    def fork(self) -> MemoryJournal:
+        """An independent copy, of this journal's class: what one of them writes, the other never
+        sees (the model checker explores every move from one journal state)."""
+        with self._lock:
+            self._live()
+            copy = type(self)()
+            # Records, commands and answers are frozen: the copy shares them, not their lists.
+            copy._log = {cid: list(log) for cid, log in self._log.items()}
+            copy._owners = {cid: list(owners) for cid, owners in self._owners.items()}
+            copy._leases = dict(self._leases)
+            copy._commands = list(self._commands)
+            copy._answers = dict(self._answers)
+            copy._changes = self._changes
+            return copy
 
     def change_token(self) -> int:
         """Counts every write (one process: every writer is "another writer")."""

@@ -169,18 +169,20 @@ def _sqlite_error(exc: sqlite3.Error, doing: str) -> JournalError:
 
 
 def _first_stale(conn: sqlite3.Connection, targets: Sequence[_Target]) -> StaleWriterError | None:
-    """The error for the first batch whose `expected_last` is not its conversation's last, or
-    whose epoch is not its conversation's current owner epoch (OWN-3)."""
+    """The error for the first batch whose epoch is not its conversation's current owner epoch
+    (OWN-3), or whose `expected_last` is not its conversation's last."""
     pending: dict[str, int] = {}
     for cid, expected_last, count, epoch in targets:
         last = pending.get(cid)
         if last is None:
             (last,) = conn.execute(_LAST, (cid,)).fetchone()
-        if last != expected_last:
-            return stale(cid, expected_last, last)
+        # The epoch first: a writer that lost the conversation is told so (and lets it go) even
+        # when the new owner has also moved the sequence on.
         (current,) = conn.execute(_EPOCH, (cid,)).fetchone()
         if current != epoch:
             return stale_owner(cid, epoch, current)
+        if last != expected_last:
+            return stale(cid, expected_last, last)
         # A conversation may appear in several batches; a later one follows the earlier ones.
         pending[cid] = last + count
     return None

@@ -123,9 +123,11 @@ class Owner:
         # whether the watcher or a takeover finds it first.
         self._posted: set[int] = set()
         self._low = 0  # every command up to this id has been answered
-        # Conversations found abandoned with nothing to do, at the epoch they were found at: a
-        # sweep looks at them again only once their epoch moves.
-        self._idle: dict[str, int] = {}
+        # Conversations found abandoned with nothing to do, at the epoch and last sequence they
+        # were found at: a sweep looks at them again only once one of them moves (the epoch
+        # alone missed writes by the abandoned owner itself, woken from a pause: the model
+        # checker's finding).
+        self._idle: dict[str, tuple[int, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- the lease ----------------------------------------------------------------------------
@@ -163,11 +165,39 @@ class Owner:
         while True:
             await asyncio.sleep(period)
             try:
-                self.journal.renew(self.owner_id, self.clock() + self.lease)
-                if self.adopt:
-                    self.sweep()
+                self.beat()
             except Exception:  # a failed beat is retried at the next one; the lease has slack
                 log.exception("the heartbeat of %s failed", self.owner_id)
+
+    def beat(self) -> None:
+        """One heartbeat: renew the lease, let go of what another process took over, and (with
+        `adopt`) take over what is abandoned."""
+        self.journal.renew(self.owner_id, self.clock() + self.lease)
+        self.notice_takeovers()
+        if self.adopt:
+            self.sweep()
+
+    def notice_takeovers(self) -> None:
+        """Let go of every conversation this process drives that another process has taken over
+        (OWN-3): it was paused past its lease meanwhile. A refused write says the same, but an
+        owner with nothing to write would never learn it, and its sweep would never take the
+        conversation back if the new owner died in turn (the model checker's finding)."""
+        writer = self.writer
+        for record in self.journal.owners():
+            if record.owner_id == self.owner_id:
+                continue
+            conv = writer.conversations.get(record.conversation_id)
+            if conv is None or conv.epoch is None:
+                continue
+            error = StaleOwnerError(
+                f"conversation {record.conversation_id!r} was taken over at epoch "
+                f"{record.epoch} by {record.owner_id} ({record.reason}) while this process held "
+                f"epoch {conv.epoch}; it lets it go, and its owner answers commands for it.",
+                conversation_id=record.conversation_id,
+                reason="stale_owner",
+            )
+            writer.let_go(conv, error)
+            conv.owner = record
 
     # --- reading the journal ------------------------------------------------------------------
 
@@ -285,9 +315,11 @@ class Owner:
         if first is not None:
             writer.post(conv, *first)
         for command in self.journal.pending_commands(conversation_id=conversation_id):
-            if command.command_id not in self._posted:
-                self._posted.add(command.command_id)
-                writer.post(conv, command.event, command.command_id)
+            # Every pending command, even one this process posted before it lost the
+            # conversation: that inbox was dropped, and nothing is queued here now (OWN-6;
+            # skipping them left them pending for ever, the model checker's finding).
+            self._posted.add(command.command_id)
+            writer.post(conv, command.event, command.command_id)
         events = recovery_events(conv.state, self.ids, self.clock)
         if events:
             assert conv.state.active_run_id is not None
@@ -303,14 +335,19 @@ class Owner:
             cid = record.conversation_id
             if record.owner_id == self.owner_id or self.live_owner(record) is not None:
                 continue
-            if self._idle.get(cid) == record.epoch and cid not in commanded:
+            idle = self._idle.get(cid)
+            if (
+                idle is not None
+                and idle == (record.epoch, self.journal.last_sequence(cid))
+                and cid not in commanded
+            ):
                 continue  # abandoned and idle when last looked at; nobody has written since
             conv = self.view(cid)
             if conv is None or conv.epoch is not None:
                 continue
             run = conv.state.active_run
             if not (run is not None and run.live_steps()) and cid not in commanded:
-                self._idle[cid] = record.epoch
+                self._idle[cid] = (record.epoch, conv.last)
                 continue
             try:
                 self.take_over(cid, record)
@@ -356,7 +393,6 @@ class Owner:
 
     async def _watch(self) -> None:
         journal = self.journal
-        writer = self.writer
         token = None
         tick = 0
         while True:
@@ -367,22 +403,28 @@ class Owner:
                 if now_token == token and tick % _RESCAN_EVERY:
                     continue
                 token = now_token
-                # Every command up to `top` that is not pending now was answered: the next scan
-                # starts at the oldest one still pending, not at the table's beginning.
-                top = journal.last_command_id()
-                pending = journal.pending_commands(after=self._low)
-                if self._posted:  # what is no longer pending was answered
-                    still = {command.command_id for command in pending}
-                    self._posted &= still
-                oldest = [c.command_id for c in pending if c.command_id <= top]
-                self._low = min(oldest) - 1 if oldest else max(self._low, top)
-                for command in pending:
-                    conv = writer.conversations.get(command.conversation_id)
-                    if conv is None or conv.epoch is None:
-                        continue  # not ours: its owner (or whoever takes it over) applies it
-                    if command.command_id in self._posted:
-                        continue
-                    self._posted.add(command.command_id)
-                    writer.post(conv, command.event, command.command_id)
+                self.poll_commands()
             except Exception:  # a failed look is retried at the next poll
                 log.exception("reading commands failed")
+
+    def poll_commands(self) -> None:
+        """Post each pending command of a conversation this process owns, once (OWN-6)."""
+        journal = self.journal
+        writer = self.writer
+        # Every command up to `top` that is not pending now was answered: the next scan starts
+        # at the oldest one still pending, not at the table's beginning.
+        top = journal.last_command_id()
+        pending = journal.pending_commands(after=self._low)
+        if self._posted:  # what is no longer pending was answered
+            still = {command.command_id for command in pending}
+            self._posted &= still
+        oldest = [c.command_id for c in pending if c.command_id <= top]
+        self._low = min(oldest) - 1 if oldest else max(self._low, top)
+        for command in pending:
+            conv = writer.conversations.get(command.conversation_id)
+            if conv is None or conv.epoch is None:
+                continue  # not ours: its owner (or whoever takes it over) applies it
+            if command.command_id in self._posted:
+                continue
+            self._posted.add(command.command_id)
+            writer.post(conv, command.event, command.command_id)

@@ -277,25 +277,29 @@ class Writer:
                 continue
             self._busy = True
             try:
-                ready, self._ready = self._ready, []
-                batches = [self._fold(conv) for conv in ready]
-                self._write(batches)
-                # Applied in order, each batch let go of as soon as it is applied: a round's
-                # directives and outcomes then die during the round, not during the next one's
-                # folds (where the cyclic GC would traverse them, and promote them).
-                batches.reverse()
-                while batches:
-                    batch = batches.pop()
-                    try:
-                        self._apply(batch)
-                    except Exception as exc:  # one conversation's failure is its own (RT-17)
-                        self._failed(batch, "carrying out its directives", exc)
+                self.pump_once()
             except Exception:  # pragma: no cover - a bug here must not wedge every conversation
                 log.exception("the runtime's writer failed a round")
             finally:
                 self._busy = False
             # Let the effects just started run: their answers then share the next commit.
             await asyncio.sleep(0)
+
+    def pump_once(self) -> None:
+        """One round of the pump: fold every ready conversation's inbox, write, apply."""
+        ready, self._ready = self._ready, []
+        batches = [self._fold(conv) for conv in ready]
+        self._write(batches)
+        # Applied in order, each batch let go of as soon as it is applied: a round's directives
+        # and outcomes then die during the round, not during the next one's folds (where the
+        # cyclic GC would traverse them, and promote them).
+        batches.reverse()
+        while batches:
+            batch = batches.pop()
+            try:
+                self._apply(batch)
+            except Exception as exc:  # one conversation's failure is its own (RT-17)
+                self._failed(batch, "carrying out its directives", exc)
 
     def _fold(self, conv: Conversation) -> _Batch:
         """The conversation's batch; if folding raises, a batch with nothing to write that
@@ -500,25 +504,41 @@ class Writer:
     def _fence(self, conv: Conversation, batch: _Batch) -> None:
         error = batch.error
         assert error is not None
-        if not isinstance(error, ConversationFailedError):  # (that one says it all, and was logged)
+        if isinstance(error, StaleOwnerError):
+            log.info("conversation %r: %s", conv.conversation_id, error)
+        elif not isinstance(error, ConversationFailedError):  # (it says it all, and was logged)
             log.error(
-                "conversation %r is fenced: its journal write failed (%s); reopen the journal to "
-                "recover it",
+                "conversation %r is fenced: its journal write failed (%s); reopen the journal "
+                "to recover it",
                 conv.conversation_id,
                 error,
             )
+        for _directives, reply in batch.results:
+            if reply is not None and not reply[0].done():
+                reply[0].set_exception(error)
+        self._drop(conv, error)
+
+    def let_go(self, conv: Conversation, error: StaleOwnerError) -> None:
+        """Stop driving a conversation another process has taken over (OWN-3), as a refused
+        write would: its queued callers get `error`, its effects are stopped quietly."""
+        log.info("conversation %r: %s", conv.conversation_id, error)
+        self._drop(conv, error)
+
+    def _drop(self, conv: Conversation, error: InterruptibleError) -> None:
         conv.fenced = error
         if isinstance(error, StaleOwnerError):
             # Taken over by another process (OWN-3): it drives the conversation now. This one
             # stops its effects and lets go; later calls are routed to the new owner.
             conv.fenced = None
             conv.epoch = None
-        for _directives, reply in batch.results:
-            if reply is not None and not reply[0].done():
-                reply[0].set_exception(error)
         for _event, future in conv.inbox:
             if isinstance(future, asyncio.Future) and not future.done():
                 future.set_exception(error)
+        if conv in self._ready:
+            # A conversation is ready exactly while its inbox has items: left there, the next
+            # post would queue it twice, and the second batch of a round would put back the
+            # state from before the first (the race machine's finding).
+            self._ready.remove(conv)
         conv.inbox = []
         self.effects.cancel_quietly(conv.conversation_id)
         if conv.waiters:
