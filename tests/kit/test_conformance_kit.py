@@ -32,6 +32,7 @@ from interruptible._journal import (
 )
 from interruptible._vocabulary import JsonValue
 from interruptible.testing._machines import JournalConformance, ModeConformance
+from interruptible.testing._ownership import OwnershipRules
 from tests._postgres import POSTGRES
 
 PIPELINE = Sequence(
@@ -149,9 +150,17 @@ class _NoEpochFence(MemoryJournal):
         )
 
 
-class _NoEpochFenceConformance(JournalConformance):
-    def make_journal(self) -> MemoryJournal:
-        return _NoEpochFence()
+class _NoEpochFenceConformance(OwnershipRules):
+    """`JournalConformance`'s ownership rules alone, on a journal without the epoch fence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.journal = _NoEpochFence()
+        self.model = {c: [] for c in self.owned_conversations}
+
+    def teardown(self) -> None:
+        super().teardown()
+        self.journal.close()
 
 
 def test_own_3_the_journal_conformance_catches_a_journal_without_the_epoch_fence() -> None:
@@ -159,7 +168,7 @@ def test_own_3_the_journal_conformance_catches_a_journal_without_the_epoch_fence
     with pytest.raises(AssertionError, match="stale owner's append was accepted"):
         run_state_machine_as_test(
             _NoEpochFenceConformance,
-            settings=settings(settings.default, max_examples=200, stateful_step_count=30),
+            settings=settings(BROKEN, stateful_step_count=30),
         )
 
 
