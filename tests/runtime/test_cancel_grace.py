@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from interruptible import (
+    Backoff,
     EffectCanceled,
     EffectCompleted,
+    EffectFailed,
     EffectLost,
+    FailureCategory,
     RunStatus,
     StepPolicy,
     StepStatus,
@@ -197,3 +200,63 @@ def test_rt_24_cancel_grace_is_a_positive_number_with_a_default() -> None:
     for bad in (0, -1.0, float("inf"), "1", True):
         with pytest.raises(ValueError):
             StepPolicy(cancel_grace=bad)  # type: ignore[arg-type]
+
+
+def test_rt_24_a_timed_out_thread_tool_is_retried_only_after_its_thread_returned(
+    tmp_path: Path,
+) -> None:
+    """A policy timeout cannot stop a tool's thread either: the attempt fails as `timeout` when
+    the thread returns, and the retry starts after it, never beside it."""
+    log = tmp_path / "log"
+
+    def slow() -> str:
+        attempt = current_effect().attempt
+        with log.open("a") as f:
+            f.write(f"start-{attempt}\n")
+        time.sleep(0.2 if attempt == 1 else 0)
+        with log.open("a") as f:
+            f.write(f"end-{attempt}\n")
+        return "done"
+
+    policy = StepPolicy(timeout=0.05, max_attempts=2, backoff=Backoff(initial=0.001))
+    mode = pipeline("p", [tool_step("t", "slow", policy)])
+
+    async def scenario() -> None:
+        async with Runtime("memory", modes=[mode], tools={"slow": slow}) as rt:
+            final = await (await rt.run("c", None, mode="p")).wait()
+            assert final.status is RunStatus.completed
+            assert final.steps[0].attempt == 2
+            failed = [r.event for r in rt.journal.read("c") if isinstance(r.event, EffectFailed)]
+            assert [e.category for e in failed] == [FailureCategory.timeout]
+
+    arun(scenario())
+    assert _lines(log) == ["start-1", "end-1", "start-2", "end-2"]
+
+
+def test_rt_25_a_step_cannot_name_the_token_and_a_canceled_run_sets_it() -> None:
+    """The token parameter is not an argument a step may give (`invalid_input`), and a
+    `cancel_run` sets the token of the tool that is running, which then answers canceled."""
+    seen: list[bool] = []
+
+    def polite(cancel: CancelToken) -> str:
+        seen.append(cancel.wait(5))
+        return "stopped"
+
+    named = pipeline("n", [tool_step("t", "polite", cancel=True)])
+    mode = pipeline("p", [tool_step("t", "polite")])
+
+    async def scenario() -> None:
+        async with Runtime("memory", modes=[named, mode], tools={"polite": polite}) as rt:
+            final = await (await rt.run("n", None, mode="n")).wait()
+            assert final.error.category is FailureCategory.invalid_input
+            assert "cancel" in final.error.message
+            handle = await rt.run("c", None, mode="p")
+            await until(lambda: rt.snapshot("c").steps[0].status is StepStatus.running)
+            await asyncio.sleep(0.02)
+            assert (await handle.cancel()).status is RunStatus.canceled
+            await until(lambda: seen == [True])
+            await until(lambda: not rt.effects.live_effect_ids())
+            events = [r.event for r in rt.journal.read("c")]
+            assert sum(isinstance(e, EffectCanceled) for e in events) == 1
+
+    arun(scenario())

@@ -20,6 +20,13 @@ commit, not every report.
 executor's `cancel` hook when it has one. A synchronous system callable is run inline on the loop
 (no task): nothing could interrupt it anyway, and a task would cost more than the call.
 
+A cancelled task answers when it has really stopped, not when it was asked to (RT-24): a tool's
+worker thread cannot be stopped, so its executor waits for it (`_executors._in_thread`), and an
+executor may swallow `CancelledError` and go on. So each cancel (and each policy timeout, which
+is a cancel with its own answer) arms a timer of the step's `cancel_grace`; if the task has not
+answered when it fires, the manager answers for it (`effect_lost`, `abandoned_after_cancel`, or
+a `timeout` failure) with a warning, and drops whatever the task does later (RT-26).
+
 When the runtime closes, or loses the right to write a conversation, live tasks are cancelled
 *quietly*: they report nothing, and the next process that opens the journal restarts them
 (RT-8).
