@@ -320,6 +320,7 @@ class EffectManager:
         else:
             event = effect_event(EffectLost, d, self._ids(), self._clock(), ABANDONED_REASON)
         self._answer(live, d, event)
+        live.quiet = True  # what the task does later is not reported (it is logged, below)
 
     def cancel_quietly(self, conversation_id: str | None = None) -> list[asyncio.Task[None]]:
         """Cancel live effects (of one conversation, or all) without reporting anything."""
@@ -394,18 +395,19 @@ class EffectManager:
         except asyncio.CancelledError:
             if live.quiet:
                 raise
-            self._answer(live, d, self._timed_out(live, d) or self._canceled(d))
+            if live.timed_out and not live.cancelled:  # its timeout stopped it, not a cancel
+                self._answer(live, d, self._failed(d, TimeoutError()))
+            else:
+                self._answer(live, d, self._canceled(d))
             return
         except Exception as exc:
-            self._answer(live, d, self._timed_out(live, d) or self._failed(d, exc))
+            timed_out = live.timed_out and not live.cancelled
+            self._answer(live, d, self._failed(d, TimeoutError() if timed_out else exc))
             return
-        self._answer(live, d, self._timed_out(live, d) or self._completed(d, output))
-
-    def _timed_out(self, live: _Live, d: StartEffect) -> Event | None:
-        """The answer of an effect its timeout stopped (and no cancel asked to), else None."""
-        if live.timed_out and not live.cancelled:
-            return self._failed(d, TimeoutError())
-        return None
+        if live.timed_out and not live.cancelled:  # a thread that returned past its timeout
+            self._answer(live, d, self._failed(d, TimeoutError()))
+            return
+        self._answer(live, d, self._completed(d, output))
 
     def _answer(self, live: _Live, d: StartEffect, event: Event) -> None:
         # No await between the removal and the report: a cancel sees one or the other.
@@ -421,7 +423,6 @@ class EffectManager:
         live.queued = None
         if not live.quiet:
             self._post(d.conversation_id, event)
-            live.quiet = live.abandoned  # the abandoned effect's own answer, later, is dropped
         elif live.abandoned:
             log.warning(
                 "the abandoned effect %s (idempotency key %s) ended after all: %s",
