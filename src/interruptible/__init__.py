@@ -114,6 +114,7 @@ from ._vocabulary import (
 
 if TYPE_CHECKING:
     from ._runtime import (
+        CancelToken,
         ChatModel,
         Effect,
         EffectError,
@@ -135,6 +136,7 @@ if TYPE_CHECKING:
 # `import interruptible` do without (the import stays under 100 ms).
 _RUNTIME_NAMES = frozenset(
     {
+        "CancelToken",
         "ChatModel",
         "Effect",
         "EffectError",
@@ -175,6 +177,7 @@ __all__ = [
     "Backoff",
     "CancelEffects",
     "CancelRequested",
+    "CancelToken",
     "ChatModel",
     "CommandTimeoutError",
     "CompiledLifecycle",

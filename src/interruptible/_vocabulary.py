@@ -105,6 +105,11 @@ DEFAULT_RETRY_ON: Final = (
     FailureCategory.rate_limited,
 )
 
+# Seconds an effect asked to stop may take to answer before the runtime journals it as
+# abandoned (RT-26): long enough for a tool in a thread to finish a slow request, short enough
+# that a resume is not held up for minutes by one that never returns.
+DEFAULT_CANCEL_GRACE: Final = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class StepPolicy:
@@ -115,6 +120,9 @@ class StepPolicy:
     backoff: Backoff = field(default_factory=Backoff)
     retry_on: tuple[FailureCategory, ...] = DEFAULT_RETRY_ON
     on_failure: OnFailure = OnFailure.fail
+    # How long an effect asked to stop may take to answer before the runtime stops waiting for
+    # it and journals it as abandoned (RT-26): long enough for a thread to finish a request.
+    cancel_grace: float = DEFAULT_CANCEL_GRACE
 
     def __post_init__(self) -> None:
         if type(self.max_attempts) is not int or self.max_attempts < 1:
@@ -125,6 +133,14 @@ class StepPolicy:
             and self.timeout > 0
         ):
             raise PolicyError(f"timeout must be None or a finite number > 0, got {self.timeout!r}")
+        grace = self.cancel_grace
+        if not (
+            isinstance(grace, int | float)
+            and not isinstance(grace, bool)
+            and math.isfinite(grace)
+            and grace > 0
+        ):
+            raise PolicyError(f"cancel_grace must be a finite number > 0, got {grace!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -385,7 +385,9 @@ def test_rt_5_interrupt_racing_a_finishing_tool_has_one_answer(tmp_path: Path) -
     """A real timing race: an interrupt lands while a tool (in a worker thread) is finishing.
     Whichever answer the journal holds first decides: either the result crossed the cancel and
     is kept (the step is never run again), or the effect was cancelled and the resume runs it
-    with a new attempt. Either way the run completes once and no kept result is re-executed."""
+    with a new attempt. Either way the run completes once and no kept result is re-executed.
+    (A thread that began is waited for, RT-24: only an effect cancelled before its thread began
+    answers canceled.)"""
     db = tmp_path / "runs.db"
     ledger = Ledger()
     import time as _time

@@ -1,5 +1,6 @@
 """The embedded runtime: asyncio `Runtime`, the effect manager, executors, model adapters."""
 
+from ._cancel import CancelToken
 from ._effects import EffectManager
 from ._executors import (
     Effect,
@@ -22,6 +23,7 @@ from ._subscription import Subscription
 
 __all__ = [
     "RESTART_REASON",
+    "CancelToken",
     "ChatModel",
     "Effect",
     "EffectError",

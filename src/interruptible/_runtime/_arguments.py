@@ -60,6 +60,8 @@ from typing import (
     get_origin,
 )
 
+from ._cancel import CancelToken
+
 # A value check: None when `value` fits, else what is wrong with it (said of `value`'s place).
 Check = Callable[[Any, str], str | None]
 
@@ -413,7 +415,7 @@ def _reason(exc: BaseException) -> str:
 class Arguments:
     """How one callable's arguments are checked, and described (built once, at registration)."""
 
-    __slots__ = ("defs", "description", "extra", "fields", "name", "required")
+    __slots__ = ("defs", "description", "extra", "fields", "name", "required", "token")
 
     def __init__(self, name: str, function: Callable[..., Any]) -> None:
         self.name = name
@@ -423,6 +425,8 @@ class Arguments:
         self.extra: JsonType | None = None
         self.required: tuple[str, ...] = ()
         self.defs: dict[str, dict[str, Any]] = {}  # the schema's `$defs` (self-referring types)
+        # The parameter annotated `CancelToken`: the runtime fills it, a step never names it.
+        self.token: str | None = None
         try:
             signature = inspect.signature(function)
         except (TypeError, ValueError):  # no signature to read (some builtins): call unchecked
@@ -434,6 +438,12 @@ class Arguments:
         for parameter in signature.parameters.values():
             kind = parameter.kind
             if kind is inspect.Parameter.VAR_POSITIONAL:
+                continue
+            if hints.get(parameter.name, parameter.annotation) is CancelToken and kind in (
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                inspect.Parameter.KEYWORD_ONLY,
+            ):
+                self.token = parameter.name
                 continue
             try:
                 type_ = json_type(hints.get(parameter.name, parameter.annotation), walk)

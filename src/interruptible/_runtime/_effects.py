@@ -20,6 +20,13 @@ commit, not every report.
 executor's `cancel` hook when it has one. A synchronous system callable is run inline on the loop
 (no task): nothing could interrupt it anyway, and a task would cost more than the call.
 
+A cancelled task answers when it has really stopped, not when it was asked to (RT-24): a tool's
+worker thread cannot be stopped, so its executor waits for it (`_executors._in_thread`), and an
+executor may swallow `CancelledError` and go on. So each cancel (and each policy timeout, which
+is a cancel with its own answer) arms a timer of the step's `cancel_grace`; if the task has not
+answered when it fires, the manager answers for it (`effect_lost`, `abandoned_after_cancel`, or
+a `timeout` failure) with a warning, and drops whatever the task does later (RT-26).
+
 When the runtime closes, or loses the right to write a conversation, live tasks are cancelled
 *quietly*: they report nothing, and the next process that opens the journal restarts them
 (RT-8).
@@ -49,6 +56,7 @@ from .._vocabulary import (
     EffectCanceled,
     EffectCompleted,
     EffectFailed,
+    EffectLost,
     EffectProgress,
     EffectStarted,
     Event,
@@ -71,6 +79,9 @@ FirstStart = Callable[[str, str, str], float | None]
 _SHORT_STRING: Final = (MAX_PAYLOAD_BYTES - 2) // 12
 # An integer this small is written as text by any interpreter (Python refuses 4,300 digits).
 _SMALL_INT: Final = 2**64
+
+# The `effect_lost` reason of an effect the runtime stopped waiting for after a cancel (RT-26).
+ABANDONED_REASON: Final = "abandoned_after_cancel"
 
 # A failure message is for people: past this many characters the rest is cut (and counted).
 MAX_MESSAGE: Final = 65_536
@@ -155,14 +166,18 @@ class _Live:
     """One live effect: its task, and what a cancel needs."""
 
     __slots__ = (
+        "abandoned",
+        "cancelled",
         "directive",
         "effect",
         "entered",
         "executor",
+        "grace",
         "queued",
         "quiet",
         "sequence",
         "task",
+        "timed_out",
     )
 
     def __init__(self, directive: StartEffect, executor: Executor | None) -> None:
@@ -174,6 +189,10 @@ class _Live:
         self.sequence = 0
         self.entered = False  # the task's body has begun (a task cancelled before never does)
         self.queued: Any = None  # where its latest progress report waits to be journaled
+        self.cancelled = False  # a `cancel_effects` asked it to stop
+        self.timed_out = False  # its policy's timeout asked it to stop
+        self.grace: asyncio.TimerHandle | None = None  # when the runtime stops waiting (RT-26)
+        self.abandoned = False  # answered for it past its grace: what it does later is dropped
 
 
 class EffectManager:
@@ -251,7 +270,57 @@ class EffectManager:
                 start = live.directive
                 self._answer(live, start, self._canceled(start))
                 continue
-            live.task.cancel(d.reason)
+            live.cancelled = True
+            self._stop(live, d.reason)
+
+    def _stop(self, live: _Live, reason: str) -> None:
+        """Cancel a live effect's task and give it its grace to answer (RT-24, RT-26)."""
+        assert live.task is not None
+        live.task.cancel(reason)
+        if live.grace is None:
+            live.grace = asyncio.get_running_loop().call_later(
+                live.directive.policy.cancel_grace, self._abandon, live
+            )
+
+    def _time_out(self, live: _Live) -> None:
+        """The policy's timeout passed: stop the effect; it answers as timed out (RT-12)."""
+        if self._live.get(live.directive.effect_id) is not live or live.task is None:
+            return
+        live.timed_out = True
+        hook = getattr(live.executor, "cancel", None)
+        if hook is not None and live.effect is not None:
+            try:
+                hook(live.effect)
+            except Exception:
+                log.exception("the cancel hook of %s raised", live.directive.effect_id)
+        self._stop(live, "timeout")
+
+    def _abandon(self, live: _Live) -> None:
+        """An effect asked to stop has not answered within its grace: answer for it, loudly.
+
+        Its task (a thread, or an executor that ignores cancellation) may still be running: a
+        cancel is journaled `effect_lost` (`abandoned_after_cancel`), so the step can go on; a
+        timeout fails the attempt as `timeout`, as one that stopped would (RT-26).
+        """
+        d = live.directive
+        if self._live.get(d.effect_id) is not live or live.quiet:
+            return
+        log.warning(
+            "the %s step %r of run %r (idempotency key %s) did not stop within its %ss cancel "
+            "grace: abandoned, it may still be running",
+            d.step_class.value,
+            d.step_id,
+            d.run_id,
+            d.idempotency_key,
+            d.policy.cancel_grace,
+        )
+        live.abandoned = True
+        if live.timed_out and not live.cancelled:
+            event = self._failed(d, TimeoutError())
+        else:
+            event = effect_event(EffectLost, d, self._ids(), self._clock(), ABANDONED_REASON)
+        self._answer(live, d, event)
+        live.quiet = True  # what the task does later is not reported (it is logged, below)
 
     def cancel_quietly(self, conversation_id: str | None = None) -> list[asyncio.Task[None]]:
         """Cancel live effects (of one conversation, or all) without reporting anything."""
@@ -317,15 +386,26 @@ class EffectManager:
             if timeout is None:
                 output = await executor.execute(effect)
             else:
-                async with asyncio.timeout(timeout):
+                # Not `asyncio.timeout`: a timed-out effect gets the cancel's grace too (RT-26).
+                deadline = asyncio.get_running_loop().call_later(timeout, self._time_out, live)
+                try:
                     output = await executor.execute(effect)
+                finally:
+                    deadline.cancel()
         except asyncio.CancelledError:
             if live.quiet:
                 raise
-            self._answer(live, d, self._canceled(d))
+            if live.timed_out and not live.cancelled:  # its timeout stopped it, not a cancel
+                self._answer(live, d, self._failed(d, TimeoutError()))
+            else:
+                self._answer(live, d, self._canceled(d))
             return
         except Exception as exc:
-            self._answer(live, d, self._failed(d, exc))
+            timed_out = live.timed_out and not live.cancelled
+            self._answer(live, d, self._failed(d, TimeoutError() if timed_out else exc))
+            return
+        if live.timed_out and not live.cancelled:  # a thread that returned past its timeout
+            self._answer(live, d, self._failed(d, TimeoutError()))
             return
         self._answer(live, d, self._completed(d, output))
 
@@ -333,6 +413,9 @@ class EffectManager:
         # No await between the removal and the report: a cancel sees one or the other.
         if self._live.get(d.effect_id) is live:
             del self._live[d.effect_id]
+        if live.grace is not None:
+            live.grace.cancel()
+            live.grace = None
         # The task's context holds the effect, whose reporter holds `live`: let go of both so
         # the answered effect is freed by reference counting, not left to the cyclic GC.
         live.task = None
@@ -340,6 +423,13 @@ class EffectManager:
         live.queued = None
         if not live.quiet:
             self._post(d.conversation_id, event)
+        elif live.abandoned:
+            log.warning(
+                "the abandoned effect %s (idempotency key %s) ended after all: %s",
+                d.effect_id,
+                d.idempotency_key,
+                type(event).__name__,
+            )
 
     def _effect(
         self,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 from .._lifecycle import StepClass
 from .._vocabulary import FailureCategory, JsonValue, StepPolicy
 from ._arguments import Arguments
+from ._cancel import CancelToken
 
 
 class EffectError(Exception):
@@ -331,6 +333,9 @@ class FunctionExecutor:
     def call_inline(self, effect: Effect) -> JsonValue:
         """Run a synchronous callable right here (the effect manager checked `is_inline`)."""
         function, arguments = self.resolve(effect)
+        name = self._arguments[effect.input["name"]].token
+        if name is not None:
+            arguments[name] = CancelToken()  # never set: nothing can cancel a call on the loop
         token = bind_current(effect)
         try:
             return function(**arguments)
@@ -340,17 +345,59 @@ class FunctionExecutor:
     async def execute(self, effect: Effect) -> JsonValue:
         function, arguments = self.resolve(effect)
         name = effect.input["name"]
+        token = self._arguments[name].token
+        cancel: CancelToken | None = None
+        if token is not None:
+            cancel = arguments[token] = CancelToken()
         if self._async(name, function):
             result: Awaitable[JsonValue] = function(**arguments)
-            return await result
+            if cancel is None:
+                return await result
+            try:
+                return await result
+            except asyncio.CancelledError:
+                cancel.set()
+                raise
         if self._threaded(name):
-            # to_thread copies the context, so current_effect() works inside the thread too.
-            result = await asyncio.to_thread(function, **arguments)
+            result = await _in_thread(function, arguments, cancel)
         else:
             result = function(**arguments)
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             return await result
         return result
+
+
+async def _in_thread(
+    function: Function, arguments: dict[str, Any], cancel: CancelToken | None
+) -> Any:
+    """Call `function` in a worker thread; when cancelled, wait for the thread (RT-24).
+
+    A thread cannot be stopped from outside, so a cancel (an interrupt, a cancel, a policy
+    timeout) sets the tool's token, if it took one, and waits for the call to return: the effect
+    then answers what really happened. A call that returned without a token crossed the cancel
+    and its result is kept; a tool that took a token was told to stop, so whatever it does then
+    is answered as canceled (RT-25). The effect manager stops waiting after the step's
+    `cancel_grace` (RT-26).
+    """
+    loop = asyncio.get_running_loop()
+    # The context is copied, as `asyncio.to_thread` does, so current_effect() works in there.
+    call = functools.partial(contextvars.copy_context().run, function, **arguments)
+    thread = loop.run_in_executor(None, call)
+    try:
+        return await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        if cancel is not None:
+            cancel.set()
+    while not thread.done():
+        try:
+            await asyncio.shield(thread)
+        except asyncio.CancelledError:
+            continue  # asked again: still nothing can stop the thread
+        except Exception:
+            break
+    if cancel is not None:
+        raise asyncio.CancelledError
+    return thread.result()  # its exception, if it raised: a failure that crossed the cancel
 
 
 def _number_field(input: JsonValue, name: str) -> float:

@@ -178,6 +178,7 @@ def step_policies() -> st.SearchStrategy[StepPolicy]:
         max_attempts=st.integers(min_value=1, max_value=10),
         backoff=backoffs(),
         retry_on=st.lists(st.sampled_from(FailureCategory), unique=True, max_size=4).map(tuple),
+        cancel_grace=st.floats(min_value=0.001, max_value=86400),
     )
 
 
