@@ -120,15 +120,19 @@ def _stale_batches() -> StaleWriterError:
 def _name_stale(
     targets: Sequence[_Target], lasts: dict[str, int], epochs: dict[str, int | None]
 ) -> StaleWriterError | None:
-    """The error for the first batch whose `expected_last` or epoch is not its conversation's."""
+    """The error for the first batch whose epoch or `expected_last` is not its conversation's.
+
+    The epoch first (OWN-3): a writer that lost the conversation is told so, and lets it go,
+    even when the new owner has also moved the sequence on.
+    """
     pending: dict[str, int] = {}
     for cid, expected_last, count, epoch in targets:
         last = pending.get(cid, lasts.get(cid, 0))
-        if last != expected_last:
-            return stale(cid, expected_last, last)
         current = epochs.get(cid)
         if current != epoch:
             return stale_owner(cid, epoch, current)
+        if last != expected_last:
+            return stale(cid, expected_last, last)
         # A conversation may appear in several batches; a later one follows the earlier ones.
         pending[cid] = last + count
     return None
