@@ -428,6 +428,30 @@ def test_cli_5_a_closed_output_stops_quietly(tmp_path: Path) -> None:
         assert result.stderr == "", (command, result.stderr)
 
 
+def test_cli_5_a_demo_whose_output_is_closed_interrupts_its_run(tmp_path: Path) -> None:
+    """CLI-5: `demo --plain | head -1`: once nobody reads its output the demo interrupts its
+    run (it would wait at the gate for ever), says in one line on stderr how to resume it, and
+    exits 141; `resume` then finishes the run."""
+    demo = start(tmp_path, sys.executable, "-m", "interruptible", "demo", "--plain")
+    try:
+        assert demo.stdout is not None and demo.stderr is not None
+        first = demo.stdout.readline()
+        run_id = re.search(r"run: (run-\w+)", first).group(1)  # type: ignore[union-attr]
+        demo.stdout.close()  # as head does once it has its line
+        demo.wait(timeout=60)  # (stderr holds one line: no pipe fills while it is not read)
+        err = demo.stderr.read()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == 141, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"resume {run_id}" in lines[0], err
+    resumed = cli(tmp_path, "resume", run_id, "--plain")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+
+
 def test_cli_6_the_editor_saying_no_publishes_nothing(tmp_path: Path) -> None:
     """CLI-6: `demo --ask` answered "n": the run completes without planning the embargo or the
     publish step, its output says `"published": false`, and the demo says the brief was not

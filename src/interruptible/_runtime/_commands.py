@@ -112,7 +112,7 @@ class _Following:
             )
         else:
             where = (
-                f"run {self.run_id} went on without it; see where it stands with: "
+                f"see where run {self.run_id} stands with: "
                 f"{command('inspect', '--run', self.run_id, db=self.db)}"
             )
         return CommandError(f"{why}; {where}", status)
@@ -215,7 +215,27 @@ async def _demo(args: argparse.Namespace, following: _Following) -> int:
         print(f"journal: {Path(args.db).resolve()}  run: {handle.run_id}", file=out)
         with Display(out, plain=args.plain) as display:
             final = await follow(rt, handle, display, ask=args.ask, db=args.db)
+    if display.closed:
+        raise _output_closed(args, final)
     return closing_words(final, out, db=args.db)
+
+
+def _output_closed(args: argparse.Namespace, final: Any) -> CommandError:
+    """The line for a stdout closed while the run was followed: `follow` interrupted the run
+    (nobody reads it), unless it had ended (CLI-5)."""
+    from .._lifecycle import RunStatus
+
+    run_id = final.run_id
+    if final.status is RunStatus.interrupted:
+        then = f"run {run_id} is interrupted; resume with: {command('resume', run_id, db=args.db)}"
+    else:
+        then = (
+            f"run {run_id} is {final.status.value}; see it with: "
+            f"{command('inspect', '--run', run_id, db=args.db)}"
+        )
+    return CommandError(
+        f"{args.command}: the output was closed (piped into head?); {then}", OUTPUT_CLOSED
+    )
 
 
 def _driven_elsewhere(db: str, run: Any, driver: Any) -> str:
@@ -265,6 +285,8 @@ async def _resume(args: argparse.Namespace) -> int:
         handle = RunHandle(rt, conversation_id, args.run_id)
         with Display(out, plain=args.plain) as display:
             final = await follow(rt, handle, display, ask=args.ask, db=args.db)
+    if display.closed:
+        raise _output_closed(args, final)
     return closing_words(final, out, db=args.db)
 
 

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn, TextIO
@@ -209,6 +209,9 @@ class Display:
         self.progress: dict[str, str] = {}
         self.deadlines: dict[str, float] = {}  # a running timer's deadline, for a countdown
         self.note = ""
+        # Whether stdout was closed under the display (piped into head), and whom to tell.
+        self.closed = False
+        self.on_closed: Callable[[], None] | None = None
         self._live: Any = None
         self._last_line: dict[str, str] = {}
         if not plain:
@@ -225,17 +228,31 @@ class Display:
 
     def __enter__(self) -> Display:
         if self._live is not None:
-            self._live.__enter__()
+            with self._writing():
+                self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Where the display writes: a stdout closed under it is noted once and told to
+        `on_closed`, never raised into the tasks that show the run (CLI-5)."""
+        try:
+            yield
+        except BrokenPipeError:
+            if not self.closed:
+                self.closed = True
+                if self.on_closed is not None:
+                    self.on_closed()
+
     def close(self) -> None:
         """Stop the live table (it gives the terminal its cursor back); closing twice is once."""
         live, self._live = self._live, None
         if live is not None:
-            live.__exit__(None, None, None)
+            with self._writing():
+                live.__exit__(None, None, None)
 
     def pause(self) -> Any:
         """A context in which the terminal is free for a prompt."""
@@ -245,26 +262,32 @@ class Display:
 
         @contextlib.contextmanager
         def paused() -> Any:
-            live.stop()
+            with self._writing():
+                live.stop()
             try:
                 yield
             finally:
-                live.start()
+                with self._writing():
+                    live.start()
 
         return paused()
 
     def show(self, snapshot: RunSnapshot) -> None:
         """Render the run as it is now."""
-        if self._live is not None:
-            self._live.update(self._table(snapshot))
-        else:
-            self._lines(snapshot)
+        if self.closed:
+            return
+        with self._writing():
+            if self._live is not None:
+                self._live.update(self._table(snapshot))
+            elif self.plain:  # (a closed live table shows nothing more)
+                self._lines(snapshot)
 
     def say(self, text: str) -> None:
         """A line under the display (or printed, in plain mode)."""
         self.note = text
-        if self._live is None and text:
-            print(text, file=self.out, flush=True)
+        if self.plain and text and not self.closed:
+            with self._writing():
+                print(text, file=self.out, flush=True)
 
     def _rows(self, snapshot: RunSnapshot) -> list[tuple[str, str, str, str, str]]:
         planned = {step.step_id: step for step in snapshot.steps}
@@ -398,18 +421,23 @@ async def follow(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    def interrupt() -> None:
+    def interrupt(reason: str = "ctrl-c") -> None:
         nonlocal interrupting
         if interrupting:
-            leave_now(display, handle.run_id, db)
+            if reason == "ctrl-c":
+                leave_now(display, handle.run_id, db)
+            return
         interrupting = True
         display.say("interrupting the run…")
-        spawn(interrupt_quietly())
+        spawn(interrupt_quietly(reason))
 
-    async def interrupt_quietly() -> None:
+    async def interrupt_quietly(reason: str) -> None:
         # The run may have ended a moment before: then there is nothing to interrupt.
         with contextlib.suppress(Exception):
-            await rt.interrupt_run(handle.conversation_id, "ctrl-c", run_id=handle.run_id)
+            await rt.interrupt_run(handle.conversation_id, reason, run_id=handle.run_id)
+
+    # Nobody reads the run any more (piped into head): stop it as Ctrl-C would, resumable.
+    display.on_closed = lambda: interrupt("output closed")
 
     installed = False
     with contextlib.suppress(NotImplementedError, RuntimeError):
