@@ -38,8 +38,12 @@ from ._shell import (
     OUTPUT_CLOSED,
     USAGE,
     CommandError,
+    command,
     exit_statuses_text,
 )
+
+# Where `spec` writes, at the repository's root (CLI-8).
+DEFAULT_OUT: Final = Path("spec/generated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +87,7 @@ def _run_spec(args: argparse.Namespace) -> int:
                 "no spec/ of it here: run `interruptible spec` at the root, or pass --out DIR.",
                 USAGE,
             )
-        out = Path("spec/generated")
+        out = DEFAULT_OUT
     try:
         return _spec(out, args.check)
     except FileNotFoundError as exc:  # python-statemachine's GraphvizNotFoundError is one
@@ -116,9 +120,8 @@ def _spec(out: Path, check_only: bool) -> int:
             )
             for name in stale:
                 print(f"  {name}", file=sys.stderr)
-            print(
-                "Run `./dev spec` (or `interruptible spec`) and commit the result.", file=sys.stderr
-            )
+            again = command("spec", *(["--out", str(out)] if out != DEFAULT_OUT else []))
+            print(f"Run `./dev spec` (or `{again}`) and commit the result.", file=sys.stderr)
             return 1
         print(f"{out} is up to date.")
         return 0
@@ -147,10 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        command.configure(sub)
-        sub.set_defaults(run=command.run)
+    for entry in COMMANDS:
+        sub = subparsers.add_parser(entry.name, help=entry.help, description=entry.help)
+        entry.configure(sub)
+        sub.set_defaults(run=entry.run)
     # The runtime's commands (demo, resume, inspect, replay) and the model checker's (check)
     # register themselves; their modules import only argparse at this point.
     from ._checker._command import add_parser as add_check
