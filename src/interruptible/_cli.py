@@ -11,6 +11,13 @@ modules' `add_parsers` / `add_parser`, in the same shape; `main` does not change
 A `JournalError` that reaches `main` (a journal that cannot be opened or read, such as a torn
 record deep in its history) is printed as one line, exit status 1.
 
+`main` runs every subcommand under one guard (spec/cli.md, CLI-1): a user error is one line
+on stderr and an exit status of `_shell.EXIT_STATUSES`, never a traceback. A command raises
+`CommandError` for a line of its own; a typed `InterruptibleError` is said with the command's
+`--db` when its message does not name the file; an `OSError` names its file; Ctrl-C is 130; a
+stdout closed under the output (`| head`) ends quietly with 141, and stdout is flushed inside
+the guard so that this shows there, not as "Exception ignored" at exit.
+
 Subcommands import what they need inside their functions: `import interruptible` and
 `interruptible --help` stay fast, and the diagram toolchain loads only for `spec`.
 """
@@ -18,13 +25,27 @@ Subcommands import what they need inside their functions: `import interruptible`
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ._errors import JournalError
+from ._errors import InterruptibleError
+from ._shell import (
+    ERROR,
+    INTERRUPTED,
+    OUTPUT_CLOSED,
+    USAGE,
+    CommandError,
+    command,
+    exit_statuses_text,
+)
+
+# Where `spec` writes, at the repository's root (CLI-8).
+DEFAULT_OUT: Final = Path("spec/generated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +62,8 @@ def _configure_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("spec/generated"),
-        help="directory to write (default: spec/generated)",
+        default=None,
+        help="directory to write (default: spec/generated, at the repository's root only)",
     )
     parser.add_argument(
         "--check",
@@ -51,9 +72,26 @@ def _configure_spec(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _at_repository_root() -> bool:
+    """Whether the current directory is interruptible's repository root (its `spec/` is here)."""
+    pyproject = Path("pyproject.toml")
+    if not Path("spec").is_dir() or not pyproject.is_file():
+        return False
+    return 'name = "interruptible"' in pyproject.read_text(encoding="utf-8", errors="replace")
+
+
 def _run_spec(args: argparse.Namespace) -> int:
+    out: Path | None = args.out
+    if out is None:  # the repository's spec/generated, only where it is (CLI-8)
+        if not _at_repository_root():
+            raise CommandError(
+                f"{os.getcwd()} is not the root of the interruptible repository, so there is "
+                "no spec/ of it here: run `interruptible spec` at the root, or pass --out DIR.",
+                USAGE,
+            )
+        out = DEFAULT_OUT
     try:
-        return _spec(args.out, args.check)
+        return _spec(out, args.check)
     except FileNotFoundError as exc:  # python-statemachine's GraphvizNotFoundError is one
         print(f"{exc}\nThe SVG diagrams need Graphviz's `dot` on PATH.", file=sys.stderr)
         return 2
@@ -84,9 +122,8 @@ def _spec(out: Path, check_only: bool) -> int:
             )
             for name in stale:
                 print(f"  {name}", file=sys.stderr)
-            print(
-                "Run `./dev spec` (or `interruptible spec`) and commit the result.", file=sys.stderr
-            )
+            again = command("spec", *(["--out", str(out)] if out != DEFAULT_OUT else []))
+            print(f"Run `./dev spec` (or `{again}`) and commit the result.", file=sys.stderr)
             return 1
         print(f"{out} is up to date.")
         return 0
@@ -109,13 +146,16 @@ COMMANDS: Final = (
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every registered subcommand."""
     parser = argparse.ArgumentParser(
-        prog="interruptible", description="The interruptible run engine's command line."
+        prog="interruptible",
+        description="The interruptible run engine's command line.",
+        epilog=exit_statuses_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        command.configure(sub)
-        sub.set_defaults(run=command.run)
+    for entry in COMMANDS:
+        sub = subparsers.add_parser(entry.name, help=entry.help, description=entry.help)
+        entry.configure(sub)
+        sub.set_defaults(run=entry.run)
     # The runtime's commands (demo, resume, inspect, replay) and the model checker's (check)
     # register themselves; their modules import only argparse at this point.
     from ._checker._command import add_parser as add_check
@@ -129,11 +169,52 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with `argv` (default: `sys.argv[1:]`) and return the exit status."""
-    args = build_parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], int] = args.run
+    """Run the command line with `argv` (default: `sys.argv[1:]`) and return the exit status;
+    a user error is one line on stderr (CLI-1) and a status of spec/cli.md (CLI-2)."""
+    args: argparse.Namespace | None = None
     try:
-        return run(args)
-    except JournalError as exc:  # a journal that cannot be opened or read: one line, no traceback
-        print(f"interruptible {args.command}: {exc.message}", file=sys.stderr)
-        return 1
+        args = build_parser().parse_args(argv)
+        run: Callable[[argparse.Namespace], int] = args.run
+        status = run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the guard
+        return status
+    except CommandError as exc:
+        return _say(exc.line, exc.status)
+    except InterruptibleError as exc:
+        return _say(_naming_the_journal(args, exc.message), ERROR)
+    except BrokenPipeError:
+        return _say("", OUTPUT_CLOSED)
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        if exc.filename is None:
+            return _say(f"{_name(args)}: {what}", ERROR)
+        return _say(f"{exc.filename}: {what}; check the path and its permissions.", ERROR)
+    except KeyboardInterrupt:
+        return _say(f"{_name(args)}: interrupted (Ctrl-C); nothing more was done.", INTERRUPTED)
+
+
+def _name(args: argparse.Namespace | None) -> str:
+    command = getattr(args, "command", None)
+    return "interruptible" + (f" {command}" if command else "")
+
+
+def _naming_the_journal(args: argparse.Namespace | None, message: str) -> str:
+    db = getattr(args, "db", None)
+    if isinstance(db, str) and db not in message:
+        return f"{db}: {message}"
+    return message
+
+
+def _say(line: str, status: int) -> int:
+    """Print `line` on stderr (if any) and return `status`; with stdout closed under the
+    output, stdout is pointed at /dev/null so that the exit's flush cannot fail again."""
+    if status == OUTPUT_CLOSED:
+        # ValueError: not a real file (a test's capture), nothing to redirect.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+    if line:
+        with contextlib.suppress(OSError):  # stderr is gone too: the status says it
+            print(line, file=sys.stderr, flush=True)
+    return status

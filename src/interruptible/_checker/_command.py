@@ -3,7 +3,9 @@
 Exit status: 0 when every property holds within the bounds, 1 on a violation (the shortest
 counterexample is printed: for a model of the core a replayable JSON list of events, for an
 ownership model the moves and the journal's events), 2 when the model cannot be loaded or an
-option does not apply to it. With no bound options the model's CI bound is checked.
+option does not apply to it, 130 on Ctrl-C. With no bound options the model's CI bound is
+checked. While it explores, it says how far it got on stderr about once a second (CLI-9); the
+figures go to stdout.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Final, TextIO, cast
 
+from .._shell import INTERRUPTED, CommandError
 from ._defects import DEFECTS
 from ._explore import explore, replay_trace
 from ._models import default_model_path, load_model, model_path
@@ -23,6 +27,9 @@ from ._owner_explore import explore_owners, replay_moves
 from ._owner_state import OwnerBounds, OwnerModel
 from ._owners import OwnerWorld
 from ._world import Bounds, World
+
+# Seconds between two progress lines (CLI-9).
+PROGRESS_EVERY: Final = 1.0
 
 _BOUND_HELP = {
     "runs": "fresh runs the world requests",
@@ -91,6 +98,33 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+class _Progress:
+    """Progress lines on stderr: rewritten in place on a terminal, one per report otherwise."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.terminal = stream.isatty()
+        self.started = time.perf_counter()
+        self.states = 0
+
+    def __call__(self, states: int, transitions: int, depth: int) -> None:
+        self.states = states
+        elapsed = time.perf_counter() - self.started
+        rate = f", {states / elapsed:,.0f} states/s" if elapsed > 0 else ""
+        line = (
+            f"explored {states:,} states, {transitions:,} transitions, depth {depth} "
+            f"({elapsed:.1f} s{rate})"
+        )
+        self.stream.write(f"\r\033[K{line}" if self.terminal else f"{line}\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        """Leave the terminal's line empty for what comes next."""
+        if self.terminal:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
 def run(args: argparse.Namespace) -> int:
     """Check the model within the bounds given (or its CI bound); print the figures."""
     path = model_path(args.model) if args.model is not None else default_model_path()
@@ -118,7 +152,22 @@ def run(args: argparse.Namespace) -> int:
     bounds: Bounds = dataclasses.replace(model.ci_bounds, **changes)
     factory = DEFECTS[args.defect] if args.defect else None
     world = World(model, bounds, factory) if factory is not None else World(model, bounds)
-    report = explore(world, check_liveness=not args.no_liveness, max_states=args.max_states)
+    progress = _Progress(sys.stderr)
+    try:
+        report = explore(
+            world,
+            check_liveness=not args.no_liveness,
+            max_states=args.max_states,
+            progress=progress,
+            progress_every=PROGRESS_EVERY,
+        )
+    except KeyboardInterrupt:
+        progress.clear()
+        raise CommandError(
+            f"check: interrupted (Ctrl-C) after {progress.states:,} states; nothing was written.",
+            INTERRUPTED,
+        ) from None
+    progress.clear()
     if args.defect:
         report.model += f" with seeded defect {args.defect}"
     for line in report.lines():

@@ -77,6 +77,14 @@ MemoEntry = tuple[int, tuple[Start, ...], tuple[str, ...], bool]
 
 _APPLIED, _IGNORED, _REJECTED = Disposition.applied, Disposition.ignored, Disposition.rejected
 
+# Hears how far a search got: (distinct states, transitions, depth) so far (CLI-9).
+Progress = Callable[[int, int, int], None]
+# A person at the command line wants a sign of life about once a second.
+PROGRESS_EVERY: Final = 1.0
+# States expanded between two readings of the clock: a state costs about 40 us, so the clock is
+# read every few milliseconds, and its cost (about 50 ns) vanishes.
+_CLOCK_EVERY: Final = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Counterexample:
@@ -200,12 +208,23 @@ class Explorer:
         depth: int | None = None,
         check_liveness: bool = True,
         max_states: int | None = None,
+        progress: Progress | None = None,
+        progress_every: float = PROGRESS_EVERY,
     ) -> Report:
-        """Explore until no new state appears (or `depth`), stopping at the first violation."""
+        """Explore until no new state appears (or `depth`), stopping at the first violation;
+        `progress(states, transitions, depth)` is called about every `progress_every` seconds
+        and once at the end of the search (CLI-9)."""
         with _young_collections_only():
-            return self._run(depth, check_liveness, max_states)
+            return self._run(depth, check_liveness, max_states, progress, progress_every)
 
-    def _run(self, depth: int | None, check_liveness: bool, max_states: int | None) -> Report:
+    def _run(
+        self,
+        depth: int | None,
+        check_liveness: bool,
+        max_states: int | None,
+        progress: Progress | None,
+        progress_every: float,
+    ) -> Report:
         world = self.world
         report = Report(world.model.name, world.bounds.describe())
         started = time.perf_counter()
@@ -224,12 +243,24 @@ class Explorer:
         edge_from, edge_to = self.edge_from, self.edge_to
         transitions = pruned = 0
         violation: tuple[Violation, int, str] | None = None
+        # The clock is read once per _CLOCK_EVERY expanded states, not once per state.
+        report_at = started + progress_every
+        clock_every = _CLOCK_EVERY if progress_every > 0 else 1
+        expanded = 0
         while frontier and violation is None:
             if depth is not None and level >= depth:
                 report.unexpanded = len(frontier)
                 break
             next_frontier: list[int] = []
             for source in frontier:
+                if progress is not None:
+                    expanded += 1
+                    if expanded >= clock_every:
+                        expanded = 0
+                        now = time.perf_counter()
+                        if now >= report_at:
+                            progress(len(states), transitions, level)
+                            report_at = now + progress_every
                 conv, env = states[source]
                 moves = conv_moves[conv]
                 if moves is None:
@@ -334,6 +365,8 @@ class Explorer:
             if max_states is not None and len(states) >= max_states:
                 report.unexpanded = len(frontier)
                 break
+        if progress is not None:
+            progress(len(states), transitions, level)
         report.transitions = transitions
         report.pruned = pruned
         report.states = len(self.states)
@@ -449,12 +482,17 @@ def explore(
     depth: int | None = None,
     check_liveness: bool = True,
     max_states: int | None = None,
+    progress: Progress | None = None,
+    progress_every: float = PROGRESS_EVERY,
 ) -> Report:
-    """Explore `world` exhaustively (within its bounds) and report figures and a counterexample."""
+    """Explore `world` exhaustively (within its bounds) and report figures and a counterexample;
+    `progress(states, transitions, depth)` hears how far it got as it goes (CLI-9)."""
     return Explorer(world).run(
         depth=depth if depth is not None else world.bounds.depth,
         check_liveness=check_liveness,
         max_states=max_states,
+        progress=progress,
+        progress_every=progress_every,
     )
 
 

@@ -17,6 +17,12 @@ is on disk:
   is open are empty, and closing the last connection removes them as it found them (absent).
   (A writer that opens the file meanwhile makes its own changes; the reader still makes none.)
 
+- no log exists, and the directory cannot be written (a read-only directory or file system):
+  `mode=rw` cannot make the log and index files a WAL file needs, so the connection is
+  `mode=ro&immutable=1`: nobody can be writing the file there either (a writer needs those
+  files too), so SQLite may read it without locking and without side files (spec/cli.md,
+  CLI-3).
+
 Neither URI mode creates a missing file, and the schema is only checked (JRN-7), never made.
 A reader waits for a lock only while another connection holds the file exclusively, so it
 waits a few seconds (`READONLY_BUSY_TIMEOUT`), not a writer's 30, then says the file is locked.
@@ -49,20 +55,19 @@ def connect_readonly(path: str, busy_timeout: float) -> sqlite3.Connection:
             reason="journal_not_found",
         )
     logged = any(os.path.exists(path + suffix) for suffix in _LOGS)
-    uri = Path(path).absolute().as_uri() + ("?mode=ro" if logged else "?mode=rw")
+    conn = _connect(path, "?mode=ro" if logged else "?mode=rw", busy_timeout)
     try:
-        conn = sqlite3.connect(
-            uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-        )
-    except sqlite3.Error as exc:
-        raise JournalError(
-            f"{path!r} cannot be opened to read: {exc}; check the file and its permissions.",
-            reason="sqlite_error",
-        ) from None
-    try:
-        if not logged:
-            conn.execute("PRAGMA query_only=1")
-        check_readable(conn, path)
+        try:
+            if not logged:
+                conn.execute("PRAGMA query_only=1")
+            check_readable(conn, path)
+        except sqlite3.OperationalError as exc:
+            if logged or getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
+                raise
+            # No log, and none can be made beside the file: a directory nobody writes.
+            conn.close()
+            conn = _connect(path, "?mode=ro&immutable=1", busy_timeout)
+            check_readable(conn, path)
     except sqlite3.OperationalError as exc:
         conn.close()
         if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
@@ -70,6 +75,12 @@ def connect_readonly(path: str, busy_timeout: float) -> sqlite3.Connection:
                 f"{path!r} is locked by another connection (waited {busy_timeout:g} s); "
                 "nothing was read. Try again once the process holding it is done.",
                 reason="journal_locked",
+            ) from None
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN:
+            raise JournalError(
+                f"{path!r} cannot be opened to read: {exc}; check that you may read the file "
+                "and its directory.",
+                reason="sqlite_error",
             ) from None
         raise _not_a_journal(path, exc) from None
     except sqlite3.DatabaseError as exc:
@@ -79,6 +90,19 @@ def connect_readonly(path: str, busy_timeout: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _connect(path: str, query: str, busy_timeout: float) -> sqlite3.Connection:
+    uri = Path(path).absolute().as_uri() + query
+    try:
+        return sqlite3.connect(
+            uri, uri=True, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise JournalError(
+            f"{path!r} cannot be opened to read: {exc}; check the file and its permissions.",
+            reason="sqlite_error",
+        ) from None
 
 
 def _not_a_journal(path: str, exc: sqlite3.Error) -> JournalError:

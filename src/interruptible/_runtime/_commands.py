@@ -2,19 +2,31 @@
 
 `add_parsers(subparsers)` registers them on an argparse subparsers object; each sets
 `func` (and `run`, the name the package's CLI table uses) to a function taking the parsed
-namespace and returning the exit status. Everything heavy is imported inside the functions, so
-`interruptible --help` stays fast.
+namespace and returning the exit status. A user error is raised as `CommandError` (or the
+journal's typed error) for `_cli.main` to say in one line (spec/cli.md). Everything heavy is
+imported inside the functions, so `interruptible --help` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
-DEMO_DB: Final = "interruptible-demo.db"
+from .._shell import (
+    DEFAULT_DB,
+    INTERRUPTED,
+    OUTPUT_CLOSED,
+    USAGE,
+    CommandError,
+    command,
+)
+
+DEMO_DB: Final = DEFAULT_DB
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -81,32 +93,115 @@ def _inspect_options(parser: argparse.ArgumentParser) -> None:
 # --- demo and resume ----------------------------------------------------------------------------
 
 
-def demo(args: argparse.Namespace) -> int:
-    """`interruptible demo`: start the demo pipeline and follow it live."""
+class _Following:
+    """What a live command knows of its run, for the line it says when it is cut short."""
+
+    def __init__(self, db: str, run_id: str | None = None) -> None:
+        self.db = db
+        self.run_id = run_id
+
+    def cut_short(self, why: str, status: int) -> CommandError:
+        """The one line for Ctrl-C (`INTERRUPTED`) or a closed stdout (`OUTPUT_CLOSED`) that
+        ended the command outside the run's own handling (CLI-5)."""
+        if self.run_id is None:
+            where = f"{command('inspect', db=self.db)} shows what the journal holds."
+        elif status == INTERRUPTED:
+            where = (
+                f"the journal is consistent; resume with: "
+                f"{command('resume', self.run_id, db=self.db)}"
+            )
+        else:
+            where = (
+                f"see where run {self.run_id} stands with: "
+                f"{command('inspect', '--run', self.run_id, db=self.db)}"
+            )
+        return CommandError(f"{why}; {where}", status)
+
+
+def _live(body: Any, args: argparse.Namespace, following: _Following) -> int:
+    """Run a live command's coroutine; Ctrl-C or a closed stdout outside the run's own
+    handling (while it starts or stops) is one line that says how to go on (CLI-5)."""
     import asyncio
 
-    return asyncio.run(_demo(args))
+    try:
+        status: int = asyncio.run(body)
+    except KeyboardInterrupt:
+        raise following.cut_short(f"{args.command}: interrupted (Ctrl-C)", INTERRUPTED) from None
+    except BrokenPipeError:
+        raise following.cut_short(
+            f"{args.command}: the output was closed (piped into head?)", OUTPUT_CLOSED
+        ) from None
+    return status
 
 
-async def _demo(args: argparse.Namespace) -> int:
+def check_journal(db: str, *, create: bool = False) -> None:
+    """Refuse, reading only, a `--db` that is not a journal, before a command opens it to write:
+    the runtime's open would switch another application's SQLite file to WAL before it found
+    out (CLI-3). A missing file is a usage error unless the command creates it (`create`)."""
+    from .._journal import SQLiteJournal
+
+    path = Path(db)
+    if path.is_dir():
+        raise CommandError(f"{db} is a directory, not a journal; pass --db FILE.", USAGE)
+    if not path.exists():
+        if create:
+            return
+        raise CommandError(
+            f"no journal at {db}; check the path, or start one with: {command('demo', db=db)}",
+            USAGE,
+        )
+    if create and path.stat().st_size == 0:  # an empty file: the runtime makes it a journal
+        return
+    SQLiteJournal(db, readonly=True).close()  # JournalError: not a journal, too new, locked
+
+
+@contextlib.asynccontextmanager
+async def writing(runtime: Any, db: str) -> AsyncIterator[Any]:
+    """`async with runtime`, with a journal `check_journal` found readable but that cannot be
+    opened to write (a read-only file or directory) said as such (CLI-3)."""
+    from .._errors import JournalError
+
+    try:
+        await runtime.start()
+    except JournalError as exc:
+        if exc.reason != "not_a_journal":
+            raise
+        raise CommandError(
+            f"{db} is a journal this command can read but not write: check that you may write "
+            "the file and its directory (SQLite keeps -wal and -shm files beside it); "
+            f"{command('inspect', db=db)} reads it.",
+        ) from None
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+
+
+def demo(args: argparse.Namespace) -> int:
+    """`interruptible demo`: start the demo pipeline and follow it live."""
+    following = _Following(args.db)
+    return _live(_demo(args, following), args, following)
+
+
+async def _demo(args: argparse.Namespace, following: _Following) -> int:
     from .._lifecycle import RunStatus
     from ._demo import CONVERSATION, DEMO_MODE, Display, closing_words, demo_runtime, follow
     from ._runtime import RunHandle
 
     out = sys.stdout
-    async with demo_runtime(args.db) as rt:
+    check_journal(args.db, create=True)
+    async with writing(demo_runtime(args.db), args.db) as rt:
         handle = None
         state = rt.state(CONVERSATION) if CONVERSATION in rt.conversations() else None
         active = state.active_run if state is not None else None
         driver = rt.live_owner(CONVERSATION)
         if driver is not None:  # another process drives the demo: leave it alone (OWN-7)
-            print(_driven_elsewhere(args.db, active, driver), file=sys.stderr)
-            return 1
+            raise CommandError(_driven_elsewhere(args.db, active, driver))
         if active is not None and active.status is RunStatus.interrupted and not args.new:
             print(f"run {active.run_id} is interrupted in {args.db}.", file=out)
-            print(f"resume with: interruptible resume {active.run_id}", file=out)
-            print("or start over with: interruptible demo --new", file=out)
-            return 2
+            print(f"resume with: {command('resume', active.run_id, db=args.db)}", file=out)
+            print(f"or start over with: {command('demo', '--new', db=args.db)}", file=out)
+            return USAGE
         if active is not None and active.status is RunStatus.running:
             print(
                 f"continuing run {active.run_id}, left running by a process that stopped", file=out
@@ -116,10 +211,31 @@ async def _demo(args: argparse.Namespace) -> int:
             handle = await rt.run(
                 CONVERSATION, {"topic": "European capitals"}, mode=DEMO_MODE, supersede=args.new
             )
+        following.run_id = handle.run_id
         print(f"journal: {Path(args.db).resolve()}  run: {handle.run_id}", file=out)
         with Display(out, plain=args.plain) as display:
-            final = await follow(rt, handle, display, ask=args.ask)
-    return closing_words(final, out)
+            final = await follow(rt, handle, display, ask=args.ask, db=args.db)
+    if display.closed:
+        raise _output_closed(args, final)
+    return closing_words(final, out, db=args.db)
+
+
+def _output_closed(args: argparse.Namespace, final: Any) -> CommandError:
+    """The line for a stdout closed while the run was followed: `follow` interrupted the run
+    (nobody reads it), unless it had ended (CLI-5)."""
+    from .._lifecycle import RunStatus
+
+    run_id = final.run_id
+    if final.status is RunStatus.interrupted:
+        then = f"run {run_id} is interrupted; resume with: {command('resume', run_id, db=args.db)}"
+    else:
+        then = (
+            f"run {run_id} is {final.status.value}; see it with: "
+            f"{command('inspect', '--run', run_id, db=args.db)}"
+        )
+    return CommandError(
+        f"{args.command}: the output was closed (piped into head?); {then}", OUTPUT_CLOSED
+    )
 
 
 def _driven_elsewhere(db: str, run: Any, driver: Any) -> str:
@@ -131,15 +247,14 @@ def _driven_elsewhere(db: str, run: Any, driver: Any) -> str:
         )
     return (
         f"{db}: run {run.run_id} is {run.status.value} in process {driver.pid} on {driver.host}; "
-        f"interrupt it with: interruptible interrupt {run.run_id}"
+        f"interrupt it with: {command('interrupt', run.run_id, db=db)}"
     )
 
 
 def resume(args: argparse.Namespace) -> int:
     """`interruptible resume RUN_ID`: resume an interrupted demo run and follow it live."""
-    import asyncio
-
-    return asyncio.run(_resume(args))
+    following = _Following(args.db, args.run_id)
+    return _live(_resume(args), args, following)
 
 
 async def _resume(args: argparse.Namespace) -> int:
@@ -148,37 +263,31 @@ async def _resume(args: argparse.Namespace) -> int:
     from ._runtime import RunHandle
 
     out = sys.stdout
-    if not Path(args.db).exists():
-        print(
-            f"no journal at {args.db}; run `interruptible demo` first (or pass --db)",
-            file=sys.stderr,
-        )
-        return 2
-    async with demo_runtime(args.db) as rt:
+    check_journal(args.db)
+    async with writing(demo_runtime(args.db), args.db) as rt:
         conversation_id = rt.find_run(args.run_id)
         if conversation_id is None:
-            print(
-                f"no run {args.run_id!r} in {args.db}; `interruptible inspect` lists them",
-                file=sys.stderr,
+            raise CommandError(
+                f"no run {args.run_id!r} in {args.db}; {command('inspect', db=args.db)} lists "
+                "them.",
+                USAGE,
             )
-            return 2
         driver = rt.live_owner(conversation_id)
         if driver is not None:
-            print(
-                _driven_elsewhere(args.db, rt.state(conversation_id).run(args.run_id), driver),
-                file=sys.stderr,
+            raise CommandError(
+                _driven_elsewhere(args.db, rt.state(conversation_id).run(args.run_id), driver)
             )
-            return 1
         try:
             snapshot = await rt.resume_run(conversation_id, args.run_id)
         except InterruptibleError as exc:
-            print(exc.message, file=sys.stderr)
-            return 1
+            raise CommandError(f"{args.db}: {exc.message}") from None
         print(f"resumed run {args.run_id} ({snapshot.status.value})", file=out)
         handle = RunHandle(rt, conversation_id, args.run_id)
         with Display(out, plain=args.plain) as display:
-            final = await follow(rt, handle, display, ask=args.ask)
-    return closing_words(final, out)
+            final = await follow(rt, handle, display, ask=args.ask, db=args.db)
+    if display.closed:
+        raise _output_closed(args, final)
+    return closing_words(final, out, db=args.db)
 
 
 # --- inspect and replay -------------------------------------------------------------------------
@@ -186,20 +295,19 @@ async def _resume(args: argparse.Namespace) -> int:
 
 def _open(db: str) -> Any:
     """The journal at `db`, opened to read only: a reading command changes nothing (RT-21)."""
-    from .._errors import JournalError
     from .._journal import SQLiteJournal
 
+    if Path(db).is_dir():
+        raise CommandError(f"{db} is a directory, not a journal; pass --db FILE.", USAGE)
     if not Path(db).exists():
-        raise SystemExit(f"no journal at {db}; pass --db PATH")
-    try:
-        return SQLiteJournal(db, readonly=True)
-    except JournalError as exc:
-        raise SystemExit(exc.message) from None
+        raise CommandError(f"no journal at {db}; pass --db PATH.", USAGE)
+    return SQLiteJournal(db, readonly=True)
 
 
 class _Reader:
     """A reading command's view of a journal: torn records are noted and reported, never
-    repaired (RT-21); any other failure of the journal ends the command with its one line."""
+    repaired (RT-21); any other failure of the journal ends the command with its one line
+    (the `JournalError` goes to `_cli.main`)."""
 
     def __init__(self, journal: Any, db: str) -> None:
         self.journal = journal
@@ -209,12 +317,7 @@ class _Reader:
 
     def conversations(self) -> list[str]:
         """The journal's conversations."""
-        from .._errors import JournalError
-
-        try:
-            conversations: list[str] = self.journal.conversations()
-        except JournalError as exc:
-            raise SystemExit(exc.message) from None
+        conversations: list[str] = self.journal.conversations()
         return conversations
 
     def read(self, conversation_id: str) -> list[Any]:
@@ -227,7 +330,7 @@ class _Reader:
                 records.append(record)
         except JournalError as exc:
             if exc.reason != "torn_record":
-                raise SystemExit(exc.message) from None
+                raise
             self.lines.append(self._line(conversation_id, len(records), exc))
         return records
 
@@ -263,8 +366,8 @@ def _coordinator(specs: list[str]) -> Any:
 def load_modes(spec: str) -> list[Any]:
     """The modes `MODULE:NAME` names: a `Mode`, an iterable of them, or a mapping whose values
     they are. The module is imported from the current directory too (as `python -m` would);
-    importing it runs its top-level code. `SystemExit` (status 2, with the reason) for a spec
-    that names none, whatever the module does."""
+    importing it runs its top-level code. `CommandError` (a usage error, status 2, with the
+    reason) for a spec that names none, whatever the module does (CLI-2)."""
     import importlib
     import os
     from collections.abc import Mapping
@@ -273,7 +376,9 @@ def load_modes(spec: str) -> list[Any]:
 
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise SystemExit(f"--modes expects MODULE:NAME (e.g. myapp.pipelines:MODES), got {spec!r}")
+        raise CommandError(
+            f"--modes expects MODULE:NAME (e.g. myapp.pipelines:MODES), got {spec!r}", USAGE
+        )
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -281,10 +386,12 @@ def load_modes(spec: str) -> list[Any]:
         for part in attribute.split("."):
             value = getattr(value, part)
     except AttributeError:
-        raise SystemExit(f"--modes {spec}: {module_name!r} has no {attribute!r}") from None
+        raise CommandError(f"--modes {spec}: {module_name!r} has no {attribute!r}", USAGE) from None
+    except KeyboardInterrupt:
+        raise
     except BaseException as exc:  # an import that fails, or that exits, names no mode
-        raise SystemExit(
-            f"--modes {spec}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        raise CommandError(
+            f"--modes {spec}: importing {module_name!r} failed: {type(exc).__name__}: {exc}", USAGE
         ) from None
     what = type(value).__name__
     try:
@@ -295,8 +402,9 @@ def load_modes(spec: str) -> list[Any]:
     except Exception:
         modes = []
     if not modes or not all(isinstance(mode, Mode) for mode in modes):
-        raise SystemExit(
-            f"--modes {spec}: it is a {what}, neither a Mode nor an iterable (or mapping) of Modes"
+        raise CommandError(
+            f"--modes {spec}: it is a {what}, neither a Mode nor an iterable (or mapping) of Modes",
+            USAGE,
         )
     return modes
 
@@ -326,15 +434,32 @@ def inspect(args: argparse.Namespace) -> int:
             if args.run_id not in {getattr(r.event, "run_id", None) for r in records}:
                 continue
             found = True
+            if state.run(args.run_id) is None:  # older than the retained history (CLI-7)
+                state = _keeping_every_run(coordinator, records)
             _run_detail(conversation_id, args.run_id, records, outcomes, state, out)
         for line in reader.lines:
             print(line, file=sys.stderr)
         if args.run_id is not None and not found:
-            print(f"no run {args.run_id!r} in {args.db}", file=sys.stderr)
-            return 2
+            raise CommandError(
+                f"no run {args.run_id!r} in {args.db}; {command('inspect', db=args.db)} lists "
+                "them.",
+                USAGE,
+            )
     finally:
         journal.close()
     return 1 if reader.lines else 0
+
+
+def _keeping_every_run(coordinator: Any, records: list[Any]) -> Any:
+    """The conversation's state folded again with every ended run kept, not only the last
+    `history_limit` (CLI-7): the status and steps of an old run come from its own events."""
+    from .._core import Coordinator, initial_state
+
+    keeping = Coordinator(coordinator.modes, coordinator.authorizer, history_limit=len(records))
+    state = initial_state()
+    for record in records:
+        state = keeping.reduce(state, record.event).state
+    return state
 
 
 def _conversation_summary(conversation_id: str, records: list[Any], state: Any, out: Any) -> None:
@@ -343,7 +468,7 @@ def _conversation_summary(conversation_id: str, records: list[Any], state: Any, 
     for event in requested:
         run = state.run(event.run_id)
         if run is None:
-            known = "forgotten (older than the retained history)"
+            known = f"older than the retained history (inspect --run {event.run_id} shows it)"
             if event.run_id not in state.run_ids:
                 known = f"mode {event.mode!r} unknown to this command (pass --modes MODULE:NAME)"
             print(f"  run {event.run_id}  {known}", file=out)
@@ -498,12 +623,10 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one of these subcommands alone (for tests, before the CLI wires them in)."""
-    parser = argparse.ArgumentParser(prog="interruptible")
-    add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    """The command line (`_cli.main`), under its guard; tests call it from here."""
+    from .._cli import main as cli_main
+
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ interrupt or cancel of an abandoned run starts nothing. An answer to a gate whos
 drives and that is still running is refused with what to do: applying it here would go on with
 the run in this short-lived process.
 
-Exit status: 0 done, 1 refused (the typed error's message, one line), 2 no such run or journal.
+Exit status (spec/cli.md): 0 done, 1 refused (the typed error's message, one line) or a file
+that is not a journal (refused read-only, and left as it was: CLI-3), 2 no such run or journal.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from .._shell import USAGE, CommandError, command
 from ._commands import DEMO_DB
 
 
@@ -86,33 +87,40 @@ def _value(text: str) -> Any:
 def _act(args: argparse.Namespace, what: str) -> int:
     import asyncio
 
-    if not Path(args.db).exists():
-        print(f"no journal at {args.db}; pass --db PATH", file=sys.stderr)
-        return 2
-    return asyncio.run(_act_async(args, what))
+    from ._commands import check_journal
+
+    modes = _modes(args.modes)  # a usage error before the journal is opened (CLI-2)
+    check_journal(args.db)
+    return asyncio.run(_act_async(args, what, modes))
 
 
-async def _act_async(args: argparse.Namespace, what: str) -> int:
-    from .._errors import InterruptibleError
-    from .._lifecycle import RunStatus
+def _modes(specs: list[str]) -> list[Any]:
     from ._commands import load_modes
     from ._demo import DEMO_MODE
-    from ._runtime import Runtime
 
     modes = {DEMO_MODE.name: DEMO_MODE}
-    for spec in args.modes:
+    for spec in specs:
         for mode in load_modes(spec):
             modes[mode.name] = mode
+    return list(modes.values())
+
+
+async def _act_async(args: argparse.Namespace, what: str, modes: list[Any]) -> int:
+    from .._errors import InterruptibleError
+    from .._lifecycle import RunStatus
+    from ._commands import writing
+    from ._runtime import Runtime
+
     out = sys.stdout
     try:
-        async with Runtime(args.db, modes=list(modes.values()), adopt=False) as rt:
+        async with writing(Runtime(args.db, modes=modes, adopt=False), args.db) as rt:
             conversation_id = rt.find_run(args.run_id)
             if conversation_id is None:
-                print(
-                    f"no run {args.run_id!r} in {args.db}; `interruptible inspect` lists them",
-                    file=sys.stderr,
+                raise CommandError(
+                    f"no run {args.run_id!r} in {args.db}; {command('inspect', db=args.db)} "
+                    "lists them.",
+                    USAGE,
                 )
-                return 2
             driver = rt.live_owner(conversation_id)
             where = "" if driver is None else f" (in process {driver.pid} on {driver.host})"
             if what == "interrupt":
@@ -122,18 +130,16 @@ async def _act_async(args: argparse.Namespace, what: str) -> int:
             else:
                 current = rt.snapshot(conversation_id, args.run_id)
                 if driver is None and current.status is RunStatus.running:
-                    print(
+                    raise CommandError(
                         f"run {args.run_id} is running but no process drives it; resume it "
-                        f"first (interruptible resume {args.run_id}) and answer then.",
-                        file=sys.stderr,
+                        f"first ({command('resume', args.run_id, db=args.db)}) and answer then."
                     )
-                    return 1
                 snapshot = await rt.provide_input(
                     conversation_id, args.run_id, args.step_id, _value(args.value)
                 )
     except InterruptibleError as exc:
-        print(f"{args.db}: {exc.message}", file=sys.stderr)
-        return 1
+        db = "" if args.db in exc.message else f"{args.db}: "
+        raise CommandError(f"{db}{exc.message}") from None
     step = f", step {args.step_id} answered" if what == "answer" else ""
     print(f"run {args.run_id}: {snapshot.status.value}{step}{where}", file=out)
     return 0

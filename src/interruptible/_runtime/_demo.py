@@ -1,9 +1,11 @@
 """The demo: a realistic pipeline on a SQLite journal, with a live display and Ctrl-C.
 
 The pipeline plans with a (scripted) model, calls two tools, asks a person to approve, waits out
-an embargo timer and publishes: every step class once. Ctrl-C interrupts the *run* (the process
-catches SIGINT, asks the runtime to interrupt, waits until the run is interrupted and prints how
-to resume it); `interruptible resume RUN_ID`, in a new process, continues it from the journal.
+an embargo timer and publishes: every step class once. An editor who says no stops it before the
+embargo: nothing is published, and the run's output says so (CLI-6). Ctrl-C interrupts the *run*
+(the process catches SIGINT, asks the runtime to interrupt, waits until the run is interrupted
+and prints how to resume it); a second Ctrl-C leaves at once (CLI-5); `interruptible resume
+RUN_ID`, in a new process, continues it from the journal.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, NoReturn, TextIO
 
-from .._core import Sequence
+from .._core import Complete, Plan, Sequence
 from .._lifecycle import RunStatus, StepClass, StepStatus
+from .._shell import DEFAULT_DB, INTERRUPTED, command
 from .._vocabulary import (
     Backoff,
     EmitLifecycle,
@@ -37,7 +41,7 @@ from ._llm import ScriptedModel
 from ._runtime import RunHandle, Runtime
 from ._snapshot import RunSnapshot
 
-DEMO_DB: Final = "interruptible-demo.db"
+DEMO_DB: Final = DEFAULT_DB
 # Tests run the demo faster; every process of one demo journal must use the same value, since
 # the timer's seconds are part of the step definitions.
 SPEED: Final = float(os.environ.get("INTERRUPTIBLE_DEMO_SPEED", "1") or 1)
@@ -56,7 +60,44 @@ PLAN: Final = (
     "embargo, publish."
 )
 
-DEMO_MODE: Final = Sequence(
+
+def _is_no(answer: JsonValue) -> bool:
+    """Whether a gate's answer declines: `false`, "n" or "no", or `{"approved": false}`."""
+    if isinstance(answer, Mapping):
+        answer = answer.get("approved")
+    if isinstance(answer, str):
+        return answer.strip().lower() in ("n", "no")
+    return answer is False
+
+
+@dataclass(frozen=True, slots=True)
+class EditedSequence(Sequence):
+    """A `Sequence` with an editor's gate: answered no (`{"approved": false}`, `false`, "n" or
+    "no"), the steps after the gate are not planned; the run's output says whether `publish`
+    ran (CLI-6)."""
+
+    gate: str = "approve"
+    publish: str = "publish"
+
+    def _declined(self, context: JsonValue) -> bool:
+        if context["next"] <= self._positions[self.gate]:
+            return False  # not answered yet
+        for step_id, output in Sequence.outputs_of(context):
+            if step_id == self.gate:
+                return _is_no(output)
+        return False  # the gate failed: the pipeline goes on as a Sequence does
+
+    def plan(self, context: JsonValue) -> Plan:
+        if self._declined(context):
+            return Complete()
+        return Sequence.plan(self, context)
+
+    def finalize(self, context: JsonValue, status: RunStatus) -> JsonValue:
+        output = Sequence.finalize(self, context, status)
+        return {**output, "published": self.publish in output["outputs"]}
+
+
+DEMO_MODE: Final = EditedSequence(
     "demo-brief",
     (
         StepDefinition(
@@ -142,6 +183,7 @@ def demo_runtime(db: str | Path) -> Runtime:
 
 _STYLE: Final = {
     "pending": "dim",
+    "skipped": "dim",
     "scheduled": "cyan",
     "running": "bold cyan",
     "waiting_input": "bold yellow",
@@ -167,6 +209,9 @@ class Display:
         self.progress: dict[str, str] = {}
         self.deadlines: dict[str, float] = {}  # a running timer's deadline, for a countdown
         self.note = ""
+        # Whether stdout was closed under the display (piped into head), and whom to tell.
+        self.closed = False
+        self.on_closed: Callable[[], None] | None = None
         self._live: Any = None
         self._last_line: dict[str, str] = {}
         if not plain:
@@ -183,12 +228,31 @@ class Display:
 
     def __enter__(self) -> Display:
         if self._live is not None:
-            self._live.__enter__()
+            with self._writing():
+                self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.__exit__(None, None, None)
+        self.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Where the display writes: a stdout closed under it is noted once and told to
+        `on_closed`, never raised into the tasks that show the run (CLI-5)."""
+        try:
+            yield
+        except BrokenPipeError:
+            if not self.closed:
+                self.closed = True
+                if self.on_closed is not None:
+                    self.on_closed()
+
+    def close(self) -> None:
+        """Stop the live table (it gives the terminal its cursor back); closing twice is once."""
+        live, self._live = self._live, None
+        if live is not None:
+            with self._writing():
+                live.__exit__(None, None, None)
 
     def pause(self) -> Any:
         """A context in which the terminal is free for a prompt."""
@@ -198,26 +262,32 @@ class Display:
 
         @contextlib.contextmanager
         def paused() -> Any:
-            live.stop()
+            with self._writing():
+                live.stop()
             try:
                 yield
             finally:
-                live.start()
+                with self._writing():
+                    live.start()
 
         return paused()
 
     def show(self, snapshot: RunSnapshot) -> None:
         """Render the run as it is now."""
-        if self._live is not None:
-            self._live.update(self._table(snapshot))
-        else:
-            self._lines(snapshot)
+        if self.closed:
+            return
+        with self._writing():
+            if self._live is not None:
+                self._live.update(self._table(snapshot))
+            elif self.plain:  # (a closed live table shows nothing more)
+                self._lines(snapshot)
 
     def say(self, text: str) -> None:
         """A line under the display (or printed, in plain mode)."""
         self.note = text
-        if self._live is None and text:
-            print(text, file=self.out, flush=True)
+        if self.plain and text and not self.closed:
+            with self._writing():
+                print(text, file=self.out, flush=True)
 
     def _rows(self, snapshot: RunSnapshot) -> list[tuple[str, str, str, str, str]]:
         planned = {step.step_id: step for step in snapshot.steps}
@@ -225,6 +295,8 @@ class Display:
         for definition in DEMO_MODE.steps:
             step = planned.get(definition.step_id)
             status = step.status.value if step is not None else "pending"
+            if step is None and snapshot.is_terminal:
+                status = "skipped"  # the run ended without planning it (an editor's no)
             attempt = str(step.attempt) if step is not None and step.attempt else ""
             detail = self.progress.get(definition.step_id, "")
             deadline = self.deadlines.get(definition.step_id)
@@ -310,6 +382,23 @@ def _ask_in_thread(question: str, loop: asyncio.AbstractEventLoop) -> asyncio.Fu
     return future
 
 
+def leave_now(display: Display, run_id: str, db: str) -> NoReturn:
+    """A second Ctrl-C: stop the display, say in one line how to go on, and exit 130 at once,
+    without waiting for effects that ignore cancellation (CLI-5). The journal is consistent:
+    every write is one transaction made on the event loop, which is running this, so none is
+    half done; the next process that opens the journal takes the conversation over (OWN-4)."""
+    display.close()
+    line = (
+        f"left at once (second Ctrl-C), without waiting for run {run_id} to stop; the journal "
+        f"is consistent: resume with: {command('resume', run_id, db=db)}"
+    )
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(Exception):
+        print(line, file=sys.stderr, flush=True)
+    os._exit(INTERRUPTED)
+
+
 async def follow(
     rt: Runtime,
     handle: RunHandle,
@@ -318,8 +407,10 @@ async def follow(
     ask: bool,
     answer_after: float = 1.5 / SPEED,
     on_sigint: Callable[[], None] | None = None,
+    db: str = DEMO_DB,
 ) -> RunSnapshot:
-    """Show the run until it is interrupted or ends, answering its gate; Ctrl-C interrupts it."""
+    """Show the run until it is interrupted or ends, answering its gate; Ctrl-C interrupts it,
+    a second Ctrl-C leaves at once (`db` names the journal in what it prints)."""
     loop = asyncio.get_running_loop()
     subscription = rt.subscribe(handle.conversation_id)
     interrupting = False
@@ -330,18 +421,23 @@ async def follow(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    def interrupt() -> None:
+    def interrupt(reason: str = "ctrl-c") -> None:
         nonlocal interrupting
         if interrupting:
-            raise SystemExit(130)  # a second Ctrl-C: leave now (the journal is consistent)
+            if reason == "ctrl-c":
+                leave_now(display, handle.run_id, db)
+            return
         interrupting = True
         display.say("interrupting the run…")
-        spawn(interrupt_quietly())
+        spawn(interrupt_quietly(reason))
 
-    async def interrupt_quietly() -> None:
+    async def interrupt_quietly(reason: str) -> None:
         # The run may have ended a moment before: then there is nothing to interrupt.
         with contextlib.suppress(Exception):
-            await rt.interrupt_run(handle.conversation_id, "ctrl-c", run_id=handle.run_id)
+            await rt.interrupt_run(handle.conversation_id, reason, run_id=handle.run_id)
+
+    # Nobody reads the run any more (piped into head): stop it as Ctrl-C would, resumable.
+    display.on_closed = lambda: interrupt("output closed")
 
     installed = False
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -359,7 +455,7 @@ async def follow(
             value = {"approved": True, "by": "demo-editor"}
         with contextlib.suppress(Exception):
             await handle.provide_input(step_id, value)
-        display.say("")
+        display.say("the editor said no: nothing will be published" if _is_no(value) else "")
 
     async def consume() -> None:
         async for directive in subscription:
@@ -427,14 +523,16 @@ async def follow(
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def closing_words(snapshot: RunSnapshot, out: TextIO) -> int:
+def closing_words(snapshot: RunSnapshot, out: TextIO, *, db: str = DEMO_DB) -> int:
     """What to print once the run settled, and the exit status."""
     if snapshot.status is RunStatus.interrupted:
         print(f"run {snapshot.run_id} interrupted ({snapshot.reason}).", file=out)
-        print(f"resume with: interruptible resume {snapshot.run_id}", file=out)
-        return 130
+        print(f"resume with: {command('resume', snapshot.run_id, db=db)}", file=out)
+        return INTERRUPTED
     if snapshot.status is RunStatus.completed:
-        print(f"run {snapshot.run_id} completed.", file=out)
+        published = isinstance(snapshot.output, Mapping) and snapshot.output.get("published")
+        what = "the brief was published" if published else "the editor said no: not published"
+        print(f"run {snapshot.run_id} completed: {what}.", file=out)
         return 0
     error = snapshot.error
     why = f": {error.category.value}: {error.message}" if error is not None else ""
