@@ -4,7 +4,9 @@ Events are facts that arrive from the outside (`run_requested`, `effect_complete
 journal records them and `reduce` folds them. Directives are what the core asks a runtime to do
 (`start_effect`, `cancel_effects`, `emit_*`). Every event and directive carries its
 `conversation_id`, `run_id` and a `cause_id` linking it to what caused it; effect events and
-effect directives also carry `step_id`, `effect_id` and `attempt`.
+effect directives also carry `step_id`, `effect_id` and `attempt`. Each class names itself in
+`kind` (`start_effect`), a class attribute: not a field, so it costs no instance anything and is
+not encoded twice (the codec writes it as `type`).
 
 Ids and times are never made here or in `reduce`: they arrive inside events, which keeps the core
 deterministic. The one exception is derived ids (`effect_id_for`), which are pure functions of ids
@@ -16,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias
 
 from ._errors import PolicyError
 from ._lifecycle import StepClass
@@ -167,6 +169,8 @@ class StepFailure:
 class RunRequested:
     """A caller asked for a new run of `mode` over `input`."""
 
+    kind: ClassVar[str] = "run_requested"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -182,6 +186,8 @@ class RunRequested:
 class InterruptRequested:
     """A caller asked to interrupt the run; it may be resumed later."""
 
+    kind: ClassVar[str] = "interrupt_requested"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -195,6 +201,8 @@ class InterruptRequested:
 class ResumeRequested:
     """A caller asked to resume an interrupted run."""
 
+    kind: ClassVar[str] = "resume_requested"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -206,6 +214,8 @@ class ResumeRequested:
 @record
 class CancelRequested:
     """A caller asked to end the run for good (terminal `canceled`)."""
+
+    kind: ClassVar[str] = "cancel_requested"
 
     event_id: str
     conversation_id: str
@@ -220,6 +230,8 @@ class CancelRequested:
 class EffectStarted:
     """The runtime started the effect of a step attempt."""
 
+    kind: ClassVar[str] = "effect_started"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -233,6 +245,8 @@ class EffectStarted:
 @record
 class EffectProgress:
     """A running effect reported progress; `sequence` orders reports of one effect."""
+
+    kind: ClassVar[str] = "effect_progress"
 
     event_id: str
     conversation_id: str
@@ -250,6 +264,8 @@ class EffectProgress:
 class EffectCompleted:
     """An effect finished with an output."""
 
+    kind: ClassVar[str] = "effect_completed"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -264,6 +280,8 @@ class EffectCompleted:
 @record
 class EffectFailed:
     """An effect ended with an error."""
+
+    kind: ClassVar[str] = "effect_failed"
 
     event_id: str
     conversation_id: str
@@ -283,6 +301,8 @@ class EffectFailed:
 class EffectCanceled:
     """An effect stopped because it was asked to."""
 
+    kind: ClassVar[str] = "effect_canceled"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -296,6 +316,8 @@ class EffectCanceled:
 @record
 class EffectLost:
     """The runtime lost an effect without an answer (its process stopped); it never answers."""
+
+    kind: ClassVar[str] = "effect_lost"
 
     event_id: str
     conversation_id: str
@@ -311,6 +333,8 @@ class EffectLost:
 @record
 class HumanInputReceived:
     """A person answered the human gate `step_id` of the run."""
+
+    kind: ClassVar[str] = "human_input_received"
 
     event_id: str
     conversation_id: str
@@ -343,6 +367,8 @@ Event: TypeAlias = (
 class StartEffect:
     """Start the effect of one step attempt, after `delay` seconds (a retry's backoff)."""
 
+    kind: ClassVar[str] = "start_effect"
+
     conversation_id: str
     run_id: str
     step_id: str
@@ -360,6 +386,8 @@ class StartEffect:
 class CancelEffects:
     """Cancel these in-flight effects of the run; each answers with its own lifecycle event."""
 
+    kind: ClassVar[str] = "cancel_effects"
+
     conversation_id: str
     run_id: str
     effect_ids: tuple[str, ...]
@@ -370,6 +398,8 @@ class CancelEffects:
 @record
 class EmitLifecycle:
     """Publish a lifecycle change of the run or of one of its steps (`run.interrupted`, ...)."""
+
+    kind: ClassVar[str] = "emit_lifecycle"
 
     conversation_id: str
     run_id: str
@@ -386,6 +416,8 @@ class EmitLifecycle:
 class EmitProgress:
     """Publish the progress an effect reported."""
 
+    kind: ClassVar[str] = "emit_progress"
+
     conversation_id: str
     run_id: str
     step_id: str
@@ -400,6 +432,8 @@ class EmitProgress:
 class EmitOutput:
     """The run's one terminal output: its final status and output, or its error projection."""
 
+    kind: ClassVar[str] = "emit_output"
+
     conversation_id: str
     run_id: str
     status: str
@@ -411,6 +445,8 @@ class EmitOutput:
 @record
 class EmitAudit:
     """Record an authorization decision (allowed or refused) for an action on a run."""
+
+    kind: ClassVar[str] = "emit_audit"
 
     conversation_id: str
     run_id: str
