@@ -69,6 +69,7 @@ from ._errors import (
     StaleOwnerError,
     StaleWriterError,
     StepNotFoundError,
+    UnknownCategoryError,
 )
 from ._interpreter import CompiledLifecycle, Guard, Transition, compile_lifecycle
 from ._lifecycle import (
@@ -261,6 +262,7 @@ __all__ = [
     "StepStatus",
     "Subscription",
     "Transition",
+    "UnknownCategoryError",
     "compile_lifecycle",
     "current_effect",
     "directive_from_json",

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Final, TypeAlias
 
-from ._errors import PolicyError
+from ._errors import PolicyError, UnknownCategoryError
 from ._lifecycle import StepClass
-from ._record import record
+from ._record import NORMALIZE, record
 
 # A JSON value (None, bool, int, float, str, list, dict with str keys). Payloads are treated as
 # immutable: the core never mutates one it received.
@@ -49,6 +49,23 @@ class FailureCategory(StrEnum):
     mode_error = "mode_error"
     protocol_error = "protocol_error"
     canceled = "canceled"
+
+
+_CATEGORIES: Final = {member.value: member for member in FailureCategory}
+
+
+def failure_category(value: FailureCategory | str) -> FailureCategory:
+    """A failure category given as its member or as its plain string, as the member (CORE-33).
+
+    A string that names no category raises `UnknownCategoryError`. Any other value is kept as
+    given: `reduce` rejects an event with a wrongly typed field (CORE-1) rather than raise.
+    """
+    if type(value) is str:
+        try:
+            return _CATEGORIES[value]
+        except KeyError:
+            raise UnknownCategoryError(value, _CATEGORIES) from None
+    return value  # type: ignore[return-value]  # a member, or a wrong type reduce rejects
 
 
 class AuditAction(StrEnum):
@@ -119,6 +136,9 @@ class StepPolicy:
     on_failure: OnFailure = OnFailure.fail
 
     def __post_init__(self) -> None:
+        if any(type(category) is str for category in self.retry_on):  # CORE-33
+            retry_on = tuple(failure_category(category) for category in self.retry_on)
+            object.__setattr__(self, "retry_on", retry_on)
         if type(self.max_attempts) is not int or self.max_attempts < 1:
             raise PolicyError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
         if self.timeout is not None and not (
@@ -154,7 +174,7 @@ class StepResult:
 class StepFailure:
     """The normalized failure envelope, of a step or (projected) of a whole run."""
 
-    category: FailureCategory
+    category: FailureCategory = field(metadata={NORMALIZE: failure_category})
     message: str
     step_id: str | None = None
     attempt: int | None = None
@@ -289,7 +309,7 @@ class EffectFailed:
     step_id: str
     effect_id: str
     attempt: int
-    category: FailureCategory
+    category: FailureCategory = field(metadata={NORMALIZE: failure_category})
     message: str
     retryable: bool = False
     details: JsonValue = None
@@ -380,6 +400,75 @@ class StartEffect:
     idempotency_key: str
     delay: float
     cause_id: str
+
+    # The effect's answers, built from this directive (CORE-32): its identity fields and cause
+    # are copied; the event id and the time still come from the caller, as everywhere.
+
+    def started(self, *, event_id: str, at: float) -> EffectStarted:
+        """The `effect_started` event of this effect."""
+        return EffectStarted(
+            event_id,
+            self.conversation_id,
+            self.run_id,
+            self.step_id,
+            self.effect_id,
+            self.attempt,
+            at,
+            self.cause_id,
+        )
+
+    def completed(self, output: JsonValue = None, *, event_id: str, at: float) -> EffectCompleted:
+        """The `effect_completed` event of this effect, with its output."""
+        return EffectCompleted(
+            event_id,
+            self.conversation_id,
+            self.run_id,
+            self.step_id,
+            self.effect_id,
+            self.attempt,
+            output,
+            at,
+            self.cause_id,
+        )
+
+    def failed(
+        self,
+        category: FailureCategory | str,
+        message: str,
+        *,
+        event_id: str,
+        at: float,
+        retryable: bool = False,
+        details: JsonValue = None,
+    ) -> EffectFailed:
+        """The `effect_failed` event of this effect, with its failure."""
+        return EffectFailed(
+            event_id,
+            self.conversation_id,
+            self.run_id,
+            self.step_id,
+            self.effect_id,
+            self.attempt,
+            failure_category(category),
+            message,
+            retryable,
+            details,
+            at,
+            self.cause_id,
+        )
+
+    def canceled(self, *, event_id: str, at: float) -> EffectCanceled:
+        """The `effect_canceled` event of this effect: it stopped because it was asked to."""
+        return EffectCanceled(
+            event_id,
+            self.conversation_id,
+            self.run_id,
+            self.step_id,
+            self.effect_id,
+            self.attempt,
+            at,
+            self.cause_id,
+        )
 
 
 @record

@@ -19,7 +19,7 @@ from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 from .._errors import InterruptibleError
 from .._lifecycle import RunStatus, StepClass
-from .._record import record
+from .._record import NORMALIZE, record
 from .._vocabulary import (
     FailureCategory,
     JsonValue,
@@ -27,6 +27,7 @@ from .._vocabulary import (
     StepFailure,
     StepPolicy,
     StepResult,
+    failure_category,
 )
 
 
@@ -82,7 +83,9 @@ class Fail:
     """Plan: the run cannot succeed."""
 
     message: str
-    category: FailureCategory = FailureCategory.mode_error
+    category: FailureCategory = field(
+        default=FailureCategory.mode_error, metadata={NORMALIZE: failure_category}
+    )
     details: JsonValue = None
 
 
