@@ -222,3 +222,49 @@ def test_rt_16_a_closed_runtime_refuses_calls() -> None:
             rt.snapshot("c")
 
     arun(scenario())
+
+
+def test_rt_30_resume_run_defaults_to_the_interrupted_run() -> None:
+    """RT-30: `resume_run(cid)` resumes the conversation's interrupted run, as `interrupt_run`
+    and `cancel_run` default to the active run; with no run at all, `RunNotFoundError`."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            with pytest.raises(RunNotFoundError):
+                await rt.resume_run("c")
+            handle = await rt.run("c", None, mode="p", run_id="r1")
+            assert (await rt.interrupt_run("c")).status is RunStatus.interrupted
+            resumed = await rt.resume_run("c")
+            assert (resumed.run_id, resumed.status) == ("r1", RunStatus.running)
+            await handle.cancel()
+            with pytest.raises(ResumeNotAllowedError):
+                await rt.resume_run("c")
+
+    arun(scenario())
+
+
+def test_rt_31_wait_until_terminal_waits_past_interruptions() -> None:
+    """RT-31: `wait(until="terminal")` returns only when the run has ended, past an interrupt
+    and a resume; the default (`"settled"`) returns at the interrupt; another value is a
+    `ValueError`."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            handle = await rt.run("c", None, mode="p", run_id="r1")
+            terminal = asyncio.ensure_future(handle.wait(until="terminal"))
+            settled = asyncio.ensure_future(handle.wait())
+            await handle.interrupt()
+            assert (await asyncio.wait_for(settled, 5)).status is RunStatus.interrupted
+            await asyncio.sleep(0.05)
+            assert not terminal.done()
+            await handle.resume()
+            await asyncio.sleep(0.05)
+            assert not terminal.done()
+            await handle.cancel()
+            assert (await asyncio.wait_for(terminal, 5)).status is RunStatus.canceled
+            done = await rt.wait("c", "r1", until="terminal")
+            assert done.status is RunStatus.canceled
+            with pytest.raises(ValueError):
+                await rt.wait("c", "r1", until="forever")  # type: ignore[arg-type]
+
+    arun(scenario())

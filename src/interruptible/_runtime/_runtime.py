@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 from .._core import (
     HISTORY_LIMIT,
@@ -60,12 +60,14 @@ from ._owner import DEFAULT_COMMAND_TIMEOUT, Owner, owned_elsewhere
 from ._reads import IN_PROCESS, Principal, check_read, run_filter
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
-from ._writer import SETTLED, Conversation, Queued, Writer
+from ._writer import UNTIL, Conversation, Queued, Writer
 
 log: Final = logging.getLogger("interruptible.runtime")
 audit_log: Final = logging.getLogger("interruptible.audit")
 
 JournalSpec = str | os.PathLike[str] | Journal
+# What `wait` waits for: "settled" (interrupted or ended) or "terminal" (ended, RT-31).
+Until: TypeAlias = Literal["settled", "terminal"]
 
 # How long `close` waits for cancelled effects to answer: long enough for an executor's own
 # cleanup (closing a connection), short enough that Ctrl-C in the demo feels immediate.
@@ -120,9 +122,9 @@ class RunHandle:
         """The run now."""
         return self.runtime.snapshot(self.conversation_id, self.run_id)
 
-    async def wait(self) -> RunSnapshot:
-        """Until the run is interrupted or has ended."""
-        return await self.runtime.wait(self.conversation_id, self.run_id)
+    async def wait(self, until: Until = "settled") -> RunSnapshot:
+        """Until the run is interrupted or has ended; `until="terminal"`: until it has ended."""
+        return await self.runtime.wait(self.conversation_id, self.run_id, until=until)
 
     async def interrupt(
         self, reason: str = "interrupt_requested", *, principal: str | None = None
@@ -425,9 +427,11 @@ class Runtime:
         return await self._request(conversation_id, run_id, event)
 
     async def resume_run(
-        self, conversation_id: str, run_id: str, *, principal: str | None = None
+        self, conversation_id: str, run_id: str | None = None, *, principal: str | None = None
     ) -> RunSnapshot:
-        """Resume an interrupted run at its first step without a kept result."""
+        """Resume the conversation's interrupted run (or `run_id`) at its first step without a
+        kept result (RT-30)."""
+        run_id = run_id if run_id is not None else self._current_run_id(conversation_id)
         event = ResumeRequested(self._ids(), conversation_id, run_id, principal, self.clock())
         return await self._request(conversation_id, run_id, event)
 
@@ -468,26 +472,35 @@ class Runtime:
         return await self._request(conversation_id, run_id, event)
 
     async def wait(
-        self, conversation_id: str, run_id: str, *, principal: Principal = IN_PROCESS
+        self,
+        conversation_id: str,
+        run_id: str,
+        *,
+        until: Until = "settled",
+        principal: Principal = IN_PROCESS,
     ) -> RunSnapshot:
         """Until the run is interrupted or has ended (woken by the writer, never polled); with
+        `until="terminal"`, until it has ended, past any interruption (RT-31); with
         `principal=`, only if the authorizer lets it read the run (RT-20)."""
+        if until not in UNTIL:
+            raise ValueError(f"until must be one of {sorted(UNTIL)}, got {until!r}")
+        awaited = UNTIL[until]
         conv = self._conversation(conversation_id, run_id)
         run = conv.state.run(run_id)
         if run is None:
             raise self._run_not_found(conversation_id, run_id)
         if principal is not IN_PROCESS:
             check_read(self.coordinator.authorizer, principal, conversation_id, run)
-        while conv.epoch is None and run.status not in SETTLED:
+        while conv.epoch is None and run.status not in awaited:
             # Driven by another process: follow the journal (its answers are written there).
             await asyncio.sleep(_FOLLOW_POLL)
             conv = self._conversation(conversation_id, run_id)
             run = conv.state.run(run_id) or run
-        if run.status not in SETTLED:
+        if run.status not in awaited:
             future: asyncio.Future[RunState | None] = asyncio.get_running_loop().create_future()
             if conv.waiters is None:
                 conv.waiters = {}
-            conv.waiters.setdefault(run_id, []).append(future)
+            conv.waiters.setdefault((run_id, until), []).append(future)
             settled = await future
             run = settled if settled is not None else run
         return RunSnapshot.of(conversation_id, run)

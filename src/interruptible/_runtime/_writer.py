@@ -84,6 +84,8 @@ _REJECTED: Final = Disposition.rejected
 _APPLIED: Final = Disposition.applied
 # A `wait()` returns when its run is in one of these statuses.
 SETTLED: Final = frozenset({RunStatus.interrupted, *TERMINAL_RUN_STATUSES})
+# What each `wait(until=...)` waits for (RT-31).
+UNTIL: Final = {"settled": SETTLED, "terminal": frozenset(TERMINAL_RUN_STATUSES)}
 
 # An event, and who waits for its outcome: a local caller's future, the id of a command from
 # another process (its answer is journaled with the event, OWN-6), or nobody.
@@ -119,7 +121,9 @@ class Conversation:
         self.epoch = epoch
         self.owner: OwnerRecord | None = None  # the owner last seen, when it is another process
         self.inbox: list[Item] = []
-        self.waiters: dict[str, list[asyncio.Future[Any]]] | None = None
+        # Pending `wait`s by (run id, until): "settled" wakes at interrupted or ended, "terminal"
+        # only at ended (RT-31).
+        self.waiters: dict[tuple[str, str], list[asyncio.Future[Any]]] | None = None
         # run id -> step id -> the step's first journaled start (a timer's deadline origin)
         self.first_starts: dict[str, dict[str, float]] | None = None
         self.fenced: InterruptibleError | None = None
@@ -469,10 +473,11 @@ class Writer:
         waiters = conv.waiters
         assert waiters is not None
         state = conv.state
-        for run_id in list(waiters):
+        for key in list(waiters):
+            run_id, until = key
             run = state.run(run_id)
-            if run is None or run.status in SETTLED:
-                for future in waiters.pop(run_id):
+            if run is None or run.status in UNTIL[until]:
+                for future in waiters.pop(key):
                     if not future.done():
                         future.set_result(run)
 
@@ -490,7 +495,7 @@ class Writer:
             if not waiters:
                 continue
             conv.waiters = None
-            for run_id, futures in waiters.items():
+            for (run_id, _until), futures in waiters.items():
                 run = conv.state.run(run_id)
                 status = run.status.value if run is not None else None
                 for future in futures:
