@@ -26,7 +26,8 @@ from interruptible import (
     StepStatus,
 )
 from interruptible._journal import MemoryJournal
-from interruptible._runtime import Runtime
+from interruptible._runtime import RunSnapshot, Runtime
+from interruptible._runtime._answers import read_answer, snapshot_answer
 from tests.runtime.support import arun, pipeline, system_step, tool_step, until
 
 GATED = pipeline(
@@ -266,5 +267,65 @@ def test_rt_31_wait_until_terminal_waits_past_interruptions() -> None:
             assert done.status is RunStatus.canceled
             with pytest.raises(ValueError):
                 await rt.wait("c", "r1", until="forever")  # type: ignore[arg-type]
+
+    arun(scenario())
+
+
+def test_rt_32_snapshot_lists_the_upcoming_steps() -> None:
+    """RT-32: a snapshot's `upcoming` lists a `Sequence`'s declared steps that are not planned
+    yet (`pending`, attempt 0), `steps` and `current_step` show only planned steps, `step()`
+    finds either, and an ended run has nothing upcoming; an owner's answer carries them."""
+    mode = pipeline(
+        "three",
+        [
+            tool_step("work", "forever"),
+            StepDefinition("ask", StepClass.human_gate, {"q": "?"}, label="the gate"),
+            system_step("after", "noop"),
+        ],
+    )
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            handle = await rt.run("c", None, mode=mode, run_id="r1")
+            snap = await handle.interrupt()
+            assert [s.step_id for s in snap.steps] == ["work"]
+            assert snap.current_step is not None and snap.current_step.step_id == "work"
+            assert [(s.step_id, s.status, s.attempt) for s in snap.upcoming] == [
+                ("ask", StepStatus.pending, 0),
+                ("after", StepStatus.pending, 0),
+            ]
+            gate = rt.snapshot("c").step("ask")
+            assert gate is not None and (gate.step_class, gate.label) == (
+                StepClass.human_gate,
+                "the gate",
+            )
+            assert read_answer(snapshot_answer(snap)) == snap
+            ended = await handle.cancel()
+            assert ended.upcoming == () and ended.step("ask") is None
+
+    arun(scenario())
+
+
+def test_rt_32_a_mode_that_cannot_tell_shows_nothing_upcoming() -> None:
+    """RT-32: a mode without `upcoming_steps`, or whose `upcoming_steps` raises, shows no
+    upcoming step; the run's planned steps are shown as before."""
+    mode = pipeline("two", [tool_step("work", "forever"), system_step("after", "noop")])
+
+    class Silent:
+        pass
+
+    class Broken:
+        def upcoming_steps(self, context: Any) -> Any:
+            raise KeyError("next")
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            await rt.run("c", None, mode=mode, run_id="r1")
+            run = rt.state("c").run("r1")
+            assert run is not None
+            assert [s.step_id for s in RunSnapshot.of("c", run, mode).upcoming] == ["after"]
+            for other in (None, Silent(), Broken()):
+                shown = RunSnapshot.of("c", run, other)  # type: ignore[arg-type]
+                assert shown.upcoming == () and [s.step_id for s in shown.steps] == ["work"]
 
     arun(scenario())

@@ -149,6 +149,10 @@ class _PassiveCallbacks:
     def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
         return None
 
+    def upcoming_steps(self, context: JsonValue) -> SequenceOf[StepDefinition]:
+        """The steps the mode will plan later, as far as it knows them (RT-32); optional."""
+        return ()
+
 
 # Output pairs per chunk of a `Sequence` context: recording an output copies one chunk and the
 # list of chunks, so about 2 * sqrt(n) pointers at n outputs would be ideal; 64 keeps both small
@@ -224,6 +228,11 @@ class Sequence(_PassiveCallbacks):
     def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
         position = self._positions.get(step_id)
         return None if position is None else self.steps[position]
+
+    def upcoming_steps(self, context: JsonValue) -> SequenceOf[StepDefinition]:
+        # From the first step without an output or a failure: the planned ones among them are
+        # left out by the snapshot, which knows what the run has planned.
+        return self.steps[context["next"] :]
 
 
 DEFAULT_MAX_TURNS: Final = 8

@@ -503,7 +503,7 @@ class Runtime:
             conv.waiters.setdefault((run_id, until), []).append(future)
             settled = await future
             run = settled if settled is not None else run
-        return RunSnapshot.of(conversation_id, run)
+        return RunSnapshot.of(conversation_id, run, self.coordinator.modes.get(run.mode))
 
     def snapshot(
         self, conversation_id: str, run_id: str | None = None, *, principal: Principal = IN_PROCESS
@@ -519,7 +519,7 @@ class Runtime:
             raise self._run_not_found(conversation_id, run_id or "<none>")
         if principal is not IN_PROCESS:
             check_read(self.coordinator.authorizer, principal, conversation_id, run)
-        return RunSnapshot.of(conversation_id, run)
+        return RunSnapshot.of(conversation_id, run, self.coordinator.modes.get(run.mode))
 
     def state(self, conversation_id: str) -> ConversationState:
         """The core's `ConversationState` of a conversation (exact, for tests and tools)."""
@@ -619,7 +619,7 @@ class Runtime:
         run = outcome.state.run(run_id)
         if run is None:  # a late request for a forgotten ended run: nothing to show
             raise self._run_not_found(conversation_id, run_id)
-        return RunSnapshot.of(conversation_id, run)
+        return RunSnapshot.of(conversation_id, run, self.coordinator.modes.get(run.mode))
 
     async def _submit(self, conversation_id: str, event: Event, create: bool = False) -> Any:
         writer = self._live_writer()

@@ -351,7 +351,11 @@ class Writer:
             run_id: str = getattr(event, "run_id", "")
             run = outcome.state.run(run_id)
             body = (
-                snapshot_answer(RunSnapshot.of(batch.conv.conversation_id, run))
+                snapshot_answer(
+                    RunSnapshot.of(
+                        batch.conv.conversation_id, run, self.coordinator.modes.get(run.mode)
+                    )
+                )
                 if run is not None
                 else error_answer(JournalError(f"run {run_id!r} is no longer held", run_id=run_id))
             )
