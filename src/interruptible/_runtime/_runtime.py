@@ -35,7 +35,7 @@ from .._core import (
     initial_state,
 )
 from .._errors import JournalError, RunNotFoundError, StaleOwnerError
-from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, open_journal
+from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, RecoveryNote, open_journal
 from .._lifecycle import StepClass
 from .._vocabulary import (
     CancelRequested,
@@ -86,6 +86,7 @@ class RecoveryReport:
         "rejected",
         "restarted_runs",
         "taken_over",
+        "torn",
     )
 
     def __init__(self) -> None:
@@ -99,12 +100,16 @@ class RecoveryReport:
         self.taken_over: list[tuple[str, str, int, str]] = []
         # (conversation, owner): live effects found, left to the live process that owns them
         self.left_alone: list[tuple[str, str]] = []
+        # The journal's torn records that opening it quarantined, one note per conversation
+        # (JRN-9): shown here, not only in the log (RT-33)
+        self.torn: list[RecoveryNote] = []
 
     def __repr__(self) -> str:
         return (
             f"RecoveryReport(conversations={self.conversations}, events={self.events}, "
             f"rejected={len(self.rejected)}, restarted_runs={len(self.restarted_runs)}, "
-            f"taken_over={len(self.taken_over)}, left_alone={len(self.left_alone)})"
+            f"taken_over={len(self.taken_over)}, left_alone={len(self.left_alone)}, "
+            f"torn={len(self.torn)})"
         )
 
 
@@ -336,6 +341,7 @@ class Runtime:
         journal = writer.journal
         reduce = self.coordinator.reduce
         report = self.recovery
+        report.torn = list(getattr(journal, "recovered", ()))  # a journal that tears keeps them
         owners = {record.conversation_id: record for record in journal.owners()}
         commanded = {command.conversation_id for command in journal.pending_commands()}
         for conversation_id in journal.conversations():
