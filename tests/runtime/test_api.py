@@ -329,3 +329,35 @@ def test_rt_32_a_mode_that_cannot_tell_shows_nothing_upcoming() -> None:
                 assert shown.upcoming == () and [s.step_id for s in shown.steps] == ["work"]
 
     arun(scenario())
+
+
+def _requests(rt: Runtime, cid: str) -> list[str]:
+    """The event ids of the journaled commands that carry a request id."""
+    return [
+        r.event.event_id for r in rt.journal.read(cid) if r.event.event_id.startswith("request:")
+    ]
+
+
+def test_rt_34_a_retried_command_gets_its_first_answer() -> None:
+    """RT-34: a command retried with the same `request_id` gets the first answer, journals
+    nothing, and never races into `ResumeNotAllowedError`, also after the run ended; the same
+    request id for another command is a `RunConflictError`."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            await rt.run("c", None, mode="p", run_id="r1")
+            await rt.interrupt_run("c", request_id="stop-1")
+            first = await rt.resume_run("c", request_id="go-1")
+            assert first.status is RunStatus.running
+            await rt.interrupt_run("c", request_id="stop-2")
+            again = await rt.resume_run("c", request_id="go-1")
+            assert again == first  # the first answer, though the run is interrupted now
+            assert _requests(rt, "c") == ["request:stop-1", "request:go-1", "request:stop-2"]
+            await rt.cancel_run("c", request_id="end-1")
+            assert (await rt.resume_run("c", "r1", request_id="go-1")) == first
+            with pytest.raises(ResumeNotAllowedError):
+                await rt.resume_run("c", "r1")  # without a request id: a new command
+            with pytest.raises(RunConflictError):
+                await rt.cancel_run("c", "r1", request_id="go-1")
+
+    arun(scenario())

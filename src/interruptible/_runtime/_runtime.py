@@ -58,6 +58,7 @@ from ._ids import UuidIds, new_run_id
 from ._llm import ChatModel, LlmExecutor
 from ._owner import DEFAULT_COMMAND_TIMEOUT, Owner, owned_elsewhere
 from ._reads import IN_PROCESS, Principal, check_read, run_filter
+from ._requests import request_event_id
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
 from ._writer import UNTIL, Conversation, Queued, Writer
@@ -132,31 +133,61 @@ class RunHandle:
         return await self.runtime.wait(self.conversation_id, self.run_id, until=until)
 
     async def interrupt(
-        self, reason: str = "interrupt_requested", *, principal: str | None = None
+        self,
+        reason: str = "interrupt_requested",
+        *,
+        principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
         """Interrupt the run (it may be resumed)."""
         return await self.runtime.interrupt_run(
-            self.conversation_id, reason, run_id=self.run_id, principal=principal
+            self.conversation_id,
+            reason,
+            run_id=self.run_id,
+            principal=principal,
+            request_id=request_id,
         )
 
-    async def resume(self, *, principal: str | None = None) -> RunSnapshot:
+    async def resume(
+        self, *, principal: str | None = None, request_id: str | None = None
+    ) -> RunSnapshot:
         """Resume the interrupted run."""
-        return await self.runtime.resume_run(self.conversation_id, self.run_id, principal=principal)
+        return await self.runtime.resume_run(
+            self.conversation_id, self.run_id, principal=principal, request_id=request_id
+        )
 
     async def cancel(
-        self, reason: str = "cancel_requested", *, principal: str | None = None
+        self,
+        reason: str = "cancel_requested",
+        *,
+        principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
         """End the run for good."""
         return await self.runtime.cancel_run(
-            self.conversation_id, self.run_id, principal=principal, reason=reason
+            self.conversation_id,
+            self.run_id,
+            principal=principal,
+            reason=reason,
+            request_id=request_id,
         )
 
     async def provide_input(
-        self, step_id: str, value: JsonValue, *, principal: str | None = None
+        self,
+        step_id: str,
+        value: JsonValue,
+        *,
+        principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
         """Answer the human gate `step_id`."""
         return await self.runtime.provide_input(
-            self.conversation_id, self.run_id, step_id, value, principal=principal
+            self.conversation_id,
+            self.run_id,
+            step_id,
+            value,
+            principal=principal,
+            request_id=request_id,
         )
 
     def __repr__(self) -> str:
@@ -348,8 +379,10 @@ class Runtime:
             state = initial_state()
             last = 0
             starts: list[EffectStarted] = []
+            conv = Conversation(conversation_id, state, 0)
             for record in journal.read(conversation_id):
                 outcome = reduce(state, record.event)
+                conv.remember(record.event, outcome)
                 state = outcome.state
                 last = record.sequence
                 if outcome.disposition is Disposition.rejected and not any(
@@ -360,7 +393,7 @@ class Runtime:
                     starts.append(record.event)
             report.conversations += 1
             report.events += last
-            conv = Conversation(conversation_id, state, last)
+            conv.state, conv.last = state, last
             for started in starts:
                 if started.run_id == state.active_run_id:
                     conv.note_start(started)
@@ -424,21 +457,30 @@ class Runtime:
         *,
         run_id: str | None = None,
         principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
-        """Interrupt the conversation's active run (or `run_id`); it may be resumed later."""
+        """Interrupt the conversation's active run (or `run_id`); it may be resumed later. A
+        retry with the same `request_id` gets the first answer (RT-34)."""
         run_id = run_id if run_id is not None else self._current_run_id(conversation_id)
         event = InterruptRequested(
-            self._ids(), conversation_id, run_id, reason, principal, self.clock()
+            self._event_id(request_id), conversation_id, run_id, reason, principal, self.clock()
         )
         return await self._request(conversation_id, run_id, event)
 
     async def resume_run(
-        self, conversation_id: str, run_id: str | None = None, *, principal: str | None = None
+        self,
+        conversation_id: str,
+        run_id: str | None = None,
+        *,
+        principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
         """Resume the conversation's interrupted run (or `run_id`) at its first step without a
-        kept result (RT-30)."""
+        kept result (RT-30). A retry with the same `request_id` gets the first answer (RT-34)."""
         run_id = run_id if run_id is not None else self._current_run_id(conversation_id)
-        event = ResumeRequested(self._ids(), conversation_id, run_id, principal, self.clock())
+        event = ResumeRequested(
+            self._event_id(request_id), conversation_id, run_id, principal, self.clock()
+        )
         return await self._request(conversation_id, run_id, event)
 
     async def cancel_run(
@@ -448,11 +490,13 @@ class Runtime:
         *,
         principal: str | None = None,
         reason: str = "cancel_requested",
+        request_id: str | None = None,
     ) -> RunSnapshot:
-        """End the conversation's active run (or `run_id`) for good: terminal `canceled`."""
+        """End the conversation's active run (or `run_id`) for good: terminal `canceled`. A
+        retry with the same `request_id` gets the first answer (RT-34)."""
         run_id = run_id if run_id is not None else self._current_run_id(conversation_id)
         event = CancelRequested(
-            self._ids(), conversation_id, run_id, reason, principal, self.clock()
+            self._event_id(request_id), conversation_id, run_id, reason, principal, self.clock()
         )
         return await self._request(conversation_id, run_id, event)
 
@@ -464,10 +508,12 @@ class Runtime:
         value: JsonValue,
         *,
         principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
-        """Answer the human gate `step_id` of the run (kept until the gate opens if early)."""
+        """Answer the human gate `step_id` of the run (kept until the gate opens if early). A
+        retry with the same `request_id` gets the first answer (RT-34)."""
         event = HumanInputReceived(
-            self._ids(),
+            self._event_id(request_id),
             conversation_id,
             run_id,
             step_id,
@@ -600,6 +646,10 @@ class Runtime:
         if conv is None:
             raise self._run_not_found(conversation_id, run_id)
         return conv
+
+    def _event_id(self, request_id: str | None) -> str:
+        """A command's event id: its request id's when given (RT-34), else a new one."""
+        return self._ids() if request_id is None else request_event_id(request_id)
 
     def _current_run_id(self, conversation_id: str) -> str:
         state = self._conversation(conversation_id, None).state

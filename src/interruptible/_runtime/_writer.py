@@ -76,6 +76,7 @@ from .._vocabulary import (
 )
 from ._answers import error_answer, snapshot_answer
 from ._effects import EffectManager, effect_event
+from ._requests import REQUEST_PREFIX, RequestMemory
 from ._snapshot import RunSnapshot
 
 log: Final = logging.getLogger("interruptible.runtime")
@@ -106,6 +107,7 @@ class Conversation:
         "inbox",
         "last",
         "owner",
+        "requests",
         "state",
         "waiters",
     )
@@ -127,6 +129,14 @@ class Conversation:
         # run id -> step id -> the step's first journaled start (a timer's deadline origin)
         self.first_starts: dict[str, dict[str, float]] | None = None
         self.fenced: InterruptibleError | None = None
+        self.requests: RequestMemory | None = None  # the first answers of requests (RT-34)
+
+    def remember(self, event: Event, outcome: Outcome) -> None:
+        """Keep the outcome of a request's event (one with a request id) for its retries."""
+        if event.event_id.startswith(REQUEST_PREFIX):
+            if self.requests is None:
+                self.requests = RequestMemory()
+            self.requests.remember(event, outcome)
 
     def first_start(self, run_id: str, step_id: str) -> float | None:
         """When the step's first attempt started, if it did in the active run."""
@@ -322,8 +332,20 @@ class Writer:
         state = conv.state
         events = batch.events
         results = batch.results
+        requests = conv.requests
         for event, future in items:
+            first = None if requests is None else requests.answer(event)
+            if first is not None:  # a retried request: its first answer, nothing journaled
+                if type(future) is int:
+                    self._answer(batch, future, event, first)
+                elif future is not None:
+                    assert isinstance(future, asyncio.Future)
+                    results.append(((), (future, first)))
+                continue
             outcome = reduce(state, event)
+            if event.event_id.startswith(REQUEST_PREFIX):
+                conv.remember(event, outcome)
+                requests = conv.requests
             if type(future) is int:
                 self._answer(batch, future, event, outcome)
                 future = None
@@ -517,6 +539,7 @@ class Writer:
                 error,
             )
         conv.fenced = error
+        conv.requests = None  # it may hold answers whose events were not written
         if isinstance(error, StaleOwnerError):
             # Taken over by another process (OWN-3): it drives the conversation now. This one
             # stops its effects and lets go; later calls are routed to the new owner.
