@@ -69,6 +69,7 @@ from ._errors import (
     StaleOwnerError,
     StaleWriterError,
     StepNotFoundError,
+    UnknownCategoryError,
 )
 from ._interpreter import CompiledLifecycle, Guard, Transition, compile_lifecycle
 from ._lifecycle import (
@@ -113,6 +114,7 @@ from ._vocabulary import (
 )
 
 if TYPE_CHECKING:
+    from ._journal import MemoryJournal, RecoveryNote, SQLiteJournal
     from ._runtime import (
         CancelToken,
         ChatModel,
@@ -132,8 +134,8 @@ if TYPE_CHECKING:
         tool_schemas,
     )
 
-# The runtime is imported on first use: it brings asyncio and sqlite3, which the pure core and
-# `import interruptible` do without (the import stays under 100 ms).
+# The runtime and the journals are imported on first use: they bring asyncio and sqlite3, which
+# the pure core and `import interruptible` do without (the import stays under 100 ms).
 _RUNTIME_NAMES = frozenset(
     {
         "CancelToken",
@@ -156,11 +158,18 @@ _RUNTIME_NAMES = frozenset(
 )
 
 
+_JOURNAL_NAMES = frozenset({"MemoryJournal", "RecoveryNote", "SQLiteJournal"})
+
+
 def __getattr__(name: str) -> object:
     if name in _RUNTIME_NAMES:
         from . import _runtime
 
         return getattr(_runtime, name)
+    if name in _JOURNAL_NAMES:
+        from . import _journal
+
+        return getattr(_journal, name)
     raise AttributeError(f"module 'interruptible' has no attribute {name!r}")
 
 
@@ -216,6 +225,7 @@ __all__ = [
     "InvalidEventError",
     "JournalError",
     "LifecycleDefinitionError",
+    "MemoryJournal",
     "MissingGuardError",
     "Mode",
     "ModeError",
@@ -232,6 +242,7 @@ __all__ = [
     "Plan",
     "PolicyError",
     "ReadAuthorizer",
+    "RecoveryNote",
     "Replay",
     "ResumeNotAllowedError",
     "ResumeRequested",
@@ -247,6 +258,7 @@ __all__ = [
     "RunTerminalError",
     "Runtime",
     "RuntimeClosedError",
+    "SQLiteJournal",
     "ScriptedModel",
     "Sequence",
     "StaleOwnerError",
@@ -264,6 +276,7 @@ __all__ = [
     "StepStatus",
     "Subscription",
     "Transition",
+    "UnknownCategoryError",
     "compile_lifecycle",
     "current_effect",
     "directive_from_json",

@@ -194,6 +194,21 @@ class PolicyError(InterruptibleError, ValueError):
     code = "invalid_policy"
 
 
+class UnknownCategoryError(InterruptibleError, ValueError):
+    """A failure category given as a string that names no `FailureCategory`."""
+
+    code = "unknown_category"
+
+    def __init__(self, category: str, known: Iterable[str]) -> None:
+        self.category = category
+        self.known = tuple(known)
+        super().__init__(
+            f"unknown failure category {shown(category)}: use one of "
+            f"{', '.join(self.known)} (or a FailureCategory member)",
+            reason=category,
+        )
+
+
 class InvalidEventError(InterruptibleError):
     """An event object that is not one of the vocabulary's events, or is malformed."""
 

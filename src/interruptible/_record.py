@@ -19,7 +19,8 @@ raises `FrozenInstanceError` as for any frozen dataclass.
 The frozen class has no `__init__` of its own (`init=False`), so `object.__init__` accepts the
 arguments `__new__` already used. A record may not define `__post_init__` (validation belongs in
 a plain frozen dataclass), inherit from another class, have keyword-only fields, or be
-subclassed (a subclass would not share the builder's layout).
+subclassed (a subclass would not share the builder's layout). A field may name a normalizer
+(`NORMALIZE`), which the constructor applies to the value given.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from typing import Any, TypeVar, dataclass_transform
 
 _T = TypeVar("_T")
 _MISSING: Any = dataclasses.MISSING
+# `field(metadata={NORMALIZE: f})`: the constructor stores `f(value)`, so a value given in a
+# plain form (a category as its string) is the canonical one in the record, for equality and
+# the codec alike. Fields without it cost nothing more.
+NORMALIZE: Any = "interruptible.normalize"
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
@@ -73,7 +78,12 @@ def _constructor(public: Any, builder: type, fields: tuple[dataclasses.Field[Any
             params.append(f"{f.name}=_default_{f.name}")
         else:
             params.append(f.name)
-        body.append(f"    self.{f.name} = {f.name}")
+        normalize = f.metadata.get(NORMALIZE)
+        if normalize is None:
+            body.append(f"    self.{f.name} = {f.name}")
+        else:
+            scope[f"_normalize_{f.name}"] = normalize
+            body.append(f"    self.{f.name} = _normalize_{f.name}({f.name})")
     body += ["    self.__class__ = cls", "    return self"]
     source = f"def __new__({', '.join(params)}):\n" + "\n".join(body) + "\n"
     return generated_function(source, scope, "__new__", public.__qualname__)

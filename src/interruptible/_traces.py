@@ -110,7 +110,7 @@ def project_outcome(outcome: Outcome) -> dict[str, Any]:
     """An outcome as a trace line: disposition, reason or error code, directives, state."""
     return {
         "disposition": outcome.disposition.value,
-        "ignored": None if outcome.ignored is None else outcome.ignored.value,
+        "ignored": None if outcome.reason is None else outcome.reason.value,
         "error": None if outcome.error is None else outcome.error.code,
         "directives": [to_json(d) for d in outcome.directives],
         "state": project_state(outcome.state),

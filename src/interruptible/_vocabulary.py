@@ -4,7 +4,9 @@ Events are facts that arrive from the outside (`run_requested`, `effect_complete
 journal records them and `reduce` folds them. Directives are what the core asks a runtime to do
 (`start_effect`, `cancel_effects`, `emit_*`). Every event and directive carries its
 `conversation_id`, `run_id` and a `cause_id` linking it to what caused it; effect events and
-effect directives also carry `step_id`, `effect_id` and `attempt`.
+effect directives also carry `step_id`, `effect_id` and `attempt`. Each class names itself in
+`kind` (`start_effect`), a class attribute: not a field, so it costs no instance anything and is
+not encoded twice (the codec writes it as `type`).
 
 Ids and times are never made here or in `reduce`: they arrive inside events, which keeps the core
 deterministic. The one exception is derived ids (`effect_id_for`), which are pure functions of ids
@@ -16,11 +18,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias
 
-from ._errors import PolicyError
+from ._errors import PolicyError, UnknownCategoryError
 from ._lifecycle import StepClass
-from ._record import record
+from ._record import NORMALIZE, record
 
 # A JSON value (None, bool, int, float, str, list, dict with str keys). Payloads are treated as
 # immutable: the core never mutates one it received.
@@ -47,6 +49,23 @@ class FailureCategory(StrEnum):
     mode_error = "mode_error"
     protocol_error = "protocol_error"
     canceled = "canceled"
+
+
+_CATEGORIES: Final = {member.value: member for member in FailureCategory}
+
+
+def failure_category(value: FailureCategory | str) -> FailureCategory:
+    """A failure category given as its member or as its plain string, as the member (CORE-33).
+
+    A string that names no category raises `UnknownCategoryError`. Any other value is kept as
+    given: `reduce` rejects an event with a wrongly typed field (CORE-1) rather than raise.
+    """
+    if type(value) is str:
+        try:
+            return _CATEGORIES[value]
+        except KeyError:
+            raise UnknownCategoryError(value, _CATEGORIES) from None
+    return value  # type: ignore[return-value]  # a member, or a wrong type reduce rejects
 
 
 class AuditAction(StrEnum):
@@ -125,6 +144,9 @@ class StepPolicy:
     cancel_grace: float = DEFAULT_CANCEL_GRACE
 
     def __post_init__(self) -> None:
+        if any(type(category) is str for category in self.retry_on):  # CORE-33
+            retry_on = tuple(failure_category(category) for category in self.retry_on)
+            object.__setattr__(self, "retry_on", retry_on)
         if type(self.max_attempts) is not int or self.max_attempts < 1:
             raise PolicyError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
         if self.timeout is not None and not (
@@ -168,7 +190,7 @@ class StepResult:
 class StepFailure:
     """The normalized failure envelope, of a step or (projected) of a whole run."""
 
-    category: FailureCategory
+    category: FailureCategory = field(metadata={NORMALIZE: failure_category})
     message: str
     step_id: str | None = None
     attempt: int | None = None
@@ -182,6 +204,8 @@ class StepFailure:
 @record
 class RunRequested:
     """A caller asked for a new run of `mode` over `input`."""
+
+    kind: ClassVar[str] = "run_requested"
 
     event_id: str
     conversation_id: str
@@ -198,6 +222,8 @@ class RunRequested:
 class InterruptRequested:
     """A caller asked to interrupt the run; it may be resumed later."""
 
+    kind: ClassVar[str] = "interrupt_requested"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -211,6 +237,8 @@ class InterruptRequested:
 class ResumeRequested:
     """A caller asked to resume an interrupted run."""
 
+    kind: ClassVar[str] = "resume_requested"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -222,6 +250,8 @@ class ResumeRequested:
 @record
 class CancelRequested:
     """A caller asked to end the run for good (terminal `canceled`)."""
+
+    kind: ClassVar[str] = "cancel_requested"
 
     event_id: str
     conversation_id: str
@@ -236,6 +266,8 @@ class CancelRequested:
 class EffectStarted:
     """The runtime started the effect of a step attempt."""
 
+    kind: ClassVar[str] = "effect_started"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -249,6 +281,8 @@ class EffectStarted:
 @record
 class EffectProgress:
     """A running effect reported progress; `sequence` orders reports of one effect."""
+
+    kind: ClassVar[str] = "effect_progress"
 
     event_id: str
     conversation_id: str
@@ -266,6 +300,8 @@ class EffectProgress:
 class EffectCompleted:
     """An effect finished with an output."""
 
+    kind: ClassVar[str] = "effect_completed"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -281,13 +317,15 @@ class EffectCompleted:
 class EffectFailed:
     """An effect ended with an error."""
 
+    kind: ClassVar[str] = "effect_failed"
+
     event_id: str
     conversation_id: str
     run_id: str
     step_id: str
     effect_id: str
     attempt: int
-    category: FailureCategory
+    category: FailureCategory = field(metadata={NORMALIZE: failure_category})
     message: str
     retryable: bool = False
     details: JsonValue = None
@@ -298,6 +336,8 @@ class EffectFailed:
 @record
 class EffectCanceled:
     """An effect stopped because it was asked to."""
+
+    kind: ClassVar[str] = "effect_canceled"
 
     event_id: str
     conversation_id: str
@@ -313,6 +353,8 @@ class EffectCanceled:
 class EffectLost:
     """The runtime lost an effect without an answer (its process stopped); it never answers."""
 
+    kind: ClassVar[str] = "effect_lost"
+
     event_id: str
     conversation_id: str
     run_id: str
@@ -327,6 +369,8 @@ class EffectLost:
 @record
 class HumanInputReceived:
     """A person answered the human gate `step_id` of the run."""
+
+    kind: ClassVar[str] = "human_input_received"
 
     event_id: str
     conversation_id: str
@@ -359,6 +403,8 @@ Event: TypeAlias = (
 class StartEffect:
     """Start the effect of one step attempt, after `delay` seconds (a retry's backoff)."""
 
+    kind: ClassVar[str] = "start_effect"
+
     conversation_id: str
     run_id: str
     step_id: str
@@ -371,10 +417,81 @@ class StartEffect:
     delay: float
     cause_id: str
 
+    # The effect's answers, built from this directive (CORE-32): its identity fields and cause
+    # are copied; the event id and the time still come from the caller, as everywhere.
+
+    def started(self, *, event_id: str, at: float) -> EffectStarted:
+        """The `effect_started` event of this effect."""
+        return EffectStarted(
+            event_id,
+            self.conversation_id,
+            self.run_id,
+            self.step_id,
+            self.effect_id,
+            self.attempt,
+            at,
+            self.cause_id,
+        )
+
+    def completed(self, output: JsonValue = None, *, event_id: str, at: float) -> EffectCompleted:
+        """The `effect_completed` event of this effect, with its output."""
+        return EffectCompleted(
+            event_id,
+            self.conversation_id,
+            self.run_id,
+            self.step_id,
+            self.effect_id,
+            self.attempt,
+            output,
+            at,
+            self.cause_id,
+        )
+
+    def failed(
+        self,
+        category: FailureCategory | str,
+        message: str,
+        *,
+        event_id: str,
+        at: float,
+        retryable: bool = False,
+        details: JsonValue = None,
+    ) -> EffectFailed:
+        """The `effect_failed` event of this effect, with its failure."""
+        return EffectFailed(
+            event_id,
+            self.conversation_id,
+            self.run_id,
+            self.step_id,
+            self.effect_id,
+            self.attempt,
+            failure_category(category),
+            message,
+            retryable,
+            details,
+            at,
+            self.cause_id,
+        )
+
+    def canceled(self, *, event_id: str, at: float) -> EffectCanceled:
+        """The `effect_canceled` event of this effect: it stopped because it was asked to."""
+        return EffectCanceled(
+            event_id,
+            self.conversation_id,
+            self.run_id,
+            self.step_id,
+            self.effect_id,
+            self.attempt,
+            at,
+            self.cause_id,
+        )
+
 
 @record
 class CancelEffects:
     """Cancel these in-flight effects of the run; each answers with its own lifecycle event."""
+
+    kind: ClassVar[str] = "cancel_effects"
 
     conversation_id: str
     run_id: str
@@ -386,6 +503,8 @@ class CancelEffects:
 @record
 class EmitLifecycle:
     """Publish a lifecycle change of the run or of one of its steps (`run.interrupted`, ...)."""
+
+    kind: ClassVar[str] = "emit_lifecycle"
 
     conversation_id: str
     run_id: str
@@ -402,6 +521,8 @@ class EmitLifecycle:
 class EmitProgress:
     """Publish the progress an effect reported."""
 
+    kind: ClassVar[str] = "emit_progress"
+
     conversation_id: str
     run_id: str
     step_id: str
@@ -416,6 +537,8 @@ class EmitProgress:
 class EmitOutput:
     """The run's one terminal output: its final status and output, or its error projection."""
 
+    kind: ClassVar[str] = "emit_output"
+
     conversation_id: str
     run_id: str
     status: str
@@ -427,6 +550,8 @@ class EmitOutput:
 @record
 class EmitAudit:
     """Record an authorization decision (allowed or refused) for an action on a run."""
+
+    kind: ClassVar[str] = "emit_audit"
 
     conversation_id: str
     run_id: str

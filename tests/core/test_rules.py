@@ -117,7 +117,7 @@ def test_core_3_retention_keeps_ids_forever(driver: CoreDriver) -> None:
     assert len(driver.state.runs) == HISTORY_LIMIT
     assert "r0" not in driver.state.runs and "r0" in driver.state.run_ids
     late = driver.send(EffectStarted("e-late", "c1", "r0", "plan", "r0/plan/1", 1))
-    assert late.ignored is IgnoredReason.run_terminal
+    assert late.reason is IgnoredReason.run_terminal
     assert isinstance(driver.run("r0", "pipeline").error, RunConflictError)
     assert isinstance(driver.resume("r0").error, ResumeNotAllowedError)
 
@@ -188,7 +188,7 @@ def test_core_8_duplicate_run_request(driver: CoreDriver) -> None:
     driver.run("r1", "pipeline", {"a": 1})
     state = driver.state
     again = driver.run("r1", "pipeline", {"a": 1})
-    assert (again.ignored, again.state) == (IgnoredReason.duplicate_request, state)
+    assert (again.reason, again.state) == (IgnoredReason.duplicate_request, state)
     conflict = driver.run("r1", "pipeline", {"a": 2})
     assert isinstance(conflict.error, RunConflictError)
 
@@ -214,10 +214,10 @@ def test_core_10_and_dir_4_lifecycle_names_and_progress(driver: CoreDriver) -> N
     one = driver.progress("r1", "plan", 1, {"pct": 10})
     assert [type(d) for d in one.directives] == [EmitProgress]
     assert one.directives[0].progress == {"pct": 10}
-    assert driver.progress("r1", "plan", 1, {"pct": 10}).ignored is (
+    assert driver.progress("r1", "plan", 1, {"pct": 10}).reason is (
         IgnoredReason.duplicate_effect_event
     )
-    assert driver.progress("r1", "plan", 0).ignored is IgnoredReason.duplicate_effect_event
+    assert driver.progress("r1", "plan", 0).reason is IgnoredReason.duplicate_effect_event
     assert driver.progress("r1", "plan", 2).applied
 
 
@@ -335,7 +335,7 @@ def test_core_18_a_late_start_after_the_cancel_is_ignored(driver: CoreDriver) ->
     driver.run("r1", "pipeline")
     driver.interrupt("r1")
     outcome = driver.started("r1", "plan")
-    assert outcome.ignored is IgnoredReason.cancel_pending
+    assert outcome.reason is IgnoredReason.cancel_pending
     assert driver.step("r1", "plan").status is StepStatus.cancelling
 
 
@@ -366,7 +366,7 @@ def test_core_21_duplicate_and_late_effect_answers(driver: CoreDriver) -> None:
     """CORE-21: a duplicate answer or a second answer of one effect changes nothing."""
     driver.run("r1", "pipeline")
     driver.started("r1", "plan")
-    assert driver.started("r1", "plan").ignored is IgnoredReason.duplicate_effect_event
+    assert driver.started("r1", "plan").reason is IgnoredReason.duplicate_effect_event
     driver.interrupt("r1")
     driver.canceled("r1", "plan")
     state = driver.state
@@ -375,7 +375,7 @@ def test_core_21_duplicate_and_late_effect_answers(driver: CoreDriver) -> None:
         driver.canceled("r1", "plan"),
         driver.fail("r1", "plan"),
     ):
-        assert outcome.ignored is IgnoredReason.effect_already_answered
+        assert outcome.reason is IgnoredReason.effect_already_answered
         assert outcome.state is state
 
 
@@ -386,7 +386,7 @@ def test_core_22_stale_effects_are_ignored(driver: CoreDriver) -> None:
     driver.fail("r1", "plan", FailureCategory.transient, retryable=True)
     state = driver.state
     stale = driver.complete("r1", "plan", "old", attempt=1)
-    assert (stale.ignored, stale.state) == (IgnoredReason.stale_effect, state)
+    assert (stale.reason, stale.state) == (IgnoredReason.stale_effect, state)
 
 
 def test_core_23_human_gate_addressing(driver: CoreDriver) -> None:
@@ -398,10 +398,10 @@ def test_core_23_human_gate_addressing(driver: CoreDriver) -> None:
     finish_step(driver, "r1", "fetch")
     driver.started("r1", "approve")
     assert driver.answer("r1", "approve", "yes").applied
-    assert driver.answer("r1", "approve", "yes").ignored is IgnoredReason.duplicate_input
+    assert driver.answer("r1", "approve", "yes").reason is IgnoredReason.duplicate_input
     assert isinstance(driver.answer("r1", "approve", "no").error, RunConflictError)
     driver.cancel("r1")
-    assert driver.answer("r1", "approve", "yes").ignored is IgnoredReason.duplicate_input
+    assert driver.answer("r1", "approve", "yes").reason is IgnoredReason.duplicate_input
     other = CoreDriver(make_coordinator())
     other.run("r2", "pipeline")
     other.cancel("r2")
@@ -439,7 +439,7 @@ def test_core_24_waiting_gate_completes_on_answer(driver: CoreDriver) -> None:
     assert step.result is not None and step.result.output == {"ok": True}
     assert [d.step_id for d in outcome.directives if isinstance(d, StartEffect)] == ["wait"]
     # The waiter's answer to that cancel is late and changes nothing.
-    assert driver.canceled("r1", "approve").ignored is IgnoredReason.effect_already_answered
+    assert driver.canceled("r1", "approve").reason is IgnoredReason.effect_already_answered
 
 
 def test_dir_1_exactly_one_output_per_run() -> None:
@@ -606,7 +606,7 @@ def test_core_24_answer_before_the_gate_is_planned_is_kept(driver: CoreDriver) -
     kept = driver.answer("r1", "approve", "early")
     assert kept.applied
     assert driver.run_state("r1").early_inputs == (("approve", "early"),)
-    assert driver.answer("r1", "approve", "early").ignored is IgnoredReason.duplicate_input
+    assert driver.answer("r1", "approve", "early").reason is IgnoredReason.duplicate_input
     assert isinstance(driver.answer("r1", "approve", "other").error, RunConflictError)
     assert isinstance(driver.answer("r1", "plan", "x").error, StepNotFoundError)  # not a gate
     finish_step(driver, "r1", "plan")
@@ -628,7 +628,7 @@ def test_core_25_a_lost_effect_restarts_with_a_new_uncounted_attempt(driver: Cor
     ]
     assert starts == [("plan", 2, 0.0)]
     assert driver.step("r1", "plan").failures == 0
-    assert driver.complete("r1", "plan", "old", attempt=1).ignored is IgnoredReason.stale_effect
+    assert driver.complete("r1", "plan", "old", attempt=1).reason is IgnoredReason.stale_effect
     driver.started("r1", "plan")
     driver.interrupt("r1")
     lost = driver.lost("r1", "plan")  # lost while cancelling: the cancel needs no answer now

@@ -95,7 +95,7 @@ def test_3_4_1_3_terminal_exclusivity_under_every_late_event(driver: CoreDriver)
     ]
     for outcome in late:
         assert outcome.disposition is Disposition.ignored
-        assert outcome.ignored is IgnoredReason.run_terminal
+        assert outcome.reason is IgnoredReason.run_terminal
         assert outcome.directives == ()
         assert outcome.state is ended
     assert driver.resume("r1").disposition is Disposition.rejected
@@ -181,7 +181,7 @@ def test_3_4_2_3_duplicate_interrupt_and_resume_are_idempotent(driver: CoreDrive
     driver.interrupt("r1")
     before = driver.state
     again = driver.interrupt("r1")
-    assert (again.disposition, again.ignored) == (
+    assert (again.disposition, again.reason) == (
         Disposition.ignored,
         IgnoredReason.duplicate_request,
     )
@@ -190,7 +190,7 @@ def test_3_4_2_3_duplicate_interrupt_and_resume_are_idempotent(driver: CoreDrive
     driver.resume("r1")
     before = driver.state
     again = driver.resume("r1")
-    assert (again.disposition, again.ignored) == (
+    assert (again.disposition, again.reason) == (
         Disposition.ignored,
         IgnoredReason.duplicate_request,
     )
@@ -236,7 +236,7 @@ def test_step_class_human_gate_answered_after_a_resume(driver: CoreDriver) -> No
     assert driver.step("r1", "approve").result.output == "ship"  # type: ignore[union-attr]
     assert isinstance(opened.directives[0], CancelEffects)  # the gate's waiter is released
     assert opened.directives[0].effect_ids == ("r1/approve/2",)
-    assert driver.answer("r1", "approve", "ship").ignored is IgnoredReason.duplicate_input
+    assert driver.answer("r1", "approve", "ship").reason is IgnoredReason.duplicate_input
 
 
 def test_step_class_tool_retries_with_backoff(driver: CoreDriver) -> None:

@@ -127,7 +127,7 @@ def check_journal(journal: Journal, coordinator: Coordinator) -> JournalFacts:
             event = record.event
             outcome = reduce(state, event)
             if outcome.disposition is Disposition.ignored:
-                facts.ignored[str(outcome.ignored)] += 1
+                facts.ignored[str(outcome.reason)] += 1
             elif outcome.disposition is Disposition.rejected:
                 facts.rejected[type(outcome.error).__name__] += 1
             for directive in outcome.directives:

@@ -26,7 +26,8 @@ from interruptible import (
     StepStatus,
 )
 from interruptible._journal import MemoryJournal
-from interruptible._runtime import Runtime
+from interruptible._runtime import RunSnapshot, Runtime
+from interruptible._runtime._answers import read_answer, snapshot_answer
 from tests.runtime.support import arun, pipeline, system_step, tool_step, until
 
 GATED = pipeline(
@@ -220,5 +221,143 @@ def test_rt_16_a_closed_runtime_refuses_calls() -> None:
             await rt.run("c", None, mode="p")
         with pytest.raises(JournalError):
             rt.snapshot("c")
+
+    arun(scenario())
+
+
+def test_rt_30_resume_run_defaults_to_the_interrupted_run() -> None:
+    """RT-30: `resume_run(cid)` resumes the conversation's interrupted run, as `interrupt_run`
+    and `cancel_run` default to the active run; with no run at all, `RunNotFoundError`."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            with pytest.raises(RunNotFoundError):
+                await rt.resume_run("c")
+            handle = await rt.run("c", None, mode="p", run_id="r1")
+            assert (await rt.interrupt_run("c")).status is RunStatus.interrupted
+            resumed = await rt.resume_run("c")
+            assert (resumed.run_id, resumed.status) == ("r1", RunStatus.running)
+            await handle.cancel()
+            with pytest.raises(ResumeNotAllowedError):
+                await rt.resume_run("c")
+
+    arun(scenario())
+
+
+def test_rt_31_wait_until_terminal_waits_past_interruptions() -> None:
+    """RT-31: `wait(until="terminal")` returns only when the run has ended, past an interrupt
+    and a resume; the default (`"settled"`) returns at the interrupt; another value is a
+    `ValueError`."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            handle = await rt.run("c", None, mode="p", run_id="r1")
+            terminal = asyncio.ensure_future(handle.wait(until="terminal"))
+            settled = asyncio.ensure_future(handle.wait())
+            await handle.interrupt()
+            assert (await asyncio.wait_for(settled, 5)).status is RunStatus.interrupted
+            await asyncio.sleep(0.05)
+            assert not terminal.done()
+            await handle.resume()
+            await asyncio.sleep(0.05)
+            assert not terminal.done()
+            await handle.cancel()
+            assert (await asyncio.wait_for(terminal, 5)).status is RunStatus.canceled
+            done = await rt.wait("c", "r1", until="terminal")
+            assert done.status is RunStatus.canceled
+            with pytest.raises(ValueError):
+                await rt.wait("c", "r1", until="forever")  # type: ignore[arg-type]
+
+    arun(scenario())
+
+
+def test_rt_32_snapshot_lists_the_upcoming_steps() -> None:
+    """RT-32: a snapshot's `upcoming` lists a `Sequence`'s declared steps that are not planned
+    yet (`pending`, attempt 0), `steps` and `current_step` show only planned steps, `step()`
+    finds either, and an ended run has nothing upcoming; an owner's answer carries them."""
+    mode = pipeline(
+        "three",
+        [
+            tool_step("work", "forever"),
+            StepDefinition("ask", StepClass.human_gate, {"q": "?"}, label="the gate"),
+            system_step("after", "noop"),
+        ],
+    )
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            handle = await rt.run("c", None, mode=mode, run_id="r1")
+            snap = await handle.interrupt()
+            assert [s.step_id for s in snap.steps] == ["work"]
+            assert snap.current_step is not None and snap.current_step.step_id == "work"
+            assert [(s.step_id, s.status, s.attempt) for s in snap.upcoming] == [
+                ("ask", StepStatus.pending, 0),
+                ("after", StepStatus.pending, 0),
+            ]
+            gate = rt.snapshot("c").step("ask")
+            assert gate is not None and (gate.step_class, gate.label) == (
+                StepClass.human_gate,
+                "the gate",
+            )
+            assert read_answer(snapshot_answer(snap)) == snap
+            ended = await handle.cancel()
+            assert ended.upcoming == () and ended.step("ask") is None
+
+    arun(scenario())
+
+
+def test_rt_32_a_mode_that_cannot_tell_shows_nothing_upcoming() -> None:
+    """RT-32: a mode without `upcoming_steps`, or whose `upcoming_steps` raises, shows no
+    upcoming step; the run's planned steps are shown as before."""
+    mode = pipeline("two", [tool_step("work", "forever"), system_step("after", "noop")])
+
+    class Silent:
+        pass
+
+    class Broken:
+        def upcoming_steps(self, context: Any) -> Any:
+            raise KeyError("next")
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            await rt.run("c", None, mode=mode, run_id="r1")
+            run = rt.state("c").run("r1")
+            assert run is not None
+            assert [s.step_id for s in RunSnapshot.of("c", run, mode).upcoming] == ["after"]
+            for other in (None, Silent(), Broken()):
+                shown = RunSnapshot.of("c", run, other)  # type: ignore[arg-type]
+                assert shown.upcoming == () and [s.step_id for s in shown.steps] == ["work"]
+
+    arun(scenario())
+
+
+def _requests(rt: Runtime, cid: str) -> list[str]:
+    """The event ids of the journaled commands that carry a request id."""
+    return [
+        r.event.event_id for r in rt.journal.read(cid) if r.event.event_id.startswith("request:")
+    ]
+
+
+def test_rt_34_a_retried_command_gets_its_first_answer() -> None:
+    """RT-34: a command retried with the same `request_id` gets the first answer, journals
+    nothing, and never races into `ResumeNotAllowedError`, also after the run ended; the same
+    request id for another command is a `RunConflictError`."""
+
+    async def scenario() -> None:
+        async with _runtime() as rt:
+            await rt.run("c", None, mode="p", run_id="r1")
+            await rt.interrupt_run("c", request_id="stop-1")
+            first = await rt.resume_run("c", request_id="go-1")
+            assert first.status is RunStatus.running
+            await rt.interrupt_run("c", request_id="stop-2")
+            again = await rt.resume_run("c", request_id="go-1")
+            assert again == first  # the first answer, though the run is interrupted now
+            assert _requests(rt, "c") == ["request:stop-1", "request:go-1", "request:stop-2"]
+            await rt.cancel_run("c", request_id="end-1")
+            assert (await rt.resume_run("c", "r1", request_id="go-1")) == first
+            with pytest.raises(ResumeNotAllowedError):
+                await rt.resume_run("c", "r1")  # without a request id: a new command
+            with pytest.raises(RunConflictError):
+                await rt.cancel_run("c", "r1", request_id="go-1")
 
     arun(scenario())

@@ -267,3 +267,37 @@ def test_own_6_an_owner_reads_only_the_commands_not_yet_answered(shared: Shared)
             tool.release.set()
 
     arun(scenario())
+
+
+def _requests(rt: Runtime, cid: str) -> list[str]:
+    """The event ids of the journaled commands that carry a request id."""
+    return [
+        r.event.event_id for r in rt.journal.read(cid) if r.event.event_id.startswith("request:")
+    ]
+
+
+def test_rt_34_a_retry_is_answered_by_the_owner_and_after_a_restart(tmp_path: Path) -> None:
+    """RT-34 with OWN-6: a command with a request id sent from another runtime is applied by the
+    owner; its retry, from either runtime and from a runtime opened after both closed, gets the
+    first answer, after the run has ended too, and journals nothing."""
+    db = tmp_path / "j.db"
+    tool = Gate()
+
+    async def scenario() -> None:
+        async with Runtime(db, **options(tool)) as first:
+            await first.run("c", None, mode="p", run_id="r")
+            await until(lambda: len(tool.calls) == 1)
+            async with Runtime(db, **options(tool)) as second:
+                await second.interrupt_run("c", request_id="stop")
+                resumed = await second.resume_run("c", "r", request_id="go")
+                assert resumed.status is RunStatus.running
+                await first.cancel_run("c", request_id="end")
+                assert await second.resume_run("c", "r", request_id="go") == resumed
+                assert await first.resume_run("c", "r", request_id="go") == resumed
+                assert _requests(first, "c") == ["request:stop", "request:go", "request:end"]
+        async with Runtime(db, **options(tool)) as third:
+            assert await third.resume_run("c", "r", request_id="go") == resumed
+            with pytest.raises(ResumeNotAllowedError):
+                await third.resume_run("c", "r")
+
+    arun(scenario())

@@ -197,3 +197,40 @@ def test_rt_7_interrupt_in_one_process_and_resume_in_another(tmp_path: Path) -> 
     assert process("start") == ["interrupted"]
     assert process("resume") == ["running", "completed"]
     assert side.read_text().split() == ["r:s0:1", "r:s1:1", "r:s2:1", "r:s2:2", "r:s3:1"]
+
+
+def test_rt_33_a_torn_record_shows_in_the_recovery_report(tmp_path: Path) -> None:
+    """RT-33: a runtime opened on a journal with a torn record reports the journal's
+    `RecoveryNote` in `rt.recovery.torn` (the other conversation is untouched)."""
+    import interruptible
+    from tests.journal.test_readonly import torn_journal
+
+    db = tmp_path / "torn.db"
+    torn_journal(db)
+
+    async def scenario() -> None:
+        async with Runtime(db, modes=[pipeline("pipeline", [tool_step("t", "x")])]) as rt:
+            (note,) = rt.recovery.torn
+            assert isinstance(note, interruptible.RecoveryNote)
+            assert (note.conversation_id, note.last_good, note.first_bad) == ("c1", 3, 4)
+            assert note.quarantined == 1
+            assert "torn=1" in repr(rt.recovery)
+
+    arun(scenario())
+
+
+def test_rt_33_journals_are_public_and_imported_lazily() -> None:
+    """RT-33: `interruptible.SQLiteJournal`, `MemoryJournal` and `RecoveryNote` are the journal
+    package's classes, listed in `__all__`, and `import interruptible` imports no `sqlite3`."""
+    import interruptible
+    from interruptible import _journal
+
+    for name in ("SQLiteJournal", "MemoryJournal", "RecoveryNote"):
+        assert getattr(interruptible, name) is getattr(_journal, name)
+        assert name in interruptible.__all__
+    probe = (
+        "import sys, interruptible; "
+        "print(sorted({'sqlite3', 'interruptible._journal'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

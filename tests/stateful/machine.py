@@ -417,7 +417,7 @@ class CoreRaceMachine(RuleBasedStateMachine):
         outcome = self.last[2]
         assert outcome.disposition.value == self.expected, (
             f"VER-14: {self.last[1]!r} was {outcome.disposition.value} "
-            f"({outcome.ignored or outcome.error!r}), the reference says {self.expected}"
+            f"({outcome.reason or outcome.error!r}), the reference says {self.expected}"
         )
         actual = {
             run.run_id: (

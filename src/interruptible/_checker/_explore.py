@@ -408,9 +408,9 @@ class Explorer:
             # Written out here; `refusals_change_nothing` says what is wrong otherwise.
             disposition = outcome.disposition
             if not (
-                (disposition is _IGNORED and outcome.ignored is not None)
+                (disposition is _IGNORED and outcome.reason is not None)
                 or (disposition is _REJECTED and outcome.error is not None)
-                or (disposition is _APPLIED and outcome.error is None and outcome.ignored is None)
+                or (disposition is _APPLIED and outcome.error is None and outcome.reason is None)
             ):
                 found = refusals_change_nothing(pre, event, outcome)
                 if found:

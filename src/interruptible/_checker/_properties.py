@@ -356,7 +356,7 @@ def refusals_change_nothing(
 ) -> list[Violation]:
     """VER-9: ignored and rejected outcomes return `pre` itself, with no effect directive."""
     if outcome.disposition is Disposition.applied:
-        if outcome.error is not None or outcome.ignored is not None:
+        if outcome.error is not None or outcome.reason is not None:
             return [Violation("VER-9", "an applied outcome carries an error or ignored reason")]
         return []
     found = []
@@ -365,7 +365,7 @@ def refusals_change_nothing(
     if outcome.disposition is Disposition.ignored:
         if outcome.directives:
             found.append(Violation("VER-9", f"ignored event emitted {outcome.directives!r}"))
-        if outcome.ignored is None:
+        if outcome.reason is None:
             found.append(Violation("VER-9", "ignored outcome without a reason"))
     else:
         audits = [d for d in outcome.directives if type(d) is EmitAudit and not d.allowed]

@@ -19,7 +19,7 @@ from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 from .._errors import InterruptibleError
 from .._lifecycle import RunStatus, StepClass
-from .._record import record
+from .._record import NORMALIZE, record
 from .._vocabulary import (
     FailureCategory,
     JsonValue,
@@ -27,6 +27,7 @@ from .._vocabulary import (
     StepFailure,
     StepPolicy,
     StepResult,
+    failure_category,
 )
 
 
@@ -82,7 +83,9 @@ class Fail:
     """Plan: the run cannot succeed."""
 
     message: str
-    category: FailureCategory = FailureCategory.mode_error
+    category: FailureCategory = field(
+        default=FailureCategory.mode_error, metadata={NORMALIZE: failure_category}
+    )
     details: JsonValue = None
 
 
@@ -145,6 +148,10 @@ class _PassiveCallbacks:
 
     def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
         return None
+
+    def upcoming_steps(self, context: JsonValue) -> SequenceOf[StepDefinition]:
+        """The steps the mode will plan later, as far as it knows them (RT-32); optional."""
+        return ()
 
 
 # Output pairs per chunk of a `Sequence` context: recording an output copies one chunk and the
@@ -221,6 +228,11 @@ class Sequence(_PassiveCallbacks):
     def declared_step(self, context: JsonValue, step_id: str) -> StepDefinition | None:
         position = self._positions.get(step_id)
         return None if position is None else self.steps[position]
+
+    def upcoming_steps(self, context: JsonValue) -> SequenceOf[StepDefinition]:
+        # From the first step without an output or a failure: the planned ones among them are
+        # left out by the snapshot, which knows what the run has planned.
+        return self.steps[context["next"] :]
 
 
 DEFAULT_MAX_TURNS: Final = 8

@@ -209,10 +209,20 @@ class Outcome:
     state: ConversationState
     directives: tuple[Directive, ...] = ()
     disposition: Disposition = Disposition.applied
-    ignored: IgnoredReason | None = None
-    error: InterruptibleError | None = None
+    reason: IgnoredReason | None = None  # why an ignored event changed nothing
+    error: InterruptibleError | None = None  # why a rejected event was refused
 
     @property
     def applied(self) -> bool:
         """Whether the event changed the state."""
         return self.disposition is Disposition.applied
+
+    @property
+    def ignored(self) -> bool:
+        """Whether the event was well formed but changed nothing (`reason` says why)."""
+        return self.disposition is Disposition.ignored
+
+    @property
+    def rejected(self) -> bool:
+        """Whether the event was refused (`error` says why)."""
+        return self.disposition is Disposition.rejected

@@ -27,6 +27,31 @@ def _failure(value: StepFailure | None) -> object:
     return None if value is None else value_to_json(value)
 
 
+def _step(step: StepSnapshot) -> list[object]:
+    return [
+        step.step_id,
+        step.step_class.value,
+        step.label,
+        step.status.value,
+        step.attempt,
+        step.output,
+        _failure(step.failure),
+    ]
+
+
+def _step_from(data: list[Any]) -> StepSnapshot:
+    step_id, step_class, label, status, attempt, output, failure = data
+    return StepSnapshot(
+        step_id,
+        StepClass(step_class),
+        label,
+        StepStatus(status),
+        attempt,
+        output,
+        _failure_from(failure),
+    )
+
+
 def snapshot_answer(snapshot: RunSnapshot) -> str:
     """The answer document of a command that the owner applied (or found a duplicate)."""
     return json.dumps(
@@ -39,18 +64,8 @@ def snapshot_answer(snapshot: RunSnapshot) -> str:
                 "reason": snapshot.reason,
                 "output": snapshot.output,
                 "error": _failure(snapshot.error),
-                "steps": [
-                    [
-                        step.step_id,
-                        step.step_class.value,
-                        step.label,
-                        step.status.value,
-                        step.attempt,
-                        step.output,
-                        _failure(step.failure),
-                    ]
-                    for step in snapshot.steps
-                ],
+                "steps": [_step(step) for step in snapshot.steps],
+                "upcoming": [_step(step) for step in snapshot.upcoming],
             }
         },
         separators=(",", ":"),
@@ -89,18 +104,8 @@ def read_answer(body: str) -> RunSnapshot:
         reason=data["reason"],
         output=data["output"],
         error=_failure_from(data["error"]),
-        steps=tuple(
-            StepSnapshot(
-                step_id,
-                StepClass(step_class),
-                label,
-                StepStatus(status),
-                attempt,
-                output,
-                _failure_from(failure),
-            )
-            for step_id, step_class, label, status, attempt, output, failure in data["steps"]
-        ),
+        steps=tuple(_step_from(step) for step in data["steps"]),
+        upcoming=tuple(_step_from(step) for step in data.get("upcoming", ())),
     )
 
 

@@ -539,8 +539,8 @@ def _run_detail(
         if attempt is not None:
             where += f"#{attempt}"
         disposition = outcome.disposition.value
-        if outcome.ignored is not None:
-            disposition += f" ({outcome.ignored.value})"
+        if outcome.reason is not None:
+            disposition += f" ({outcome.reason.value})"
         elif outcome.error is not None:
             disposition += f" ({outcome.error.code})"
         extra = getattr(event, "reason", None) or getattr(event, "message", None) or ""

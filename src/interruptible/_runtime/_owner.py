@@ -215,6 +215,7 @@ class Owner:
         starts: list[EffectStarted] = []
         for record in self.journal.read(conv.conversation_id, after=last):
             outcome = reduce(state, record.event)
+            conv.remember(record.event, outcome)
             state = outcome.state
             last = record.sequence
             if outcome.applied and type(record.event) is EffectStarted:

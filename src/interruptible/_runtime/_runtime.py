@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Literal, TypeAlias
 
 from .._core import (
     HISTORY_LIMIT,
@@ -35,7 +35,7 @@ from .._core import (
     initial_state,
 )
 from .._errors import JournalError, RunNotFoundError, StaleOwnerError
-from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, open_journal
+from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, RecoveryNote, open_journal
 from .._lifecycle import StepClass
 from .._vocabulary import (
     CancelRequested,
@@ -58,14 +58,17 @@ from ._ids import UuidIds, new_run_id
 from ._llm import ChatModel, LlmExecutor
 from ._owner import DEFAULT_COMMAND_TIMEOUT, Owner, owned_elsewhere
 from ._reads import IN_PROCESS, Principal, check_read, run_filter
+from ._requests import request_event_id
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
-from ._writer import SETTLED, Conversation, Queued, Writer
+from ._writer import UNTIL, Conversation, Queued, Writer
 
 log: Final = logging.getLogger("interruptible.runtime")
 audit_log: Final = logging.getLogger("interruptible.audit")
 
 JournalSpec = str | os.PathLike[str] | Journal
+# What `wait` waits for: "settled" (interrupted or ended) or "terminal" (ended, RT-31).
+Until: TypeAlias = Literal["settled", "terminal"]
 
 # How long `close` waits for cancelled effects to answer: long enough for an executor's own
 # cleanup (closing a connection), short enough that Ctrl-C in the demo feels immediate.
@@ -84,6 +87,7 @@ class RecoveryReport:
         "rejected",
         "restarted_runs",
         "taken_over",
+        "torn",
     )
 
     def __init__(self) -> None:
@@ -97,12 +101,16 @@ class RecoveryReport:
         self.taken_over: list[tuple[str, str, int, str]] = []
         # (conversation, owner): live effects found, left to the live process that owns them
         self.left_alone: list[tuple[str, str]] = []
+        # The journal's torn records that opening it quarantined, one note per conversation
+        # (JRN-9): shown here, not only in the log (RT-33)
+        self.torn: list[RecoveryNote] = []
 
     def __repr__(self) -> str:
         return (
             f"RecoveryReport(conversations={self.conversations}, events={self.events}, "
             f"rejected={len(self.rejected)}, restarted_runs={len(self.restarted_runs)}, "
-            f"taken_over={len(self.taken_over)}, left_alone={len(self.left_alone)})"
+            f"taken_over={len(self.taken_over)}, left_alone={len(self.left_alone)}, "
+            f"torn={len(self.torn)})"
         )
 
 
@@ -120,36 +128,66 @@ class RunHandle:
         """The run now."""
         return self.runtime.snapshot(self.conversation_id, self.run_id)
 
-    async def wait(self) -> RunSnapshot:
-        """Until the run is interrupted or has ended."""
-        return await self.runtime.wait(self.conversation_id, self.run_id)
+    async def wait(self, until: Until = "settled") -> RunSnapshot:
+        """Until the run is interrupted or has ended; `until="terminal"`: until it has ended."""
+        return await self.runtime.wait(self.conversation_id, self.run_id, until=until)
 
     async def interrupt(
-        self, reason: str = "interrupt_requested", *, principal: str | None = None
+        self,
+        reason: str = "interrupt_requested",
+        *,
+        principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
         """Interrupt the run (it may be resumed)."""
         return await self.runtime.interrupt_run(
-            self.conversation_id, reason, run_id=self.run_id, principal=principal
+            self.conversation_id,
+            reason,
+            run_id=self.run_id,
+            principal=principal,
+            request_id=request_id,
         )
 
-    async def resume(self, *, principal: str | None = None) -> RunSnapshot:
+    async def resume(
+        self, *, principal: str | None = None, request_id: str | None = None
+    ) -> RunSnapshot:
         """Resume the interrupted run."""
-        return await self.runtime.resume_run(self.conversation_id, self.run_id, principal=principal)
+        return await self.runtime.resume_run(
+            self.conversation_id, self.run_id, principal=principal, request_id=request_id
+        )
 
     async def cancel(
-        self, reason: str = "cancel_requested", *, principal: str | None = None
+        self,
+        reason: str = "cancel_requested",
+        *,
+        principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
         """End the run for good."""
         return await self.runtime.cancel_run(
-            self.conversation_id, self.run_id, principal=principal, reason=reason
+            self.conversation_id,
+            self.run_id,
+            principal=principal,
+            reason=reason,
+            request_id=request_id,
         )
 
     async def provide_input(
-        self, step_id: str, value: JsonValue, *, principal: str | None = None
+        self,
+        step_id: str,
+        value: JsonValue,
+        *,
+        principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
         """Answer the human gate `step_id`."""
         return await self.runtime.provide_input(
-            self.conversation_id, self.run_id, step_id, value, principal=principal
+            self.conversation_id,
+            self.run_id,
+            step_id,
+            value,
+            principal=principal,
+            request_id=request_id,
         )
 
     def __repr__(self) -> str:
@@ -334,14 +372,17 @@ class Runtime:
         journal = writer.journal
         reduce = self.coordinator.reduce
         report = self.recovery
+        report.torn = list(getattr(journal, "recovered", ()))  # a journal that tears keeps them
         owners = {record.conversation_id: record for record in journal.owners()}
         commanded = {command.conversation_id for command in journal.pending_commands()}
         for conversation_id in journal.conversations():
             state = initial_state()
             last = 0
             starts: list[EffectStarted] = []
+            conv = Conversation(conversation_id, state, 0)
             for record in journal.read(conversation_id):
                 outcome = reduce(state, record.event)
+                conv.remember(record.event, outcome)
                 state = outcome.state
                 last = record.sequence
                 if outcome.disposition is Disposition.rejected and not any(
@@ -352,7 +393,7 @@ class Runtime:
                     starts.append(record.event)
             report.conversations += 1
             report.events += last
-            conv = Conversation(conversation_id, state, last)
+            conv.state, conv.last = state, last
             for started in starts:
                 if started.run_id == state.active_run_id:
                     conv.note_start(started)
@@ -416,19 +457,30 @@ class Runtime:
         *,
         run_id: str | None = None,
         principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
-        """Interrupt the conversation's active run (or `run_id`); it may be resumed later."""
+        """Interrupt the conversation's active run (or `run_id`); it may be resumed later. A
+        retry with the same `request_id` gets the first answer (RT-34)."""
         run_id = run_id if run_id is not None else self._current_run_id(conversation_id)
         event = InterruptRequested(
-            self._ids(), conversation_id, run_id, reason, principal, self.clock()
+            self._event_id(request_id), conversation_id, run_id, reason, principal, self.clock()
         )
         return await self._request(conversation_id, run_id, event)
 
     async def resume_run(
-        self, conversation_id: str, run_id: str, *, principal: str | None = None
+        self,
+        conversation_id: str,
+        run_id: str | None = None,
+        *,
+        principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
-        """Resume an interrupted run at its first step without a kept result."""
-        event = ResumeRequested(self._ids(), conversation_id, run_id, principal, self.clock())
+        """Resume the conversation's interrupted run (or `run_id`) at its first step without a
+        kept result (RT-30). A retry with the same `request_id` gets the first answer (RT-34)."""
+        run_id = run_id if run_id is not None else self._current_run_id(conversation_id)
+        event = ResumeRequested(
+            self._event_id(request_id), conversation_id, run_id, principal, self.clock()
+        )
         return await self._request(conversation_id, run_id, event)
 
     async def cancel_run(
@@ -438,11 +490,13 @@ class Runtime:
         *,
         principal: str | None = None,
         reason: str = "cancel_requested",
+        request_id: str | None = None,
     ) -> RunSnapshot:
-        """End the conversation's active run (or `run_id`) for good: terminal `canceled`."""
+        """End the conversation's active run (or `run_id`) for good: terminal `canceled`. A
+        retry with the same `request_id` gets the first answer (RT-34)."""
         run_id = run_id if run_id is not None else self._current_run_id(conversation_id)
         event = CancelRequested(
-            self._ids(), conversation_id, run_id, reason, principal, self.clock()
+            self._event_id(request_id), conversation_id, run_id, reason, principal, self.clock()
         )
         return await self._request(conversation_id, run_id, event)
 
@@ -454,10 +508,12 @@ class Runtime:
         value: JsonValue,
         *,
         principal: str | None = None,
+        request_id: str | None = None,
     ) -> RunSnapshot:
-        """Answer the human gate `step_id` of the run (kept until the gate opens if early)."""
+        """Answer the human gate `step_id` of the run (kept until the gate opens if early). A
+        retry with the same `request_id` gets the first answer (RT-34)."""
         event = HumanInputReceived(
-            self._ids(),
+            self._event_id(request_id),
             conversation_id,
             run_id,
             step_id,
@@ -468,29 +524,38 @@ class Runtime:
         return await self._request(conversation_id, run_id, event)
 
     async def wait(
-        self, conversation_id: str, run_id: str, *, principal: Principal = IN_PROCESS
+        self,
+        conversation_id: str,
+        run_id: str,
+        *,
+        until: Until = "settled",
+        principal: Principal = IN_PROCESS,
     ) -> RunSnapshot:
         """Until the run is interrupted or has ended (woken by the writer, never polled); with
+        `until="terminal"`, until it has ended, past any interruption (RT-31); with
         `principal=`, only if the authorizer lets it read the run (RT-20)."""
+        if until not in UNTIL:
+            raise ValueError(f"until must be one of {sorted(UNTIL)}, got {until!r}")
+        awaited = UNTIL[until]
         conv = self._conversation(conversation_id, run_id)
         run = conv.state.run(run_id)
         if run is None:
             raise self._run_not_found(conversation_id, run_id)
         if principal is not IN_PROCESS:
             check_read(self.coordinator.authorizer, principal, conversation_id, run)
-        while conv.epoch is None and run.status not in SETTLED:
+        while conv.epoch is None and run.status not in awaited:
             # Driven by another process: follow the journal (its answers are written there).
             await asyncio.sleep(_FOLLOW_POLL)
             conv = self._conversation(conversation_id, run_id)
             run = conv.state.run(run_id) or run
-        if run.status not in SETTLED:
+        if run.status not in awaited:
             future: asyncio.Future[RunState | None] = asyncio.get_running_loop().create_future()
             if conv.waiters is None:
                 conv.waiters = {}
-            conv.waiters.setdefault(run_id, []).append(future)
+            conv.waiters.setdefault((run_id, until), []).append(future)
             settled = await future
             run = settled if settled is not None else run
-        return RunSnapshot.of(conversation_id, run)
+        return RunSnapshot.of(conversation_id, run, self.coordinator.modes.get(run.mode))
 
     def snapshot(
         self, conversation_id: str, run_id: str | None = None, *, principal: Principal = IN_PROCESS
@@ -506,7 +571,7 @@ class Runtime:
             raise self._run_not_found(conversation_id, run_id or "<none>")
         if principal is not IN_PROCESS:
             check_read(self.coordinator.authorizer, principal, conversation_id, run)
-        return RunSnapshot.of(conversation_id, run)
+        return RunSnapshot.of(conversation_id, run, self.coordinator.modes.get(run.mode))
 
     def state(self, conversation_id: str) -> ConversationState:
         """The core's `ConversationState` of a conversation (exact, for tests and tools)."""
@@ -582,6 +647,10 @@ class Runtime:
             raise self._run_not_found(conversation_id, run_id)
         return conv
 
+    def _event_id(self, request_id: str | None) -> str:
+        """A command's event id: its request id's when given (RT-34), else a new one."""
+        return self._ids() if request_id is None else request_event_id(request_id)
+
     def _current_run_id(self, conversation_id: str) -> str:
         state = self._conversation(conversation_id, None).state
         run_id = state.active_run_id or (state.history[-1] if state.history else None)
@@ -606,7 +675,7 @@ class Runtime:
         run = outcome.state.run(run_id)
         if run is None:  # a late request for a forgotten ended run: nothing to show
             raise self._run_not_found(conversation_id, run_id)
-        return RunSnapshot.of(conversation_id, run)
+        return RunSnapshot.of(conversation_id, run, self.coordinator.modes.get(run.mode))
 
     async def _submit(self, conversation_id: str, event: Event, create: bool = False) -> Any:
         writer = self._live_writer()

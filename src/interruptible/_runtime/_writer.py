@@ -76,6 +76,7 @@ from .._vocabulary import (
 )
 from ._answers import error_answer, snapshot_answer
 from ._effects import EffectManager, effect_event
+from ._requests import REQUEST_PREFIX, RequestMemory
 from ._snapshot import RunSnapshot
 
 log: Final = logging.getLogger("interruptible.runtime")
@@ -84,6 +85,8 @@ _REJECTED: Final = Disposition.rejected
 _APPLIED: Final = Disposition.applied
 # A `wait()` returns when its run is in one of these statuses.
 SETTLED: Final = frozenset({RunStatus.interrupted, *TERMINAL_RUN_STATUSES})
+# What each `wait(until=...)` waits for (RT-31).
+UNTIL: Final = {"settled": SETTLED, "terminal": frozenset(TERMINAL_RUN_STATUSES)}
 
 # An event, and who waits for its outcome: a local caller's future, the id of a command from
 # another process (its answer is journaled with the event, OWN-6), or nobody.
@@ -104,6 +107,7 @@ class Conversation:
         "inbox",
         "last",
         "owner",
+        "requests",
         "state",
         "waiters",
     )
@@ -119,10 +123,20 @@ class Conversation:
         self.epoch = epoch
         self.owner: OwnerRecord | None = None  # the owner last seen, when it is another process
         self.inbox: list[Item] = []
-        self.waiters: dict[str, list[asyncio.Future[Any]]] | None = None
+        # Pending `wait`s by (run id, until): "settled" wakes at interrupted or ended, "terminal"
+        # only at ended (RT-31).
+        self.waiters: dict[tuple[str, str], list[asyncio.Future[Any]]] | None = None
         # run id -> step id -> the step's first journaled start (a timer's deadline origin)
         self.first_starts: dict[str, dict[str, float]] | None = None
         self.fenced: InterruptibleError | None = None
+        self.requests: RequestMemory | None = None  # the first answers of requests (RT-34)
+
+    def remember(self, event: Event, outcome: Outcome) -> None:
+        """Keep the outcome of a request's event (one with a request id) for its retries."""
+        if event.event_id.startswith(REQUEST_PREFIX):
+            if self.requests is None:
+                self.requests = RequestMemory()
+            self.requests.remember(event, outcome)
 
     def first_start(self, run_id: str, step_id: str) -> float | None:
         """When the step's first attempt started, if it did in the active run."""
@@ -322,8 +336,20 @@ class Writer:
         state = conv.state
         events = batch.events
         results = batch.results
+        requests = conv.requests
         for event, future in items:
+            first = None if requests is None else requests.answer(event)
+            if first is not None:  # a retried request: its first answer, nothing journaled
+                if type(future) is int:
+                    self._answer(batch, future, event, first)
+                elif future is not None:
+                    assert isinstance(future, asyncio.Future)
+                    results.append(((), (future, first)))
+                continue
             outcome = reduce(state, event)
+            if event.event_id.startswith(REQUEST_PREFIX):
+                conv.remember(event, outcome)
+                requests = conv.requests
             if type(future) is int:
                 self._answer(batch, future, event, outcome)
                 future = None
@@ -351,7 +377,11 @@ class Writer:
             run_id: str = getattr(event, "run_id", "")
             run = outcome.state.run(run_id)
             body = (
-                snapshot_answer(RunSnapshot.of(batch.conv.conversation_id, run))
+                snapshot_answer(
+                    RunSnapshot.of(
+                        batch.conv.conversation_id, run, self.coordinator.modes.get(run.mode)
+                    )
+                )
                 if run is not None
                 else error_answer(JournalError(f"run {run_id!r} is no longer held", run_id=run_id))
             )
@@ -473,10 +503,11 @@ class Writer:
         waiters = conv.waiters
         assert waiters is not None
         state = conv.state
-        for run_id in list(waiters):
+        for key in list(waiters):
+            run_id, until = key
             run = state.run(run_id)
-            if run is None or run.status in SETTLED:
-                for future in waiters.pop(run_id):
+            if run is None or run.status in UNTIL[until]:
+                for future in waiters.pop(key):
                     if not future.done():
                         future.set_result(run)
 
@@ -494,7 +525,7 @@ class Writer:
             if not waiters:
                 continue
             conv.waiters = None
-            for run_id, futures in waiters.items():
+            for (run_id, _until), futures in waiters.items():
                 run = conv.state.run(run_id)
                 status = run.status.value if run is not None else None
                 for future in futures:
@@ -526,6 +557,7 @@ class Writer:
 
     def _drop(self, conv: Conversation, error: InterruptibleError) -> None:
         conv.fenced = error
+        conv.requests = None  # it may hold answers whose events were not written
         if isinstance(error, StaleOwnerError):
             # Taken over by another process (OWN-3): it drives the conversation now. This one
             # stops its effects and lets go; later calls are routed to the new owner.
