@@ -139,3 +139,29 @@ def test_own_8_commands_on_unknown_runs_and_missing_journals_say_so_in_one_line(
         pass
     unknown = command(tmp_path, "cancel", "run-nope")
     assert unknown.returncode == 2 and "no run 'run-nope'" in one_line(unknown)
+
+
+def test_cli_1_resume_of_an_applications_run_says_it_drives_demo_runs_only(tmp_path: Path) -> None:
+    """CLI-1: `interruptible resume` of a run of another mode (an application's journal) says in
+    one line that it resumes demo runs only, exits 1, and writes nothing."""
+    import asyncio
+
+    from interruptible import Runtime, Sequence, StepClass, StepDefinition
+
+    db = tmp_path / "app.db"
+
+    async def interrupted() -> None:
+        async def slow() -> None:
+            await asyncio.sleep(30)
+
+        step = StepDefinition("s", StepClass.tool, {"name": "slow", "arguments": {}})
+        async with Runtime(db, modes=[Sequence("p", (step,))], tools={"slow": slow}) as rt:
+            await rt.run("c", None, mode="p", run_id="r-app")
+            await rt.interrupt_run("c", "stop")
+
+    asyncio.run(interrupted())
+    before = db.read_bytes()
+    result = command(tmp_path, "resume", "r-app", "--db", str(db), "--plain")
+    assert result.returncode == 1
+    assert "run r-app is a run of mode 'p'" in one_line(result)
+    assert db.read_bytes() == before

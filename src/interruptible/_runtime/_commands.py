@@ -257,6 +257,23 @@ def resume(args: argparse.Namespace) -> int:
     return _live(_resume(args), args, following)
 
 
+DEMO_MODE_NAME: Final = "demo-brief"
+
+
+def _mode_of(db: str, run_id: str) -> str | None:
+    """The mode a run was requested with, read from the journal (read-only), if it is there."""
+    from .._journal import SQLiteJournal
+    from .._vocabulary import RunRequested
+
+    with SQLiteJournal(db, readonly=True) as journal:
+        for conversation_id in journal.conversations():
+            for record in journal.read(conversation_id):
+                event = record.event
+                if type(event) is RunRequested and event.run_id == run_id:
+                    return event.mode
+    return None
+
+
 async def _resume(args: argparse.Namespace) -> int:
     from .._errors import InterruptibleError
     from ._demo import Display, closing_words, demo_runtime, follow
@@ -264,6 +281,13 @@ async def _resume(args: argparse.Namespace) -> int:
 
     out = sys.stdout
     check_journal(args.db)
+    mode = _mode_of(args.db, args.run_id)
+    if mode is not None and mode != DEMO_MODE_NAME:
+        raise CommandError(
+            f"{args.db}: run {args.run_id} is a run of mode {mode!r}; `interruptible resume` "
+            "drives the demo's runs only: resume it from your application "
+            "(Runtime.resume_run), which has its modes and tools."
+        )
     async with writing(demo_runtime(args.db), args.db) as rt:
         conversation_id = rt.find_run(args.run_id)
         if conversation_id is None:
