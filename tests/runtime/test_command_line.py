@@ -197,11 +197,15 @@ def test_cli_1_3_a_read_only_directory_is_read_and_refused_for_writing_in_one_li
         result = cli(readonly_dir, *command)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Traceback" not in result.stderr
-    for command in (("demo", "--plain", "--new"), ("resume", "r0", "--plain")):
-        result = cli(readonly_dir, *command)
-        line = one_line_error(result, "interruptible-demo.db")
-        assert "write" in line, line
-        assert result.returncode == 1
+    result = cli(readonly_dir, "demo", "--plain", "--new")
+    line = one_line_error(result, "interruptible-demo.db")
+    assert "write" in line, line
+    assert result.returncode == 1
+    # r0 is a run of the application's mode: `resume` refuses it for that first, reading only.
+    result = cli(readonly_dir, "resume", "r0", "--plain")
+    line = one_line_error(result, "interruptible-demo.db")
+    assert "drives the demo's runs only" in line, line
+    assert result.returncode == 1
     for command in (("cancel", "r0", "--modes", SPEC),):
         result = cli(readonly_dir, *command)
         line = one_line_error(result, "interruptible-demo.db")
