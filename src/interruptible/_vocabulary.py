@@ -16,9 +16,10 @@ that arrived in events. `_codec.py` turns all of these into JSON and back.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar
 
 from ._errors import PolicyError, UnknownCategoryError
 from ._lifecycle import StepClass
@@ -422,30 +423,11 @@ class StartEffect:
 
     def started(self, *, event_id: str, at: float) -> EffectStarted:
         """The `effect_started` event of this effect."""
-        return EffectStarted(
-            event_id,
-            self.conversation_id,
-            self.run_id,
-            self.step_id,
-            self.effect_id,
-            self.attempt,
-            at,
-            self.cause_id,
-        )
+        return effect_event(EffectStarted, self, event_id, at)
 
     def completed(self, output: JsonValue = None, *, event_id: str, at: float) -> EffectCompleted:
         """The `effect_completed` event of this effect, with its output."""
-        return EffectCompleted(
-            event_id,
-            self.conversation_id,
-            self.run_id,
-            self.step_id,
-            self.effect_id,
-            self.attempt,
-            output,
-            at,
-            self.cause_id,
-        )
+        return effect_event(EffectCompleted, self, event_id, at, output)
 
     def failed(
         self,
@@ -458,33 +440,41 @@ class StartEffect:
         details: JsonValue = None,
     ) -> EffectFailed:
         """The `effect_failed` event of this effect, with its failure."""
-        return EffectFailed(
+        return effect_event(
+            EffectFailed,
+            self,
             event_id,
-            self.conversation_id,
-            self.run_id,
-            self.step_id,
-            self.effect_id,
-            self.attempt,
+            at,
             failure_category(category),
             message,
             retryable,
             details,
-            at,
-            self.cause_id,
         )
 
     def canceled(self, *, event_id: str, at: float) -> EffectCanceled:
         """The `effect_canceled` event of this effect: it stopped because it was asked to."""
-        return EffectCanceled(
-            event_id,
-            self.conversation_id,
-            self.run_id,
-            self.step_id,
-            self.effect_id,
-            self.attempt,
-            at,
-            self.cause_id,
-        )
+        return effect_event(EffectCanceled, self, event_id, at)
+
+
+_E = TypeVar("_E")
+
+
+def effect_event(
+    cls: Callable[..., _E], d: StartEffect, event_id: str, at: float, *fields: Any
+) -> _E:
+    """The event of class `cls` about the effect `d` starts: its identity fields from `d`, then
+    `fields` (what the class has between `attempt` and `at`), `at` and the cause."""
+    return cls(
+        event_id,
+        d.conversation_id,
+        d.run_id,
+        d.step_id,
+        d.effect_id,
+        d.attempt,
+        *fields,
+        at,
+        d.cause_id,
+    )
 
 
 @record

@@ -63,6 +63,7 @@ from .._vocabulary import (
     FailureCategory,
     JsonValue,
     StartEffect,
+    effect_event,
 )
 from ._executors import Effect, EffectError, Executor, FunctionExecutor, bind_current
 
@@ -142,24 +143,6 @@ def _exception_text(exc: BaseException) -> str:
 
 
 E = TypeVar("E")
-
-
-def effect_event(
-    cls: Callable[..., E], d: StartEffect, event_id: str, at: float, *fields: Any
-) -> E:
-    """The event of class `cls` about the effect `d` starts: its identity fields from `d`, then
-    `fields` (what the class has between `attempt` and `at`), `at` and the cause."""
-    return cls(
-        event_id,
-        d.conversation_id,
-        d.run_id,
-        d.step_id,
-        d.effect_id,
-        d.attempt,
-        *fields,
-        at,
-        d.cause_id,
-    )
 
 
 class _Live:

@@ -73,9 +73,10 @@ from .._vocabulary import (
     EmitAudit,
     Event,
     StartEffect,
+    effect_event,
 )
 from ._answers import error_answer, snapshot_answer
-from ._effects import EffectManager, effect_event
+from ._effects import EffectManager
 from ._requests import REQUEST_PREFIX, RequestMemory
 from ._snapshot import RunSnapshot
 
