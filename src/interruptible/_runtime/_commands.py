@@ -40,7 +40,7 @@ def add_parsers(subparsers: Any) -> None:
             "show conversations, runs, steps and a run's events",
             _inspect_options,
         ),
-        ("replay", replay, "re-fold the journal and report replay parity", _fold_options),
+        ("replay", replay, "re-fold the journal and report replay parity", fold_options),
     ):
         parser = subparsers.add_parser(name, help=help_text, description=help_text)
         configure(parser)
@@ -71,7 +71,8 @@ def _resume_options(parser: argparse.ArgumentParser) -> None:
     _display_options(parser)
 
 
-def _fold_options(parser: argparse.ArgumentParser) -> None:
+def fold_options(parser: argparse.ArgumentParser) -> None:
+    """`--db` and `--modes`, for every command that reads or drives an application's runs."""
     _db_option(parser)
     parser.add_argument(
         "--modes",
@@ -84,7 +85,7 @@ def _fold_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _inspect_options(parser: argparse.ArgumentParser) -> None:
-    _fold_options(parser)
+    fold_options(parser)
     parser.add_argument(
         "--run", dest="run_id", metavar="RUN_ID", help="show this run's steps and events"
     )
@@ -375,16 +376,23 @@ class _Reader:
         )
 
 
-def _coordinator(specs: list[str]) -> Any:
-    """A coordinator that knows the demo's mode and the modes named by `--modes`."""
-    from .._core import Coordinator
+def known_modes(specs: list[str]) -> list[Any]:
+    """The demo's mode and the modes named by `--modes` (an application's mode of the demo's
+    name wins)."""
     from ._demo import DEMO_MODE
 
     modes = {DEMO_MODE.name: DEMO_MODE}
     for spec in specs:
         for mode in load_modes(spec):
-            modes[mode.name] = mode  # an application's mode of the demo's name wins
-    return Coordinator(list(modes.values()))
+            modes[mode.name] = mode
+    return list(modes.values())
+
+
+def _coordinator(specs: list[str]) -> Any:
+    """A coordinator that knows the demo's mode and the modes named by `--modes`."""
+    from .._core import Coordinator
+
+    return Coordinator(known_modes(specs))
 
 
 def load_modes(spec: str) -> list[Any]:

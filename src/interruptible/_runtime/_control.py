@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 from .._shell import USAGE, CommandError, command
-from ._commands import DEMO_DB
+from ._commands import fold_options
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -49,16 +49,7 @@ def add_parsers(subparsers: Any) -> None:
     answer.add_argument("step_id", metavar="STEP_ID")
     answer.add_argument("value", metavar="VALUE")
     for parser, func in ((interrupt, run_interrupt), (cancel, run_cancel), (answer, run_answer)):
-        parser.add_argument(
-            "--db", default=DEMO_DB, help=f"the SQLite journal (default: ./{DEMO_DB})"
-        )
-        parser.add_argument(
-            "--modes",
-            action="append",
-            default=[],
-            metavar="MODULE:NAME",
-            help="the application's modes (repeatable; the demo's mode is always known)",
-        )
+        fold_options(parser)
         parser.set_defaults(func=func, run=func)
 
 
@@ -87,22 +78,11 @@ def _value(text: str) -> Any:
 def _act(args: argparse.Namespace, what: str) -> int:
     import asyncio
 
-    from ._commands import check_journal
+    from ._commands import check_journal, known_modes
 
-    modes = _modes(args.modes)  # a usage error before the journal is opened (CLI-2)
+    modes = known_modes(args.modes)  # a usage error before the journal is opened (CLI-2)
     check_journal(args.db)
     return asyncio.run(_act_async(args, what, modes))
-
-
-def _modes(specs: list[str]) -> list[Any]:
-    from ._commands import load_modes
-    from ._demo import DEMO_MODE
-
-    modes = {DEMO_MODE.name: DEMO_MODE}
-    for spec in specs:
-        for mode in load_modes(spec):
-            modes[mode.name] = mode
-    return list(modes.values())
 
 
 async def _act_async(args: argparse.Namespace, what: str, modes: list[Any]) -> int:
