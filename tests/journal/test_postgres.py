@@ -123,10 +123,10 @@ class Background:
 # --- PGJ-1: the schema and its version --------------------------------------------------------
 
 
-def test_pgj_1_a_new_schema_holds_the_tables_and_version_1(
+def test_pgj_1_a_new_schema_holds_the_tables_and_the_current_version(
     postgres_journal: PostgresJournal, raw: psycopg.Connection[Any]
 ) -> None:
-    """Opening creates every table in the journal's own namespace, with schema_version 1."""
+    """Opening creates every table in the journal's own namespace, with schema_version 2."""
     tables = {
         name
         for (name,) in raw.execute(
@@ -134,10 +134,10 @@ def test_pgj_1_a_new_schema_holds_the_tables_and_version_1(
         )
     }
     assert tables == TABLES
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
     assert raw.execute(
         f"SELECT key, value FROM {q(postgres_journal, 'meta')}".encode()
-    ).fetchall() == [("schema_version", "1")]
+    ).fetchall() == [("schema_version", "2")]
     # Opening it again (another process) finds it made and changes nothing.
     with POSTGRES.journal(postgres_journal.schema) as again:
         assert again.conversations() == []
@@ -173,13 +173,14 @@ def test_pgj_1_a_newer_schema_is_refused_and_left_alone(
 ) -> None:
     """A schema of a later version raises `schema_too_new` and is not touched."""
     postgres_journal.append("c1", 0, some_events("c1", 2))
-    raw.execute(f"UPDATE {q(postgres_journal, 'meta')} SET value = '2'".encode())
+    newer = str(SCHEMA_VERSION + 1)
+    raw.execute(f"UPDATE {q(postgres_journal, 'meta')} SET value = %s".encode(), (newer,))
     with pytest.raises(JournalError) as caught:
         POSTGRES.journal(postgres_journal.schema)
     assert caught.value.reason == "schema_too_new"
     assert "upgrade interruptible" in caught.value.message
     assert raw.execute(f"SELECT value FROM {q(postgres_journal, 'meta')}".encode()).fetchone() == (
-        "2",
+        newer,
     )
     assert postgres_journal.last_sequence("c1") == 2
 

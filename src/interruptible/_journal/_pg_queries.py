@@ -113,15 +113,30 @@ def statements(schema: str) -> dict[str, bytes]:
         ),
         "pending": (
             f"SELECT c.command_id, c.conversation_id, c.body, c.submitted_at "
-            f"FROM {s}.commands AS c WHERE c.command_id > %s AND NOT EXISTS "
-            f"(SELECT 1 FROM {s}.command_answers AS a WHERE a.command_id = c.command_id) "
+            f"FROM {s}.commands AS c WHERE c.command_id > %s AND NOT c.answered "
             "ORDER BY c.command_id"
         ),
         "pending_of": (
             f"SELECT c.command_id, c.conversation_id, c.body, c.submitted_at "
             f"FROM {s}.commands AS c WHERE c.command_id > %s AND c.conversation_id = %s "
-            f"AND NOT EXISTS (SELECT 1 FROM {s}.command_answers AS a "
-            "WHERE a.command_id = c.command_id) ORDER BY c.command_id"
+            "AND NOT c.answered ORDER BY c.command_id"
+        ),
+        "active": (
+            f"SELECT conversation_id FROM {s}.conversations WHERE active ORDER BY conversation_id"
+        ),
+        "claim_work": f"SELECT * FROM {s}.claim_work(%s, %s, %s, %s)",
+        # The activity marker (WRK-2), under the epoch fence: a row whose epoch moved is left
+        # alone, and the caller counts the rows it changed.
+        "mark": (
+            f"UPDATE {s}.conversations AS c SET active = t.active "
+            "FROM unnest(%s::text[], %s::bigint[], %s::boolean[]) AS t (cid, epoch, active) "
+            "WHERE c.conversation_id = t.cid AND c.epoch IS NOT DISTINCT FROM t.epoch"
+        ),
+        "owners_of": (
+            f"SELECT {owner_columns} FROM {s}.conversations AS c JOIN {s}.owners AS o "
+            "ON o.conversation_id = c.conversation_id AND o.epoch = c.epoch "
+            f"LEFT JOIN {s}.leases AS l ON l.owner_id = o.owner_id "
+            "WHERE c.conversation_id = ANY(%s::text[]) AND o.owner_id <> %s"
         ),
         "last_command": f"SELECT last FROM {s}.command_counter",
         "answer": (

@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Every table lives in one PostgreSQL schema of its own (`interruptible` unless the caller names
 another), so a journal shares a database with an application without touching its tables, and
-two journals can share a database under two names. `meta` holds the layout's version, 1 for
+two journals can share a database under two names. `meta` holds the layout's version, 2 for
 PostgreSQL (SQLite's versions are counted apart: the layouts differ). A newer version is refused
 before anything is read or written; an older one is brought forward by `MIGRATIONS`, in the
 same transaction as the check (PGJ-1).
@@ -41,6 +41,7 @@ copied into `quarantine`); a conversation's epoch moves only by a claim, one at 
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import JournalError
@@ -48,7 +49,7 @@ from .._errors import JournalError
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 DEFAULT_SCHEMA: Final = "interruptible"
 
@@ -294,9 +295,191 @@ EXECUTE FUNCTION {{s}}.refuse_change()
     ),
 )
 
+# Version 2: work shared by workers (spec/workers.md). `{channel}` is the journal's NOTIFY
+# channel (`channel(schema)`), a string literal in the trigger functions.
+_V2: Final = (
+    # Whether the conversation's active run still has to be driven (running, not interrupted,
+    # not ended), as its owner last journaled it: set in the transaction of the events that
+    # changed it, under the same epoch fence (WRK-2). A migrated journal marks every
+    # conversation with events active: the first worker to claim one folds it and clears it.
+    """
+ALTER TABLE {s}.conversations ADD COLUMN active boolean NOT NULL DEFAULT false
+""",
+    """
+CREATE INDEX conversations_active ON {s}.conversations (conversation_id) WHERE active
+""",
+    # The epoch still moves only by a claim; `active` is the owner's to set.
+    """
+CREATE OR REPLACE FUNCTION {s}.conversations_epoch_by_claim() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.conversation_id IS DISTINCT FROM OLD.conversation_id
+       OR (NEW.epoch IS DISTINCT FROM OLD.epoch AND (pg_trigger_depth() < 2
+           OR NEW.epoch IS DISTINCT FROM coalesce(OLD.epoch, 0) + 1)) THEN
+        RAISE EXCEPTION 'interruptible journal: a conversation''s epoch moves only by a claim'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END
+$$
+""",
+    """
+UPDATE {s}.conversations AS c SET active = true
+WHERE EXISTS (SELECT 1 FROM {s}.events AS e WHERE e.conversation_id = c.conversation_id)
+""",
+    # A command is answered once (the answers' primary key); the flag keeps "pending" one
+    # index probe, and is set by the answer's own insert.
+    """
+ALTER TABLE {s}.commands ADD COLUMN answered boolean NOT NULL DEFAULT false
+""",
+    """
+UPDATE {s}.commands AS c SET answered = true
+WHERE EXISTS (SELECT 1 FROM {s}.command_answers AS a WHERE a.command_id = c.command_id)
+""",
+    """
+CREATE INDEX commands_pending ON {s}.commands (command_id) WHERE NOT answered
+""",
+    """
+CREATE INDEX commands_pending_of ON {s}.commands (conversation_id, command_id)
+WHERE NOT answered
+""",
+    # Notifications (WRK-4), sent when their transaction commits: 'c <id>' a command was
+    # submitted, 'a <id>' a command was answered, 'w' a lease was released (its conversations
+    # are free now). A command also makes its conversation's row, so a claim can lock it.
+    """
+CREATE FUNCTION {s}.command_submitted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {s}.conversations (conversation_id) VALUES (NEW.conversation_id)
+    ON CONFLICT DO NOTHING;
+    PERFORM pg_notify('{channel}', 'c ' || NEW.command_id);
+    RETURN NULL;
+END
+$$
+""",
+    """
+CREATE TRIGGER command_submitted AFTER INSERT ON {s}.commands
+FOR EACH ROW EXECUTE FUNCTION {s}.command_submitted()
+""",
+    """
+CREATE FUNCTION {s}.command_answered() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE {s}.commands SET answered = true WHERE command_id = NEW.command_id;
+    PERFORM pg_notify('{channel}', 'a ' || NEW.command_id);
+    RETURN NULL;
+END
+$$
+""",
+    """
+CREATE TRIGGER command_answered AFTER INSERT ON {s}.command_answers
+FOR EACH ROW EXECUTE FUNCTION {s}.command_answered()
+""",
+    """
+CREATE FUNCTION {s}.lease_released() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{channel}', 'w');
+    RETURN NULL;
+END
+$$
+""",
+    """
+CREATE TRIGGER lease_released AFTER UPDATE ON {s}.leases
+FOR EACH ROW WHEN (NEW.expires <= 0 AND OLD.expires > 0)
+EXECUTE FUNCTION {s}.lease_released()
+""",
+    # A worker's claim (WRK-1), one transaction: the room left under its limit of live
+    # conversations (counted here, so the limit holds whatever else claims meanwhile), then up
+    # to that many conversations with work (marked active, or with a pending command) whose
+    # owner is gone, each locked SKIP LOCKED (two workers never wait on each other) and looked
+    # at again under its lock: a claim committed since this statement's snapshot is seen, and
+    # the conversation skipped. The owners row's trigger moves the epoch (OWN-2).
+    """
+CREATE FUNCTION {s}.claim_work(
+    me text, max_live integer, max_claims integer, now_at double precision
+) RETURNS TABLE (
+    out_conversation text, out_epoch bigint, out_previous text, out_reason text,
+    out_active boolean
+) LANGUAGE plpgsql AS $$
+DECLARE
+    live integer;
+    room integer;
+    candidate text;
+    current_epoch bigint;
+    previous text;
+    previous_expires double precision;
+    is_active boolean;
+    has_command boolean;
+    why text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM {s}.leases AS l WHERE l.owner_id = me AND l.expires > now_at)
+    THEN
+        RETURN;
+    END IF;
+    SELECT count(*) INTO live FROM {s}.conversations AS c JOIN {s}.owners AS o
+        ON o.conversation_id = c.conversation_id AND o.epoch = c.epoch
+    WHERE c.active AND o.owner_id = me;
+    room := least(max_live - live, max_claims);
+    IF room <= 0 THEN
+        RETURN;
+    END IF;
+    FOR candidate IN
+        SELECT c.conversation_id FROM {s}.conversations AS c
+        WHERE c.conversation_id IN (
+            SELECT x.conversation_id FROM {s}.conversations AS x WHERE x.active
+            UNION SELECT k.conversation_id FROM {s}.commands AS k WHERE NOT k.answered)
+          AND NOT EXISTS (
+            SELECT 1 FROM {s}.owners AS o JOIN {s}.leases AS l ON l.owner_id = o.owner_id
+            WHERE o.conversation_id = c.conversation_id AND o.epoch = c.epoch
+              AND l.expires > now_at)
+        LIMIT room
+        FOR UPDATE OF c SKIP LOCKED
+    LOOP
+        SELECT c.epoch, o.owner_id, l.expires, c.active INTO
+            current_epoch, previous, previous_expires, is_active
+        FROM {s}.conversations AS c
+        LEFT JOIN {s}.owners AS o ON o.conversation_id = c.conversation_id AND o.epoch = c.epoch
+        LEFT JOIN {s}.leases AS l ON l.owner_id = o.owner_id
+        WHERE c.conversation_id = candidate;
+        IF previous_expires > now_at THEN
+            CONTINUE;  -- claimed (or renewed) since the candidates were read
+        END IF;
+        SELECT EXISTS (SELECT 1 FROM {s}.commands AS k
+                       WHERE k.conversation_id = candidate AND NOT k.answered)
+        INTO has_command;
+        IF NOT (is_active OR has_command) THEN
+            CONTINUE;  -- its work was done meanwhile
+        END IF;
+        IF previous IS NULL THEN
+            why := CASE WHEN EXISTS (SELECT 1 FROM {s}.events AS e
+                                     WHERE e.conversation_id = candidate)
+                        THEN 'unowned' ELSE 'new' END;
+        ELSIF coalesce(previous_expires, 0) <= 0 THEN
+            why := 'released';
+        ELSE
+            why := 'lease_expired';
+        END IF;
+        INSERT INTO {s}.owners (conversation_id, epoch, owner_id, previous_owner, reason,
+                                taken_at)
+        VALUES (candidate, coalesce(current_epoch, 0) + 1, me, previous, why, now_at);
+        out_conversation := candidate;
+        out_epoch := coalesce(current_epoch, 0) + 1;
+        out_previous := previous;
+        out_reason := why;
+        out_active := is_active;
+        RETURN NEXT;
+    END LOOP;
+END
+$$
+""",
+)
+
 # Steps from each version to the next: MIGRATIONS[v] takes a schema at version v to v + 1 (0 is
 # an empty namespace). A future layout appends its step and bumps SCHEMA_VERSION.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
+
+
+def channel(schema: str) -> str:
+    """The journal's NOTIFY channel: one per schema, within PostgreSQL's 63-byte names."""
+    return "interruptible_" + hashlib.sha1(schema.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 def quote(name: str) -> str:
@@ -331,13 +514,13 @@ def prepare(conn: psycopg.Connection[Any], schema: str) -> None:
         version = _check_version(conn, schema, s, tables) if tables else 0
         if version < SCHEMA_VERSION:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
-            _migrate(conn, s, version)
+            _migrate(conn, s, version, channel(schema))
 
 
-def _migrate(conn: psycopg.Connection[Any], s: str, version: int) -> None:
+def _migrate(conn: psycopg.Connection[Any], s: str, version: int, notify: str) -> None:
     for step in MIGRATIONS[version:]:
         for statement in step:
-            conn.execute(statement.replace("{s}", s).encode())
+            conn.execute(statement.replace("{s}", s).replace("{channel}", notify).encode())
     if version == 0:
         conn.execute(
             f"INSERT INTO {s}.meta (key, value) VALUES ('schema_version', %s)",

@@ -58,8 +58,9 @@ from .._errors import DecodeError, JournalError, StaleWriterError
 from .._vocabulary import TYPE_NAMES, Event
 from ._check import check_events, check_target, closed, no_lease, stale, stale_owner
 from ._ownership import Command, CommandAnswer, OwnerRecord
+from ._pg_listen import Claim, Listener
 from ._pg_queries import statements
-from ._pg_schema import DEFAULT_SCHEMA, prepare
+from ._pg_schema import DEFAULT_SCHEMA, channel, prepare
 from ._protocol import AppendBatch, JournalRecord
 from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
 
@@ -294,6 +295,7 @@ class PostgresJournal:
         rows: list[Row] = []
         targets: list[_Target] = []
         answers: list[tuple[int, int | None, str]] = []
+        marks: list[tuple[str, int | None, bool]] = []
         for batch in batches:
             cid = batch.conversation_id
             check_target(cid, batch.expected_last)
@@ -303,7 +305,15 @@ class PostgresJournal:
             rows.extend(batch_rows)
             targets.append((cid, batch.expected_last, len(batch_rows), batch.epoch))
             answers.extend((command_id, batch.epoch, body) for command_id, body in batch.answers)
-        self._write(rows, targets, probe=any(target[2] == 0 for target in targets), answers=answers)
+            if batch.active is not None:
+                marks.append((cid, batch.epoch, batch.active))
+        self._write(
+            rows,
+            targets,
+            probe=any(target[2] == 0 for target in targets),
+            answers=answers,
+            marks=marks,
+        )
         return [target[1] + target[2] for target in targets]
 
     def _write(
@@ -313,11 +323,12 @@ class PostgresJournal:
         *,
         probe: bool,
         answers: list[tuple[int, int | None, str]] | None = None,
+        marks: list[tuple[str, int | None, bool]] | None = None,
     ) -> None:
         with self._lock:
             conn = self._live()
             try:
-                if probe or answers:
+                if probe or answers or marks:
                     with conn.transaction():
                         if probe:  # an empty batch: only an explicit check can refuse it
                             error = self._first_stale(conn, targets)
@@ -335,6 +346,8 @@ class PostgresJournal:
                                     [now] * len(answers),
                                 ),
                             )
+                        if marks:
+                            self._mark(conn, marks)
                 else:
                     self._insert(conn, rows)
             except _REFUSED:
@@ -359,6 +372,22 @@ class PostgresJournal:
             conn.execute(
                 self._sql["insert_many"], [list(column) for column in zip(*rows, strict=True)]
             )
+
+    def _mark(
+        self, conn: psycopg.Connection[Any], marks: Sequence[tuple[str, int | None, bool]]
+    ) -> None:
+        """Set activity markers under the epoch fence (in the caller's transaction, WRK-2)."""
+        changed = conn.execute(
+            self._sql["mark"],
+            ([m[0] for m in marks], [m[1] for m in marks], [m[2] for m in marks]),
+        ).rowcount
+        if changed != len(marks):
+            heads = conn.execute(self._sql["heads"], ([m[0] for m in marks],)).fetchall()
+            epochs = {cid: epoch for cid, _last, epoch in heads}
+            for cid, epoch, _active in marks:
+                if epochs.get(cid) != epoch:
+                    raise stale_owner(cid, epoch, epochs.get(cid))
+            raise _stale_batches()  # pragma: no cover - a marker row vanished (none ever do)
 
     def _first_stale(
         self, conn: psycopg.Connection[Any], targets: Sequence[_Target]
@@ -647,6 +676,56 @@ class PostgresJournal:
     def change_token(self) -> int:
         """The last command id: it moves exactly when a submitted command commits."""
         return self.last_command_id()
+
+    # --- workers (spec/workers.md) --------------------------------------------------------
+
+    # This journal shares conversations between worker processes: it keeps the activity
+    # markers and claims work in one transaction (WRK-1, WRK-2).
+    claims_work: Final = True
+
+    def claim_work(
+        self, owner_id: str, *, limit: int, at: float, max_claims: int | None = None
+    ) -> list[Claim]:
+        """Claim conversations with work whose owner is gone, for `owner_id`, so that it holds
+        at most `limit` live ones (counted in the same transaction, WRK-1); at most
+        `max_claims` now (default: as many as fit). Nothing when its lease is not live."""
+        if limit < 0:
+            raise ValueError(f"limit must be at least 0, got {limit!r}")
+        if not _storable(owner_id):
+            raise _unstorable("owner id", owner_id, "bad_owner")
+        most = limit if max_claims is None else max(0, min(limit, max_claims))
+        rows = self._query(
+            "claim_work", (owner_id, limit, most, at), "claiming conversations with work"
+        )
+        return [Claim(*row) for row in rows]
+
+    def mark(self, conversation_id: str, epoch: int, active: bool) -> None:
+        """Set the conversation's activity marker, as its owner at `epoch` (WRK-2); refused
+        with `StaleOwnerError` when another owner has claimed it since."""
+        with self._lock:
+            conn = self._live()
+            try:
+                with conn.transaction():
+                    self._mark(conn, [(conversation_id, epoch, active)])
+            except psycopg.Error as exc:
+                raise self._failed(conn, exc, "marking a conversation", write=True) from None
+
+    def active_conversations(self) -> list[str]:
+        """The conversations marked as having a run to drive, sorted."""
+        return [cid for (cid,) in self._query("active", ())]
+
+    def owners_of(self, conversation_ids: Sequence[str], owner_id: str) -> list[OwnerRecord]:
+        """The current owners of those conversations that are not `owner_id`."""
+        cids = [cid for cid in conversation_ids if _storable(cid)]
+        if not cids:
+            self._check_open()
+            return []
+        return [OwnerRecord(*row) for row in self._query("owners_of", (cids, owner_id))]
+
+    def listener(self) -> Listener:
+        """A new `Listener` of this journal's notifications (its own connection, asyncio)."""
+        self._check_open()
+        return Listener(self.dsn, channel(self.schema), self.connect_timeout)
 
     # --- plumbing --------------------------------------------------------------------------
 

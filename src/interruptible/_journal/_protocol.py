@@ -39,6 +39,10 @@ class AppendBatch:
     # Commands answered by these events: (command id, answer JSON), written in the same
     # transaction (OWN-6).
     answers: Sequence[tuple[int, str]] = ()
+    # Whether the conversation still has a run to drive after these events (spec/workers.md,
+    # WRK-2): None leaves the journal's marker as it is. Only a journal that shares work
+    # between workers (`PostgresJournal`) keeps it; the others ignore it.
+    active: bool | None = None
 
 
 @runtime_checkable
