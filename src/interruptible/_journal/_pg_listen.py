@@ -70,6 +70,10 @@ class Listener:
         self._arrived.clear()
         return notes
 
+    def nudge(self) -> None:
+        """Hand out a `w` ("look for work") as if it had arrived: the caller's own news."""
+        self._put("w")
+
     async def close(self) -> None:
         """Stop listening and close the connection."""
         task, self._task = self._task, None

@@ -23,6 +23,15 @@ in case a change was missed (spec/ownership.md says why this and not a socket).
 With `adopt` (the default), the heartbeat also sweeps: a conversation whose owner became
 abandoned and that has work (live effects, pending commands) is taken over, so runs of a
 crashed process go on in a live one within a lease (at once for a dead pid on this host).
+
+Roles (spec/workers.md). On a journal that shares work between workers (`PostgresJournal`),
+the owner listens to the journal's notifications instead of polling (WRK-4): a submitted
+command wakes the owners at once, an answer wakes its sender, a released lease wakes the
+workers. A *worker* does not sweep the whole journal: it claims conversations with work in one
+transaction of the journal's (`claim_work`, WRK-1), up to its limit of live ones, when a
+notification says there may be some and every `SWEEP` seconds (leases expire silently), and it
+claims back, under a new epoch, a conversation whose write failed with the connection (WRK-6).
+A *client* owns nothing: every request goes to the owner as a command (WRK-5).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
 from .._core import Coordinator, initial_state
 from .._errors import (
@@ -53,7 +62,7 @@ from .._vocabulary import EffectStarted, Event
 from ._answers import read_answer
 from ._recovery import recovery_events
 from ._snapshot import RunSnapshot
-from ._writer import Conversation, Item, Writer
+from ._writer import Conversation, Item, Writer, has_run_to_drive
 
 if TYPE_CHECKING:
     from ._runtime import RecoveryReport
@@ -72,6 +81,21 @@ DEFAULT_COMMAND_TIMEOUT: Final = 30.0
 # every this many seconds (to take over, and answer itself, if the owner died meanwhile).
 _ANSWER_POLL_MAX: Final = 0.01
 _OWNER_RECHECK: Final = 0.5
+
+
+# How a runtime takes part in a journal (spec/workers.md): "embedded" drives what it starts and
+# adopts abandoned work by sweeping; "worker" claims work from a shared journal up to `limit`;
+# "client" owns nothing and sends every request to the owner.
+Role: TypeAlias = Literal["embedded", "worker", "client"]
+ROLES: Final = ("embedded", "worker", "client")
+# A worker's default limit of live conversations (WRK-1).
+DEFAULT_LIMIT: Final = 100
+# With notifications, how often an owner looks anyway: for a notification missed while its
+# listening connection was down, and for leases that expired (an expiry sends nothing), WRK-4.
+SWEEP: Final = 0.5
+# How many conversations a worker claims in one transaction (it claims again at once if it
+# got that many).
+_CLAIM_BATCH: Final = 32
 
 
 def owned_elsewhere(record: OwnerRecord, run_id: str | None = None) -> OwnedElsewhereError:
@@ -104,9 +128,13 @@ class Owner:
         adopt: bool,
         owner_id: str | None = None,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        role: Role = "embedded",
+        limit: int = DEFAULT_LIMIT,
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
+        self.role = role
+        self.limit = limit
         self.journal = journal
         self.writer = writer
         self.report = report
@@ -129,6 +157,13 @@ class Owner:
         # checker's finding).
         self._idle: dict[str, tuple[int, int]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # The journal's notifications, when it sends them (WRK-4), and the senders waiting
+        # for an answer, by command id.
+        self.listener: Any = None
+        self._answers: dict[int, asyncio.Event] = {}
+        self._claim_soon = False
+        self._next_sweep = 0.0
+        self.claims = 0  # conversations claimed by `claim` (for tests and benchmarks)
 
     # --- the lease ----------------------------------------------------------------------------
 
@@ -139,19 +174,30 @@ class Owner:
     def start(self) -> None:
         """Start the heartbeat and the command watcher on the running loop."""
         loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._heartbeat(), name="interruptible heartbeat"),
-            loop.create_task(self._watch(), name="interruptible commands"),
-        ]
+        make_listener = getattr(self.journal, "listener", None)
+        if make_listener is not None:
+            self.listener = make_listener()
+            self.listener.start()
+            watcher = self._listen()
+        else:
+            watcher = self._watch()
+        self._tasks = [loop.create_task(watcher, name="interruptible commands")]
+        if self.role != "client":
+            self._tasks.append(loop.create_task(self._heartbeat(), name="interruptible heartbeat"))
+        if self.role == "worker":
+            self.writer.on_idle = self._idled
 
     async def stop(self) -> None:
-        """Stop the heartbeat and the watcher."""
+        """Stop the heartbeat and the watcher (and stop listening)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        if self.listener is not None:
+            await self.listener.close()
+            self.listener = None
 
     def release(self) -> None:
         """End the lease: every conversation owned here is abandoned at once (a clean close)."""
@@ -174,7 +220,7 @@ class Owner:
         `adopt`) take over what is abandoned."""
         self.journal.renew(self.owner_id, self.clock() + self.lease)
         self.notice_takeovers()
-        if self.adopt:
+        if self.adopt and self.role == "embedded":
             self.sweep()
 
     def notice_takeovers(self) -> None:
@@ -183,7 +229,13 @@ class Owner:
         owner with nothing to write would never learn it, and its sweep would never take the
         conversation back if the new owner died in turn (the model checker's finding)."""
         writer = self.writer
-        for record in self.journal.owners():
+        owners_of = getattr(self.journal, "owners_of", None)
+        if owners_of is not None:  # only the conversations held here (a shared journal)
+            held = [cid for cid, conv in writer.conversations.items() if conv.epoch is not None]
+            records = owners_of(held, self.owner_id) if held else []
+        else:
+            records = self.journal.owners()
+        for record in records:
             if record.owner_id == self.owner_id:
                 continue
             conv = writer.conversations.get(record.conversation_id)
@@ -295,23 +347,39 @@ class Owner:
             reason=reason,
             at=now,
         )
+        previous = None if record is None else record.owner_id
+        return self.adopt_claimed(conversation_id, claimed.epoch, previous, reason, first=first)
+
+    def adopt_claimed(
+        self,
+        conversation_id: str,
+        epoch: int,
+        previous: str | None,
+        reason: str,
+        *,
+        first: Item | None = None,
+        active: bool | None = None,
+    ) -> Conversation:
+        """Drive a conversation this runtime has just claimed at `epoch`: fold what the journal
+        holds, and queue `first`, the pending commands, the answers to the live effects."""
         writer = self.writer
         conv = writer.conversations.get(conversation_id)
         if conv is None:
             conv = Conversation(conversation_id, initial_state(conversation_id), 0)
             writer.conversations[conversation_id] = conv
-        conv.epoch = claimed.epoch
+        conv.epoch = epoch
         conv.owner = None
         conv.fenced = None
+        conv.active = active
         self.catch_up(conv)
-        if record is not None:
-            self.report.taken_over.append((conversation_id, record.owner_id, claimed.epoch, reason))
+        if previous is not None:
+            self.report.taken_over.append((conversation_id, previous, epoch, reason))
             log.info(
                 "took over conversation %r from %s (%s) at epoch %d",
                 conversation_id,
-                record.owner_id,
+                previous,
                 reason,
-                claimed.epoch,
+                epoch,
             )
         if first is not None:
             writer.post(conv, *first)
@@ -355,12 +423,122 @@ class Owner:
             except StaleOwnerError:
                 continue  # another process took it first
 
+    # --- a worker's claims (spec/workers.md) ----------------------------------------------------
+
+    def claim(self) -> int:
+        """Claim conversations with work from the shared journal, up to `limit` live ones held
+        here (WRK-1), and drive them; how many it claimed."""
+        journal: Any = self.journal
+        claimed = journal.claim_work(
+            self.owner_id, limit=self.limit, at=self.clock(), max_claims=_CLAIM_BATCH
+        )
+        for row in claimed:
+            conv = self.adopt_claimed(
+                row.conversation_id, row.epoch, row.previous_owner, row.reason, active=row.active
+            )
+            if not conv.inbox and conv.active is not False and not has_run_to_drive(conv.state):
+                # Marked active, nothing to do (a migrated journal; a run that settled in a
+                # write whose marker was lost): clear it, or it counts against the limit.
+                with contextlib.suppress(StaleOwnerError):
+                    journal.mark(conv.conversation_id, row.epoch, False)
+                    conv.active = False
+        self.claims += len(claimed)
+        if len(claimed) == _CLAIM_BATCH:
+            self._claim_soon = True  # there may be more: claim again at the next turn
+        return len(claimed)
+
+    def _idled(self, conv: Conversation) -> None:
+        """The writer cleared a conversation's marker: a slot is free under the limit."""
+        self._claim_soon = True
+        if self.listener is not None:
+            self.listener.nudge()
+
+    def reclaim_failed(self) -> None:
+        """Claim back, under a new epoch, each conversation held here whose write failed with
+        the journal (a lost connection): what that write did is unknown, so the conversation is
+        folded again from the journal, and its live effects are answered as lost (WRK-6)."""
+        writer = self.writer
+        for cid, conv in list(writer.conversations.items()):
+            error = conv.fenced
+            if conv.epoch is None or not isinstance(error, JournalError):
+                continue
+            fresh = Conversation(cid, initial_state(cid), 0)
+            try:
+                claimed = self.journal.claim(
+                    cid, self.owner_id, conv.epoch, reason="write_failed", at=self.clock()
+                )
+            except StaleOwnerError:  # another owner has it now
+                fresh.owner = self.journal.owner(cid)
+                writer.conversations[cid] = fresh
+                continue
+            writer.conversations[cid] = fresh
+            self.adopt_claimed(cid, claimed.epoch, self.owner_id, "write_failed")
+
+    async def _listen(self) -> None:
+        """Act on the journal's notifications, and every `SWEEP` seconds (WRK-4)."""
+        listener = self.listener
+        while True:
+            notes = await listener.get(SWEEP)
+            try:
+                await self._on_notes(notes)
+            except Exception:  # a failed look is retried at the next notification or sweep
+                log.exception("acting on the journal's notifications failed")
+
+    async def _on_notes(self, notes: list[str]) -> None:
+        now = asyncio.get_running_loop().time()
+        sweep = not notes or now >= self._next_sweep  # a sweep looks at everything
+        if sweep:
+            self._next_sweep = now + SWEEP
+        commands = claims = sweep
+        for note in notes:
+            kind = note[:1]
+            if kind == "a":
+                waiter = self._answers.get(int(note[2:]))
+                if waiter is not None:
+                    waiter.set()
+            elif kind == "c":
+                commands = claims = True
+            elif kind == "w":
+                claims = True
+            else:  # RESCAN: reconnected, anything may have happened
+                commands = claims = sweep = True
+        if commands or claims:
+            for waiter in self._answers.values():
+                waiter.set()  # each sender looks at its answer again
+        if self.role == "client":
+            return
+        if commands:
+            self.poll_commands()
+        if self.role != "worker":
+            return
+        if commands or claims or self._claim_soon:
+            await asyncio.sleep(0)  # the commands just posted are written first
+            self._claim_soon = False
+            if sweep:
+                self.reclaim_failed()
+            self.claim()
+            if self._claim_soon:
+                self.listener.nudge()
+
     # --- commands -----------------------------------------------------------------------------
 
     async def forward(self, conversation_id: str, event: Event) -> RunSnapshot:
         """Submit a command to the conversation's owner and return its answer (OWN-6)."""
         journal = self.journal
         command_id = journal.submit(conversation_id, event, self.clock())
+        waiter = None
+        if self.listener is not None:  # woken by the answer's notification (WRK-4)
+            waiter = self._answers[command_id] = asyncio.Event()
+        try:
+            return await self._await_answer(conversation_id, event, command_id, waiter)
+        finally:
+            if waiter is not None:
+                del self._answers[command_id]
+
+    async def _await_answer(
+        self, conversation_id: str, event: Event, command_id: int, waiter: asyncio.Event | None
+    ) -> RunSnapshot:
+        journal = self.journal
         loop = asyncio.get_running_loop()
         start = loop.time()
         recheck = start + _OWNER_RECHECK
@@ -368,7 +546,8 @@ class Owner:
         while True:
             answer = journal.answer(command_id)
             if answer is not None:
-                self.view(conversation_id)
+                if self.role != "client":
+                    self.view(conversation_id)
                 return read_answer(answer.body)
             now = loop.time()
             if now - start > self.command_timeout:
@@ -380,7 +559,7 @@ class Owner:
                     run_id=getattr(event, "run_id", None),
                     reason="command_timeout",
                 )
-            if now >= recheck:
+            if now >= recheck and self.role != "client":
                 recheck = now + _OWNER_RECHECK
                 conv = self.writer.conversations.get(conversation_id)
                 if conv is None or conv.epoch is None:
@@ -389,6 +568,11 @@ class Owner:
                         # The owner died with our command: apply it here (OWN-6).
                         with contextlib.suppress(StaleOwnerError):
                             self.take_over(conversation_id, record)
+            if waiter is not None:
+                waiter.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), min(SWEEP, _OWNER_RECHECK))
+                continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, _ANSWER_POLL_MAX)
 

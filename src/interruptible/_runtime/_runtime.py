@@ -56,7 +56,14 @@ from ._effects import EffectManager, json_normalized
 from ._executors import Executor, FunctionExecutor, HumanGateExecutor, TimerExecutor
 from ._ids import UuidIds, new_run_id
 from ._llm import ChatModel, LlmExecutor
-from ._owner import DEFAULT_COMMAND_TIMEOUT, Owner, owned_elsewhere
+from ._owner import (
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_LIMIT,
+    ROLES,
+    Owner,
+    Role,
+    owned_elsewhere,
+)
 from ._reads import IN_PROCESS, Principal, check_read, run_filter
 from ._requests import request_event_id
 from ._snapshot import RunSnapshot
@@ -208,6 +215,13 @@ class Runtime:
     conversations that have work, on open and at every heartbeat. Commands for a conversation
     another live process owns are delivered to it and answered from there (waiting up to
     `command_timeout` seconds).
+
+    Roles (spec/workers.md): `role="embedded"` (the default) is the above. On a journal shared by
+    workers (`PostgresJournal`), `role="worker"` claims conversations with work from the
+    journal, up to `limit` live ones (WRK-1), and never folds the whole journal on open;
+    `role="client"` owns nothing and drives nothing: `run`, `interrupt_run`, `resume_run`,
+    `cancel_run` and `provide_input` are sent to whichever worker owns the conversation (or
+    claims it), and return its answer or raise its typed error (WRK-5).
     """
 
     def __init__(
@@ -227,9 +241,17 @@ class Runtime:
         lease: float = DEFAULT_LEASE,
         adopt: bool = True,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        role: Role = "embedded",
+        limit: int = DEFAULT_LIMIT,
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {list(ROLES)}, got {role!r}")
+        if type(limit) is not int or limit < 1:
+            raise ValueError(f"limit must be a positive number of conversations, got {limit!r}")
+        self.role: Role = role
+        self.limit = limit
         self.lease = lease
         self.adopt = adopt
         self.command_timeout = command_timeout
@@ -289,6 +311,15 @@ class Runtime:
             raise RuntimeError(f"this runtime is {self._state}; make a new one")
         self._state = "starting"
         self._journal = open_journal(self._journal_spec)
+        if self.role != "embedded" and not getattr(self._journal, "claims_work", False):
+            if self._own_journal:
+                self._journal.close()
+            self._state = "new"
+            raise ValueError(
+                f"role={self.role!r} needs a journal that workers share (a PostgreSQL DSN, "
+                f"PostgresJournal); {type(self._journal).__name__} is one process's: use "
+                "role='embedded'."
+            )
         self.effects.bind_loop(asyncio.get_running_loop())
         writer = Writer(
             self._journal,
@@ -309,10 +340,14 @@ class Runtime:
             lease=self.lease,
             adopt=self.adopt,
             command_timeout=self.command_timeout,
+            role=self.role,
+            limit=self.limit,
         )
         try:
-            owner.register()
-            self._restore(writer, owner)
+            if self.role != "client":
+                owner.register()
+            if self.role == "embedded":
+                self._restore(writer, owner)
         except BaseException:
             if self._own_journal:
                 self._journal.close()
@@ -359,7 +394,7 @@ class Runtime:
             # it ever gives one, is dropped: the next process restarts the effect anyway).
             await asyncio.wait(leftovers, timeout=CLOSE_GRACE)
         await writer.stop()
-        if self._owner is not None:
+        if self._owner is not None and self.role != "client":
             self._owner.release()
         for subscriptions in list(self._subscribers.values()):
             for subscription in list(subscriptions):
@@ -683,6 +718,8 @@ class Runtime:
             raise JournalError("the runtime is closing", reason="runtime_closing")
         owner = self._owner
         assert owner is not None
+        if self.role == "client":  # every request goes to the owner (WRK-5)
+            return await owner.forward(conversation_id, event)
         lost: StaleOwnerError | None = None
         for _ in range(2):
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

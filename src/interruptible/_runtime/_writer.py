@@ -101,6 +101,7 @@ class Conversation:
     """One conversation as the runtime holds it: state, journal position, inbox, waiters."""
 
     __slots__ = (
+        "active",
         "conversation_id",
         "epoch",
         "fenced",
@@ -131,6 +132,9 @@ class Conversation:
         self.first_starts: dict[str, dict[str, float]] | None = None
         self.fenced: InterruptibleError | None = None
         self.requests: RequestMemory | None = None  # the first answers of requests (RT-34)
+        # The journal's activity marker as this owner last wrote or read it (WRK-2); None:
+        # not known (written at the next batch).
+        self.active: bool | None = None
 
     def remember(self, event: Event, outcome: Outcome) -> None:
         """Keep the outcome of a request's event (one with a request id) for its retries."""
@@ -165,6 +169,7 @@ class _Batch:
     """One conversation's share of one pump round."""
 
     __slots__ = (
+        "active",
         "answers",
         "conv",
         "error",
@@ -191,6 +196,7 @@ class _Batch:
         self.started: list[EffectStarted] | None = None  # every applied effect_started
         self.last = conv.last
         self.error: InterruptibleError | None = None
+        self.active: bool | None = None  # the activity marker to write, when it changes
 
 
 Publish = Callable[[Conversation, Directive], None]
@@ -216,6 +222,10 @@ class Writer:
         self.clock = clock
         self.ids = ids
         self.conversations: dict[str, Conversation] = {}
+        # A journal shared by workers keeps each conversation's activity marker (WRK-2), and
+        # `on_idle` hears of each conversation whose run no longer needs driving.
+        self.markers = bool(getattr(journal, "claims_work", False))
+        self.on_idle: Callable[[Conversation], None] | None = None
         self.commits = 0  # journal writes made (for benchmarks and tests)
         self._ready: list[Conversation] = []
         self._waker: asyncio.Future[None] | None = None
@@ -368,6 +378,10 @@ class Writer:
             if outcome.directives:
                 state = self._start_at_once(batch, state, outcome)
         batch.state = state
+        if self.markers and conv.epoch is not None:
+            active = has_run_to_drive(state)
+            if active is not conv.active:
+                batch.active = active
         return batch
 
     def _answer(self, batch: _Batch, command_id: int, event: Event, outcome: Outcome) -> None:
@@ -418,7 +432,7 @@ class Writer:
         return state
 
     def _write(self, batches: list[_Batch]) -> None:
-        todo = [batch for batch in batches if batch.events or batch.answers]
+        todo = [b for b in batches if b.events or b.answers or b.active is not None]
         if not todo:
             return
         journal = self.journal
@@ -430,7 +444,12 @@ class Writer:
             lasts = journal.append_many(
                 [
                     AppendBatch(
-                        b.conv.conversation_id, b.conv.last, b.events, b.conv.epoch, b.answers or ()
+                        b.conv.conversation_id,
+                        b.conv.last,
+                        b.events,
+                        b.conv.epoch,
+                        b.answers or (),
+                        b.active,
                     )
                     for b in todo
                 ]
@@ -449,11 +468,16 @@ class Writer:
         self.commits += 1
         conv = batch.conv
         try:
-            if batch.answers:
+            if batch.answers or batch.active is not None:
                 (batch.last,) = self.journal.append_many(
                     [
                         AppendBatch(
-                            conv.conversation_id, conv.last, batch.events, conv.epoch, batch.answers
+                            conv.conversation_id,
+                            conv.last,
+                            batch.events,
+                            conv.epoch,
+                            batch.answers or (),
+                            batch.active,
                         )
                     ]
                 )
@@ -471,6 +495,10 @@ class Writer:
             return
         conv.state = batch.state
         conv.last = batch.last
+        if batch.active is not None:
+            conv.active = batch.active
+            if not batch.active and self.on_idle is not None:
+                self.on_idle(conv)
         if batch.started is not None:
             for started in batch.started:
                 conv.note_start(started)
@@ -580,6 +608,13 @@ class Writer:
                     if not future.done():
                         future.set_exception(error)
             conv.waiters = None
+
+
+def has_run_to_drive(state: ConversationState) -> bool:
+    """Whether the conversation's active run still needs an owner to drive it: it is neither
+    interrupted nor ended (WRK-2)."""
+    run = state.active_run
+    return run is not None and run.status not in SETTLED
 
 
 def _audited(outcome: Outcome) -> bool:
