@@ -121,6 +121,10 @@ def statements(schema: str) -> dict[str, bytes]:
             f"FROM {s}.commands AS c WHERE c.command_id > %s AND c.conversation_id = %s "
             "AND NOT c.answered ORDER BY c.command_id"
         ),
+        "find_run": (
+            f"SELECT conversation_id FROM {s}.events WHERE type = 'run_requested' "
+            "AND body ->> 'run_id' = %s ORDER BY conversation_id LIMIT 1"
+        ),
         "active": (
             f"SELECT conversation_id FROM {s}.conversations WHERE active ORDER BY conversation_id"
         ),

@@ -517,6 +517,33 @@ def prepare(conn: psycopg.Connection[Any], schema: str) -> None:
             _migrate(conn, s, version, channel(schema))
 
 
+def check_readable(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Check, reading only, that the schema holds a journal of this version (a reading command
+    opens it so: it creates and migrates nothing)."""
+    s = quote(schema)
+    tables = {
+        name
+        for (name,) in conn.execute(
+            "SELECT c.relname FROM pg_class AS c JOIN pg_namespace AS n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'p')",
+            (schema,),
+        ).fetchall()
+    }
+    if not tables:
+        raise JournalError(
+            f"there is no journal in PostgreSQL schema {schema!r}; check --schema and the DSN's "
+            "database (a worker creates it).",
+            reason="no_journal",
+        )
+    version = _check_version(conn, schema, s, tables)
+    if version < SCHEMA_VERSION:
+        raise JournalError(
+            f"PostgreSQL schema {schema!r} holds a journal of version {version}; open it once "
+            f"to write (`interruptible worker`) to bring it to version {SCHEMA_VERSION}.",
+            reason="schema_too_old",
+        )
+
+
 def _migrate(conn: psycopg.Connection[Any], s: str, version: int, notify: str) -> None:
     for step in MIGRATIONS[version:]:
         for statement in step:

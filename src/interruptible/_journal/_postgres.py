@@ -60,7 +60,7 @@ from ._check import check_events, check_target, closed, no_lease, stale, stale_o
 from ._ownership import Command, CommandAnswer, OwnerRecord
 from ._pg_listen import Claim, Listener
 from ._pg_queries import statements
-from ._pg_schema import DEFAULT_SCHEMA, channel, prepare
+from ._pg_schema import DEFAULT_SCHEMA, channel, check_readable, prepare
 from ._protocol import AppendBatch, JournalRecord
 from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
 
@@ -149,6 +149,7 @@ class PostgresJournal:
         schema: str = DEFAULT_SCHEMA,
         synchronous_commit: SynchronousCommit = "on",
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        readonly: bool = False,
     ) -> None:
         if synchronous_commit not in _SYNCHRONOUS_COMMIT:
             raise ValueError(
@@ -161,6 +162,9 @@ class PostgresJournal:
         self.schema = schema
         self.synchronous_commit: SynchronousCommit = synchronous_commit
         self.connect_timeout = connect_timeout
+        # Read only: nothing is created or migrated on open, and the session refuses writes
+        # (a reading command never writes, RT-21).
+        self.readonly = readonly
         # Recovery notes of `recover` (nothing is checked on open: PGJ-7).
         self.recovered: list[RecoveryNote] = []
         self._sql = statements(schema)
@@ -175,7 +179,10 @@ class PostgresJournal:
                     "text is Unicode); create the database with ENCODING 'UTF8'.",
                     reason="not_a_journal",
                 )
-            prepare(conn, schema)
+            if readonly:
+                check_readable(conn, schema)
+            else:
+                prepare(conn, schema)
         except psycopg.Error as exc:
             conn.close()
             raise JournalError(
@@ -208,8 +215,11 @@ class PostgresJournal:
             # READ COMMITTED whatever the server's default: the schema's fences are written for
             # it (stricter levels stay safe, but fail to serialize where it waits).
             conn.execute(
-                "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; "
-                f"SET synchronous_commit TO {self.synchronous_commit}".encode()
+                (
+                    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+                    f"SET synchronous_commit TO {self.synchronous_commit}"
+                    + ("; SET default_transaction_read_only TO on" if self.readonly else "")
+                ).encode()
             )
         except psycopg.Error as exc:
             conn.close()
@@ -709,6 +719,15 @@ class PostgresJournal:
                     self._mark(conn, [(conversation_id, epoch, active)])
             except psycopg.Error as exc:
                 raise self._failed(conn, exc, "marking a conversation", write=True) from None
+
+    def find_run(self, run_id: str) -> str | None:
+        """The conversation whose journal holds the request of run `run_id`, if any (a scan of
+        the `run_requested` documents: for tools, not hot paths)."""
+        if not _storable(run_id):
+            self._check_open()
+            return None
+        rows = self._query("find_run", (run_id,))
+        return str(rows[0][0]) if rows else None
 
     def active_conversations(self) -> list[str]:
         """The conversations marked as having a run to drive, sorted."""

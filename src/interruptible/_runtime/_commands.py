@@ -395,21 +395,18 @@ def _coordinator(specs: list[str]) -> Any:
     return Coordinator(known_modes(specs))
 
 
-def load_modes(spec: str) -> list[Any]:
-    """The modes `MODULE:NAME` names: a `Mode`, an iterable of them, or a mapping whose values
-    they are. The module is imported from the current directory too (as `python -m` would);
-    importing it runs its top-level code. `CommandError` (a usage error, status 2, with the
-    reason) for a spec that names none, whatever the module does (CLI-2)."""
+def load_object(option: str, spec: str) -> Any:
+    """The object `MODULE:NAME` names, for `option` (`--modes`, `--tools`, ...). The module is
+    imported from the current directory too (as `python -m` would); importing it runs its
+    top-level code. `CommandError` (a usage error, status 2, with the reason) when the module
+    or the name is not there, whatever the module does (CLI-2)."""
     import importlib
     import os
-    from collections.abc import Mapping
-
-    from .._core import Mode
 
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise CommandError(
-            f"--modes expects MODULE:NAME (e.g. myapp.pipelines:MODES), got {spec!r}", USAGE
+            f"{option} expects MODULE:NAME (e.g. myapp.pipelines:MODES), got {spec!r}", USAGE
         )
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -418,13 +415,27 @@ def load_modes(spec: str) -> list[Any]:
         for part in attribute.split("."):
             value = getattr(value, part)
     except AttributeError:
-        raise CommandError(f"--modes {spec}: {module_name!r} has no {attribute!r}", USAGE) from None
+        raise CommandError(
+            f"{option} {spec}: {module_name!r} has no {attribute!r}", USAGE
+        ) from None
     except KeyboardInterrupt:
         raise
-    except BaseException as exc:  # an import that fails, or that exits, names no mode
+    except BaseException as exc:  # an import that fails, or that exits, names nothing
         raise CommandError(
-            f"--modes {spec}: importing {module_name!r} failed: {type(exc).__name__}: {exc}", USAGE
+            f"{option} {spec}: importing {module_name!r} failed: {type(exc).__name__}: {exc}",
+            USAGE,
         ) from None
+    return value
+
+
+def load_modes(spec: str) -> list[Any]:
+    """The modes `MODULE:NAME` names: a `Mode`, an iterable of them, or a mapping whose values
+    they are (`load_object`). `CommandError` (a usage error) for a spec that names none."""
+    from collections.abc import Mapping
+
+    from .._core import Mode
+
+    value = load_object("--modes", spec)
     what = type(value).__name__
     try:
         if isinstance(value, Mode):

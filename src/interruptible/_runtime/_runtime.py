@@ -68,7 +68,7 @@ from ._reads import IN_PROCESS, Principal, check_read, run_filter
 from ._requests import request_event_id
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
-from ._writer import UNTIL, Conversation, Queued, Writer
+from ._writer import UNTIL, Conversation, Queued, Writer, has_run_to_drive
 
 log: Final = logging.getLogger("interruptible.runtime")
 audit_log: Final = logging.getLogger("interruptible.audit")
@@ -615,6 +615,15 @@ class Runtime:
     def conversations(self) -> list[str]:
         """Every conversation the runtime holds."""
         return list(self._live_writer().conversations)
+
+    def live_conversations(self) -> int:
+        """How many conversations this runtime drives whose active run is neither interrupted
+        nor ended (what a worker's `limit` bounds, WRK-1)."""
+        return sum(
+            1
+            for conv in self._live_writer().conversations.values()
+            if conv.epoch is not None and has_run_to_drive(conv.state)
+        )
 
     def find_run(self, run_id: str) -> str | None:
         """The conversation a run id belongs to, if any (a scan: for tools, not hot paths)."""
