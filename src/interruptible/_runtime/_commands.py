@@ -72,8 +72,18 @@ def _resume_options(parser: argparse.ArgumentParser) -> None:
 
 
 def fold_options(parser: argparse.ArgumentParser) -> None:
-    """`--db` and `--modes`, for every command that reads or drives an application's runs."""
+    """`--db` (or `--dsn` and `--schema`) and `--modes`, for every command that reads or drives
+    an application's runs."""
     _db_option(parser)
+    parser.add_argument(
+        "--dsn",
+        help="a PostgreSQL journal instead of --db (a libpq DSN; spec/workers.md)",
+    )
+    parser.add_argument(
+        "--schema",
+        default="interruptible",
+        help="the PostgreSQL journal's schema, with --dsn (default: interruptible)",
+    )
     parser.add_argument(
         "--modes",
         action="append",
@@ -318,6 +328,23 @@ async def _resume(args: argparse.Namespace) -> int:
 # --- inspect and replay -------------------------------------------------------------------------
 
 
+def journal_label(args: argparse.Namespace) -> str:
+    """How messages name the journal of `args`: its file, or its PostgreSQL schema (the DSN is
+    never printed: it may hold a password)."""
+    if getattr(args, "dsn", None):
+        return f"PostgreSQL schema {args.schema!r}"
+    return str(args.db)
+
+
+def open_reading(args: argparse.Namespace) -> Any:
+    """The journal `args` names (`--db`, or `--dsn` and `--schema`), opened to read only."""
+    if getattr(args, "dsn", None):
+        from .._journal import PostgresJournal
+
+        return PostgresJournal(args.dsn, schema=args.schema, readonly=True)
+    return _open(args.db)
+
+
 def _open(db: str) -> Any:
     """The journal at `db`, opened to read only: a reading command changes nothing (RT-21)."""
     from .._journal import SQLiteJournal
@@ -457,8 +484,9 @@ def inspect(args: argparse.Namespace) -> int:
     from .._core import initial_state
 
     coordinator = _coordinator(args.modes)
-    journal = _open(args.db)
-    reader = _Reader(journal, args.db)
+    journal = open_reading(args)
+    label = journal_label(args)
+    reader = _Reader(journal, label)
     out = sys.stdout
     try:
         found = False
@@ -483,11 +511,8 @@ def inspect(args: argparse.Namespace) -> int:
         for line in reader.lines:
             print(line, file=sys.stderr)
         if args.run_id is not None and not found:
-            raise CommandError(
-                f"no run {args.run_id!r} in {args.db}; {command('inspect', db=args.db)} lists "
-                "them.",
-                USAGE,
-            )
+            lists = "inspect --dsn DSN" if args.dsn else command("inspect", db=args.db)
+            raise CommandError(f"no run {args.run_id!r} in {label}; {lists} lists them.", USAGE)
     finally:
         journal.close()
     return 1 if reader.lines else 0
@@ -608,8 +633,8 @@ def replay(args: argparse.Namespace) -> int:
     from .._vocabulary import EmitAudit, StartEffect
 
     coordinator = _coordinator(args.modes)
-    journal = _open(args.db)
-    reader = _Reader(journal, args.db)
+    journal = open_reading(args)
+    reader = _Reader(journal, journal_label(args))
     out = sys.stdout
     problems: list[str] = []
     totals: Counter[str] = Counter()
@@ -650,7 +675,7 @@ def replay(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     summary = ", ".join(f"{n} {what}" for what, n in totals.items())
-    print(f"folded {args.db}: {summary}", file=out)
+    print(f"folded {journal_label(args)}: {summary}", file=out)
     problems += reader.lines
     if problems:
         for problem in problems[:20]:

@@ -81,8 +81,51 @@ def _act(args: argparse.Namespace, what: str) -> int:
     from ._commands import check_journal, known_modes
 
     modes = known_modes(args.modes)  # a usage error before the journal is opened (CLI-2)
+    if args.dsn:
+        return asyncio.run(_act_shared(args, what, modes))
     check_journal(args.db)
     return asyncio.run(_act_async(args, what, modes))
+
+
+async def _act_shared(args: argparse.Namespace, what: str, modes: list[Any]) -> int:
+    """The request sent, as a client (spec/workers.md, WRK-5), to the worker that owns the run
+    in a PostgreSQL journal; its answer printed, or its typed error as one line."""
+    from .._errors import InterruptibleError
+    from .._journal import PostgresJournal
+    from ._commands import journal_label
+    from ._runtime import Runtime
+
+    label = journal_label(args)
+    try:
+        journal = PostgresJournal(args.dsn, schema=args.schema, readonly=True)
+        try:
+            conversation_id = journal.find_run(args.run_id)
+            if conversation_id is None:
+                raise CommandError(
+                    f"no run {args.run_id!r} in {label}; inspect --dsn DSN lists them.", USAGE
+                )
+        finally:
+            journal.close()
+        shared = PostgresJournal(args.dsn, schema=args.schema)
+        try:
+            async with Runtime(shared, modes=modes, role="client") as rt:
+                if what == "interrupt":
+                    snapshot = await rt.interrupt_run(
+                        conversation_id, args.reason, run_id=args.run_id
+                    )
+                elif what == "cancel":
+                    snapshot = await rt.cancel_run(conversation_id, args.run_id, reason=args.reason)
+                else:
+                    snapshot = await rt.provide_input(
+                        conversation_id, args.run_id, args.step_id, _value(args.value)
+                    )
+        finally:
+            shared.close()
+    except InterruptibleError as exc:
+        raise CommandError(f"{label}: {exc.message}") from None
+    step = f", step {args.step_id} answered" if what == "answer" else ""
+    print(f"run {args.run_id}: {snapshot.status.value}{step}", file=sys.stdout)
+    return 0
 
 
 async def _act_async(args: argparse.Namespace, what: str, modes: list[Any]) -> int:
