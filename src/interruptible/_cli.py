@@ -203,7 +203,8 @@ def _name(args: argparse.Namespace | None) -> str:
 def _naming_the_journal(args: argparse.Namespace | None, message: str) -> str:
     db = getattr(args, "db", None)
     if getattr(args, "dsn", None):  # a PostgreSQL journal: named by its schema, not its DSN
-        db = None if "PostgreSQL schema" in message else f"PostgreSQL schema {args.schema!r}"
+        schema = getattr(args, "schema", None)
+        db = None if "PostgreSQL schema" in message else f"PostgreSQL schema {schema!r}"
     if isinstance(db, str) and db not in message:
         return f"{db}: {message}"
     return message
