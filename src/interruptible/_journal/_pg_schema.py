@@ -387,7 +387,8 @@ FOR EACH ROW WHEN (NEW.expires <= 0 AND OLD.expires > 0)
 EXECUTE FUNCTION {s}.lease_released()
 """,
     # A worker's claim (WRK-1), one transaction: the room left under its limit of live
-    # conversations (counted here, so the limit holds whatever else claims meanwhile), then up
+    # conversations (those it owns marked active or with a pending command, counted here, so
+    # the limit holds whatever else claims meanwhile), then up
     # to that many conversations with work (marked active, or with a pending command) whose
     # owner is gone, each locked SKIP LOCKED (two workers never wait on each other) and looked
     # at again under its lock: a claim committed since this statement's snapshot is seen, and
@@ -416,7 +417,9 @@ BEGIN
     END IF;
     SELECT count(*) INTO live FROM {s}.conversations AS c JOIN {s}.owners AS o
         ON o.conversation_id = c.conversation_id AND o.epoch = c.epoch
-    WHERE c.active AND o.owner_id = me;
+    WHERE o.owner_id = me AND (c.active OR EXISTS (
+        SELECT 1 FROM {s}.commands AS k WHERE k.conversation_id = c.conversation_id
+        AND NOT k.answered));
     room := least(max_live - live, max_claims);
     IF room <= 0 THEN
         RETURN;
