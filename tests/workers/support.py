@@ -165,3 +165,32 @@ def workers() -> Iterator[Workers]:
         yield pool
     finally:
         pool.close()
+
+
+def read_ledger(path: Path) -> list[tuple[str, str, int, int, float]]:
+    """The executions `tests.workers.app.work` noted: (run, step, attempt, pid, time)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        run_id, step_id, attempt, pid, at = line.split()
+        rows.append((run_id, step_id, int(attempt), int(pid), float(at)))
+    return rows
+
+
+def kept_ran_again(
+    kept: dict[tuple[str, str, str], int], ledger: list[tuple[str, str, int, int, float]]
+) -> list[str]:
+    """Executions of a step after the attempt whose result was kept (RT-4), and attempts that
+    ran twice (an effect is started once per journaled start)."""
+    kept_by_run = {(run_id, step_id): attempt for (_cid, run_id, step_id), attempt in kept.items()}
+    problems = []
+    seen: set[tuple[str, str, int]] = set()
+    for run_id, step_id, attempt, pid, _at in ledger:
+        if (run_id, step_id, attempt) in seen:
+            problems.append(f"{run_id}/{step_id} attempt {attempt} ran twice (pid {pid})")
+        seen.add((run_id, step_id, attempt))
+        kept_attempt = kept_by_run.get((run_id, step_id))
+        if kept_attempt is not None and attempt > kept_attempt:
+            problems.append(f"{run_id}/{step_id} ran attempt {attempt} after kept {kept_attempt}")
+    return problems

@@ -568,8 +568,9 @@ class Writer:
             log.info("conversation %r: %s", conv.conversation_id, error)
         elif not isinstance(error, ConversationFailedError):  # (it says it all, and was logged)
             log.error(
-                "conversation %r is fenced: its journal write failed (%s); reopen the journal "
-                "to recover it",
+                "conversation %r is fenced: its journal write failed (%s); a worker claims it "
+                "back at its next sweep (spec/workers.md, WRK-6), an embedded runtime recovers "
+                "it when the journal is opened again",
                 conv.conversation_id,
                 error,
             )

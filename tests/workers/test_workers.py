@@ -1,0 +1,246 @@
+"""Worker processes of one PostgreSQL journal (spec/workers.md): draining, kill -9, timers that
+outlive their worker, a cut connection, and a client's answers and errors. Each test runs
+`interruptible worker` subprocesses on a fresh schema and sends requests from this process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from interruptible import Coordinator, EffectStarted, RunStatus
+from interruptible._errors import CommandTimeoutError, InterruptibleError
+from interruptible._journal import PostgresJournal
+from tests.runtime.support import arun, check_journal, until
+from tests.workers.app import MODES, TIMER_SECONDS
+from tests.workers.support import Worker, Workers, kept_ran_again, read_ledger
+
+
+def _pool(tmp_path: Path, *, step_seconds: float, lease: float) -> tuple[Workers, Path]:
+    ledger = tmp_path / "ledger"
+    env = {
+        "INTERRUPTIBLE_TEST_LEDGER": str(ledger),
+        "INTERRUPTIBLE_TEST_STEP_SECONDS": str(step_seconds),
+    }
+    return Workers(env=env, lease=lease), ledger
+
+
+def _started(journal: PostgresJournal, cid: str, step_id: str) -> list[EffectStarted]:
+    return [
+        r.event
+        for r in journal.read(cid)
+        if isinstance(r.event, EffectStarted) and r.event.step_id == step_id
+    ]
+
+
+def _owner_of(journal: PostgresJournal, cid: str, workers: list[Worker]) -> Worker:
+    record = journal.owner(cid)
+    assert record is not None
+    (owner,) = [w for w in workers if w.owner_id == record.owner_id]
+    return owner
+
+
+def _check(journal: PostgresJournal, ledger: Path, *, runs: int) -> dict[tuple[str, str], Any]:
+    facts = check_journal(journal, Coordinator(MODES))
+    facts.assert_ok()
+    assert len(facts.runs) == runs
+    assert kept_ran_again(facts.kept, read_ledger(ledger)) == []
+    return facts.runs
+
+
+def test_wrk_3_sigterm_drains_and_another_worker_takes_over_at_once(tmp_path: Path) -> None:
+    """WRK-3: a worker told to stop with SIGTERM exits 0, interrupts nothing, and releases its
+    lease; the other worker claims its conversation at once (reason `released`, far within the
+    10 s lease), and the run completes with no kept step run again (RT-4)."""
+    pool, ledger = _pool(tmp_path, step_seconds=0.2, lease=10.0)
+    try:
+        workers = pool.start(2)
+        journal = pool.journal()
+
+        async def scenario() -> float:
+            async with pool.client(MODES) as client:
+                handle = await client.run("c1", None, mode="ten", run_id="r1")
+                await until(lambda: bool(_started(journal, "c1", "s3")), timeout=20)
+                draining = _owner_of(journal, "c1", workers)
+                began = time.monotonic()
+                out = await asyncio.to_thread(pool.stop, draining)
+                assert "drained" in out
+                await until(lambda: journal.owner("c1").owner_id != draining.owner_id, 10)
+                took = time.monotonic() - began
+                final = await asyncio.wait_for(handle.wait("terminal"), 30)
+                assert final.status is RunStatus.completed
+                return took
+
+        took = arun(scenario(), timeout=60)
+        assert took < 3.0, f"the takeover took {took:.2f} s"
+        record = journal.owner("c1")
+        assert record is not None and record.reason == "released"
+        runs = _check(journal, ledger, runs=1)
+        assert runs == {("c1", "r1"): RunStatus.completed}
+        assert not any(type(r.event).__name__ == "InterruptRequested" for r in journal.read("c1"))
+    finally:
+        pool.close()
+
+
+def test_wrk_3_after_kill_9_the_run_moves_when_the_lease_expires(tmp_path: Path) -> None:
+    """WRK-3: after SIGKILL, the other worker claims the conversation once the lease expired
+    (reason `lease_expired`), within the lease plus a second, and the run completes."""
+    lease = 1.5
+    pool, ledger = _pool(tmp_path, step_seconds=0.2, lease=lease)
+    try:
+        workers = pool.start(2)
+        journal = pool.journal()
+
+        async def scenario() -> float:
+            async with pool.client(MODES) as client:
+                handle = await client.run("c1", None, mode="ten", run_id="r1")
+                await until(lambda: bool(_started(journal, "c1", "s2")), timeout=20)
+                killed = _owner_of(journal, "c1", workers)
+                pool.kill(killed)
+                began = time.monotonic()
+                await until(lambda: journal.owner("c1").owner_id != killed.owner_id, 10)
+                took = time.monotonic() - began
+                final = await asyncio.wait_for(handle.wait("terminal"), 30)
+                assert final.status is RunStatus.completed
+                return took
+
+        took = arun(scenario(), timeout=60)
+        assert took <= lease + 1.0, f"the takeover took {took:.2f} s"
+        record = journal.owner("c1")
+        assert record is not None and record.reason == "lease_expired"
+        _check(journal, ledger, runs=1)
+    finally:
+        pool.close()
+
+
+def test_wrk_7_a_timer_fires_at_its_journaled_deadline_on_the_worker_that_took_over(
+    tmp_path: Path,
+) -> None:
+    """WRK-7: the worker driving a run dies during its 2 s timer; the worker that takes the run
+    over fires the timer at the deadline journaled with its first start, not 2 s after the
+    takeover."""
+    pool, ledger = _pool(tmp_path, step_seconds=0.01, lease=1.0)
+    try:
+        workers = pool.start(2)
+        journal = pool.journal()
+
+        async def scenario() -> None:
+            async with pool.client(MODES) as client:
+                handle = await client.run("t1", None, mode="timed", run_id="r1")
+                await until(lambda: bool(_started(journal, "t1", "wait")), timeout=20)
+                pool.kill(_owner_of(journal, "t1", workers))
+                final = await asyncio.wait_for(handle.wait("terminal"), 30)
+                assert final.status is RunStatus.completed
+
+        arun(scenario(), timeout=60)
+        first = _started(journal, "t1", "wait")[0].at
+        assert len(_started(journal, "t1", "wait")) == 2  # started again by the taker
+        (after,) = [row for row in read_ledger(ledger) if row[1] == "after"]
+        waited = after[4] - first
+        # Taken over after about 1 s (the lease); a timer restarted from then would end at 3 s.
+        assert TIMER_SECONDS <= waited < TIMER_SECONDS + 0.8, waited
+        record = journal.owner("t1")
+        assert record is not None and record.reason == "lease_expired"
+        _check(journal, ledger, runs=1)
+    finally:
+        pool.close()
+
+
+def test_wrk_6_cutting_every_worker_connection_loses_no_run(tmp_path: Path) -> None:
+    """WRK-6: with runs in flight, every database connection of both workers is terminated;
+    the workers reconnect, claim back what their cut writes left unknown, and every run
+    completes with one terminal status and no kept step run again (RT-3, RT-4)."""
+    pool, ledger = _pool(tmp_path, step_seconds=0.02, lease=3.0)
+    runs = 30
+    try:
+        workers = pool.start(2)
+
+        async def submit() -> None:
+            async with pool.client(MODES) as client:
+                for n in range(runs):
+                    await client.run(f"c{n}", None, mode="ten", run_id=f"r{n}")
+
+        arun(submit(), timeout=60)
+        with psycopg.connect(pool.dsn, autocommit=True) as admin:
+            pids = [w.pid for w in workers]
+            assert all(w.alive() for w in workers)
+            cut = admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name LIKE 'interruptible%%' "
+                "AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert cut is not None and cut[0] >= 4  # a journal and a listener per worker
+        journal = pool.journal()
+
+        def ended() -> bool:
+            state = check_journal(journal, Coordinator(MODES)).runs
+            return len(state) == runs and all(
+                status is RunStatus.completed for status in state.values()
+            )
+
+        arun(until(ended, timeout=60), timeout=90)
+        assert [w.pid for w in workers if w.alive()] == pids  # reconnected, not restarted
+        _check(journal, ledger, runs=runs)
+        assert journal.active_conversations() == []
+    finally:
+        pool.close()
+
+
+def test_wrk_5_a_client_gets_the_owners_typed_error_and_a_timeout_without_workers(
+    tmp_path: Path,
+) -> None:
+    """WRK-5: with no worker running, a client's `run` raises `CommandTimeoutError` and stays
+    queued; a worker started later claims and applies it once; a request the owner refuses
+    comes back to the client as the owner's typed error."""
+    pool, ledger = _pool(tmp_path, step_seconds=0.01, lease=3.0)
+    try:
+
+        async def scenario() -> None:
+            async with pool.client(MODES, command_timeout=0.3) as client:
+                with pytest.raises(CommandTimeoutError):
+                    await client.run("c1", None, mode="ten", run_id="r1")
+                pool.start(1)
+                await until(lambda: _ended(client, "c1", "r1"), timeout=30)
+                with pytest.raises(InterruptibleError) as caught:
+                    await client.resume_run("c1", "r1")
+                assert not isinstance(caught.value, CommandTimeoutError)
+                assert "r1" in caught.value.message
+
+        arun(scenario(), timeout=60)
+        _check(pool.journal(), ledger, runs=1)
+        assert len({row[1] for row in read_ledger(ledger)}) == 10
+    finally:
+        pool.close()
+
+
+def _ended(client: Any, cid: str, run_id: str) -> bool:
+    try:
+        return client.snapshot(cid, run_id).status is RunStatus.completed
+    except InterruptibleError:
+        return False
+
+
+def test_wrk_3_a_worker_exits_0_on_sigint_too(tmp_path: Path) -> None:
+    """WRK-3: Ctrl-C (SIGINT) drains a worker as SIGTERM does: exit 0, lease released."""
+    pool, _ledger = _pool(tmp_path, step_seconds=0.01, lease=10.0)
+    try:
+        (worker,) = pool.start(1)
+        os.kill(worker.pid, signal.SIGINT)
+        out, _ = worker.process.communicate(timeout=20)
+        assert worker.process.returncode == 0
+        assert "drained" in out
+        journal = pool.journal()
+        with psycopg.connect(pool.dsn, autocommit=True) as conn:
+            expires = conn.execute(
+                f'SELECT expires FROM "{journal.schema}".leases WHERE owner_id = %s'.encode(),
+                (worker.owner_id,),
+            ).fetchone()
+        assert expires == (0.0,)
+    finally:
+        pool.close()
