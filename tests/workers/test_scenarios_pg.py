@@ -164,8 +164,10 @@ def test_rt_3_multi_step_run_completes_on_workers(scenario: Scenario) -> None:
     """3.4.1.1 across processes: two tools (one threaded, one async), a human gate answered from
     this process, a timer and a system step complete in order, each once, in a worker, and the
     run ends `completed` with every step's output; folding the journal gives the one terminal
-    output and the run's lifecycle `running` then `completed` (RT-3, RT-11). Every request went
-    through the client to the owning worker and came back as its answer (WRK-5)."""
+    output and the run's lifecycle `running` then `completed` (RT-3). The gate's answer sent
+    again after the end is answered from the worker's live state with the very run this process
+    folded from the journal (RT-9, RT-11). Every request went through the client to the owning
+    worker and came back as its answer (WRK-5)."""
 
     async def main() -> None:
         async with scenario.client() as rt:
@@ -180,6 +182,10 @@ def test_rt_3_multi_step_run_completes_on_workers(scenario: Scenario) -> None:
             assert answered.steps[2].status is StepStatus.completed
             assert answered.steps[2].output == {"approved": True}
             final = await bounded(handle.wait("terminal"))
+            # The same answer again: the owner answers with the run as its live state holds it,
+            # which is the run this process folded from the journal (RT-9, RT-11).
+            again = await bounded(handle.provide_input("approve", {"approved": True}))
+            assert again == final
         assert final.status is RunStatus.completed
         assert [s.step_id for s in final.steps] == [
             "search",
