@@ -47,6 +47,7 @@ class Workers:
         *,
         modes: Sequence[str] = (APP_MODES,),
         tools: Sequence[str] = (APP_TOOLS,),
+        functions: Sequence[str] = (),
         lease: float = 2.0,
         limit: int = 100,
         env: dict[str, str] | None = None,
@@ -55,6 +56,7 @@ class Workers:
         self.schema = POSTGRES.new_schema()
         self.modes = list(modes)
         self.tools = list(tools)
+        self.functions = list(functions)
         self.lease = lease
         self.limit = limit
         self.env = dict(env or {})
@@ -93,6 +95,8 @@ class Workers:
             command += ["--modes", spec]
         for spec in self.tools:
             command += ["--tools", spec]
+        for spec in self.functions:
+            command += ["--functions", spec]
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         processes = [
             subprocess.Popen(
