@@ -10,6 +10,7 @@ that takes the run over fires it then, not 2 s after it took over.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -21,8 +22,9 @@ from interruptible._runtime import current_effect
 TIMER_SECONDS = 2.0
 
 
-def work() -> str:
-    """One step's work: note it in the ledger, wait the configured time, return."""
+async def work() -> str:
+    """One step's work: note it in the ledger, wait the configured time, return (a coroutine:
+    a worker runs hundreds at once without a thread each, and an interrupt cancels it)."""
     effect = current_effect()
     path = os.environ.get("INTERRUPTIBLE_TEST_LEDGER")
     if path:
@@ -31,7 +33,7 @@ def work() -> str:
         )
         with open(path, "a", encoding="utf-8") as file:
             file.write(line)
-    time.sleep(float(os.environ.get("INTERRUPTIBLE_TEST_STEP_SECONDS", "0.01")))
+    await asyncio.sleep(float(os.environ.get("INTERRUPTIBLE_TEST_STEP_SECONDS", "0.01")))
     return f"{effect.step_id} by {os.getpid()}"
 
 

@@ -433,6 +433,10 @@ BEGIN
             SELECT 1 FROM {s}.owners AS o JOIN {s}.leases AS l ON l.owner_id = o.owner_id
             WHERE o.conversation_id = c.conversation_id AND o.epoch = c.epoch
               AND l.expires > now_at)
+        -- The oldest request first (a new run waits its turn, whatever its id); the
+        -- conversations of a dead owner, which have no command, before any.
+        ORDER BY (SELECT min(k.command_id) FROM {s}.commands AS k
+                  WHERE k.conversation_id = c.conversation_id AND NOT k.answered) NULLS FIRST
         LIMIT room
         FOR UPDATE OF c SKIP LOCKED
     LOOP
