@@ -35,11 +35,23 @@ async def command(args: argparse.Namespace) -> None:
 async def _send(
     args: argparse.Namespace, rng: random.Random, journal: PostgresJournal, out: TextIO, stop: Path
 ) -> None:
+    interrupted: list[int] = []  # runs this process interrupted, for its resumes
+    active: list[str] = []
+    looked = 0.0
     async with Runtime(journal, modes=MODES, role="client") as client:
         while not stop.exists():
-            n = rng.randrange(args.runs)
-            cid, run_id = f"c{n}", f"r{n}"
+            loop_time = asyncio.get_running_loop().time()
+            if loop_time - looked > 0.2:  # aim at runs in flight: they are what faults hit
+                looked = loop_time
+                active = journal.active_conversations()
             kind = rng.choices(("interrupt", "resume", "cancel"), (5, 5, 1))[0]
+            if kind == "resume" and interrupted and rng.random() < 0.9:
+                n = interrupted.pop(rng.randrange(len(interrupted)))
+            elif active and rng.random() < 0.9:
+                n = int(rng.choice(active)[1:])
+            else:
+                n = rng.randrange(args.runs)
+            cid, run_id = f"c{n}", f"r{n}"
             try:
                 if kind == "interrupt":
                     snapshot = await client.interrupt_run(cid, "chaos", run_id=run_id)
@@ -48,6 +60,8 @@ async def _send(
                 else:
                     snapshot = await client.cancel_run(cid, run_id, reason="chaos")
                 outcome = f"ok {snapshot.status.value}"
+                if snapshot.status.value == "interrupted":
+                    interrupted.append(n)
             except InterruptibleError as exc:
                 outcome = f"error {type(exc).__name__}"
             except Exception as exc:  # what the test must see
