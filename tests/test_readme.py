@@ -46,14 +46,15 @@ def run_block(source: str, tmp_path: Path) -> tuple[dict[str, object], str]:
     return namespace, printed.getvalue()
 
 
-def test_readme_has_the_three_python_blocks() -> None:
-    """The README's examples: the runtime, the pure core, the conformance kit."""
-    assert len(BLOCKS) == 3
-    assert "Runtime(" in BLOCKS[0] and "coordinator.reduce" in BLOCKS[1]
-    assert "ModeConformance" in BLOCKS[2]
+def test_readme_has_the_four_python_blocks() -> None:
+    """The README's examples: the runtime, a client of workers, the pure core, the kit."""
+    assert len(BLOCKS) == 4
+    assert "Runtime(" in BLOCKS[0] and 'role="client"' in BLOCKS[1]
+    assert "coordinator.reduce" in BLOCKS[2]
+    assert "ModeConformance" in BLOCKS[3]
 
 
-@pytest.mark.parametrize("index", [0, 1], ids=["runtime", "pure_core"])
+@pytest.mark.parametrize("index", [0, 2], ids=["runtime", "pure_core"])
 def test_readme_blocks_print_what_their_comments_say(index: int, tmp_path: Path) -> None:
     """The runtime and pure-core examples run and print exactly what their comments promise."""
     source = BLOCKS[index]
@@ -63,9 +64,85 @@ def test_readme_blocks_print_what_their_comments_say(index: int, tmp_path: Path)
 
 def test_readme_conformance_example_passes_the_kit(tmp_path: Path) -> None:
     """MODE-1: the conformance example's mode is complete and passes `ModeConformance`."""
-    namespace, _ = run_block(BLOCKS[2], tmp_path)
+    namespace, _ = run_block(BLOCKS[3], tmp_path)
     machine = namespace["FetchConformance"]
     run_state_machine_as_test(
         machine,  # type: ignore[arg-type]
         settings=settings(settings.default, max_examples=30, stateful_step_count=20),
     )
+
+
+# The application the README's worker example names (`myapp.pipelines:MODES`,
+# `myapp.tools:TOOLS`): a `research` mode of two tool steps, the first long enough to be
+# interrupted while it runs.
+_PIPELINES = """
+from interruptible import Sequence, StepClass, StepDefinition
+
+MODES = [
+    Sequence(
+        "research",
+        (
+            StepDefinition("search", StepClass.tool, {"name": "search"}),
+            StepDefinition("write", StepClass.tool, {"name": "write"}),
+        ),
+    )
+]
+"""
+_TOOLS = """
+import asyncio
+
+
+async def search() -> str:
+    await asyncio.sleep(0.5)
+    return "found"
+
+
+def write() -> str:
+    return "written"
+
+
+TOOLS = {"search": search, "write": write}
+"""
+
+
+def test_readme_client_example_runs_against_the_readmes_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """WRK-5: the README's worker command line, as written, starts a worker; the README's
+    client example, as written, runs, interrupts and resumes through it and prints what its
+    comments say."""
+    import shlex
+    import subprocess
+    import sys
+
+    from tests._postgres import POSTGRES
+
+    dsn = POSTGRES.require()
+    (line,) = [
+        text.strip()
+        for text in README.read_text().splitlines()
+        if text.startswith("interruptible worker ")
+    ]
+    argv = [sys.executable, "-m", "interruptible", *shlex.split(line)[1:]]
+    argv = [dsn if word == "$DSN" else word for word in argv]
+    app = tmp_path / "myapp"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "pipelines.py").write_text(_PIPELINES)
+    (app / "tools.py").write_text(_TOOLS)
+    monkeypatch.setenv("DSN", dsn)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    POSTGRES.drop_schema("interruptible")  # the README's default schema, fresh
+    worker = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().startswith("worker ")
+        _, printed = run_block(BLOCKS[1], tmp_path)
+        assert printed.splitlines() == promised(BLOCKS[1])
+    finally:
+        worker.terminate()
+        worker.communicate(timeout=20)
+        for name in [m for m in sys.modules if m == "myapp" or m.startswith("myapp.")]:
+            del sys.modules[name]
+        POSTGRES.drop_schema("interruptible")
+    assert worker.returncode == 0

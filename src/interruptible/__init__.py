@@ -114,7 +114,7 @@ from ._vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from ._journal import MemoryJournal, RecoveryNote, SQLiteJournal
+    from ._journal import MemoryJournal, PostgresJournal, RecoveryNote, SQLiteJournal
     from ._runtime import (
         CancelToken,
         ChatModel,
@@ -158,7 +158,7 @@ _RUNTIME_NAMES = frozenset(
 )
 
 
-_JOURNAL_NAMES = frozenset({"MemoryJournal", "RecoveryNote", "SQLiteJournal"})
+_JOURNAL_NAMES = frozenset({"MemoryJournal", "PostgresJournal", "RecoveryNote", "SQLiteJournal"})
 
 
 def __getattr__(name: str) -> object:
@@ -241,6 +241,7 @@ __all__ = [
     "PayloadLimitError",
     "Plan",
     "PolicyError",
+    "PostgresJournal",
     "ReadAuthorizer",
     "RecoveryNote",
     "Replay",
