@@ -244,3 +244,81 @@ def test_wrk_3_a_worker_exits_0_on_sigint_too(tmp_path: Path) -> None:
         assert expires == (0.0,)
     finally:
         pool.close()
+
+
+def test_wrk_5_a_client_publishes_nothing_and_roles_need_a_shared_journal(
+    tmp_path: Path,
+) -> None:
+    """WRK-5: `subscribe` on a client is refused with what to do (it drives no run, so nothing
+    would ever arrive); a worker or client role on a one-process journal, an unknown role and a
+    limit below 1 are refused before anything is opened."""
+    from interruptible._journal import MemoryJournal
+    from interruptible._runtime import Runtime
+
+    pool = Workers()
+    try:
+
+        async def scenario() -> None:
+            async with pool.client(MODES) as client:
+                with pytest.raises(InterruptibleError) as caught:
+                    client.subscribe("c1")
+                assert caught.value.reason == "client_role"
+            for role in ("worker", "client"):
+                with pytest.raises(ValueError, match="needs a journal that workers share"):
+                    await Runtime(MemoryJournal(), modes=MODES, role=role).start()  # type: ignore[arg-type]
+
+        arun(scenario(), timeout=30)
+    finally:
+        pool.close()
+    with pytest.raises(ValueError, match="role must be one of"):
+        Runtime(tmp_path / "j.db", role="boss")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="limit must be"):
+        Runtime(tmp_path / "j.db", role="worker", limit=0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "says"),
+    [
+        (["--modes", "tests.workers.app:TOOLS"], 2, "neither a Mode"),
+        (
+            ["--modes", "tests.workers.app:MODES", "--tools", "tests.workers.app:MODES"],
+            2,
+            "not a mapping of names to callables",
+        ),
+        (
+            ["--modes", "tests.workers.app:MODES", "--model", "tests.workers.app:TOOLS"],
+            2,
+            "not a chat model",
+        ),
+        (["--modes", "tests.workers.app:MODES", "--limit", "0"], 2, "expected at least 1"),
+        (
+            ["--modes", "tests.workers.app:MODES", "--dsn", "host=127.0.0.1 port=1"],
+            1,
+            "cannot connect to PostgreSQL",
+        ),
+    ],
+)
+def test_wrk_3_a_worker_refuses_bad_options_in_one_line(
+    extra: list[str], status: int, says: str
+) -> None:
+    """WRK-3 (its command line, spec/cli.md CLI-1): a bad option or an unreachable server is one
+    line on stderr and exit status 2 (usage) or 1 (error), never a traceback."""
+    import subprocess
+    import sys
+
+    from tests.workers.support import ROOT
+
+    dsn = ["--dsn", "host=127.0.0.1 dbname=nowhere"] if "--dsn" not in extra else []
+    done = subprocess.run(
+        [sys.executable, "-m", "interruptible", "worker", *dsn, *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == status, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert says in lines[-1]
+    assert "Traceback" not in done.stderr
+    # One line; argparse's own refusals put the usage above it.
+    assert len(lines) == 1 or lines[0].startswith("usage:")

@@ -207,8 +207,8 @@ class PostgresJournal:
             )
         except psycopg.Error as exc:
             raise JournalError(
-                f"cannot connect to PostgreSQL ({str(exc).strip()}); check the DSN and that the "
-                "server is running, then retry.",
+                f"cannot connect to PostgreSQL ({' '.join(str(exc).split())}); check the DSN and "
+                "that the server is running, then retry.",
                 reason="connection_failed",
             ) from None
         try:
@@ -256,12 +256,13 @@ class PostgresJournal:
                 else ""
             )
             return JournalError(
-                f"the connection to PostgreSQL was lost while {doing} ({str(exc).strip()}); the "
-                f"next call connects again.{outcome}",
+                f"the connection to PostgreSQL was lost while {doing} "
+                f"({' '.join(str(exc).split())}); the next call connects again.{outcome}",
                 reason="connection_lost",
             )
         return JournalError(
-            f"PostgreSQL failed while {doing}: {str(exc).strip()}; nothing was written. Check "
+            f"PostgreSQL failed while {doing}: {' '.join(str(exc).split())}; nothing was written. "
+            "Check "
             "the server and the journal's schema, then retry.",
             reason="postgres_error",
         )

@@ -638,6 +638,13 @@ class Runtime:
         """The published lifecycle, progress and output directives of one conversation (or,
         with None, of every conversation), from now on; with `principal=`, if the authorizer
         lets it read the conversation, and only of the runs it lets it read (RT-20)."""
+        if self.role == "client":
+            raise JournalError(
+                "a client runtime drives no run, so it publishes nothing: subscribe in a "
+                "worker's process, or follow the run with wait() or snapshot() "
+                "(spec/workers.md)",
+                reason="client_role",
+            )
         admits = None
         if principal is not IN_PROCESS:
             check_read(self.coordinator.authorizer, principal, conversation_id, None)

@@ -61,6 +61,11 @@ def add_parsers(subparsers: Any) -> None:
         help="a mapping of function names to callables, for `system` steps (repeatable)",
     )
     parser.add_argument(
+        "--model",
+        metavar="MODULE:NAME",
+        help="the chat model for `llm` steps: an object with `async complete(messages, tools)`",
+    )
+    parser.add_argument(
         "--limit",
         type=_positive_int,
         default=DEFAULT_LIMIT,
@@ -122,12 +127,23 @@ def run_worker(args: argparse.Namespace) -> int:
     functions: dict[str, Callable[..., Any]] = {}
     for spec in args.functions:
         functions.update(load_callables("--functions", spec))
+    model = None
+    if args.model is not None:
+        from ._commands import load_object
+
+        model = load_object("--model", args.model)
+        if not callable(getattr(model, "complete", None)):
+            raise CommandError(
+                f"--model {args.model}: it is a {type(model).__name__}, not a chat model (an "
+                "object with `async complete(messages, tools)`)",
+                USAGE,
+            )
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    return asyncio.run(_serve(args, modes, tools, functions))
+    return asyncio.run(_serve(args, modes, tools, functions, model))
 
 
 async def _serve(
@@ -135,6 +151,7 @@ async def _serve(
     modes: list[Any],
     tools: dict[str, Callable[..., Any]],
     functions: dict[str, Callable[..., Any]],
+    model: Any,
 ) -> int:
     from .._journal import PostgresJournal
     from ._runtime import Runtime
@@ -146,6 +163,7 @@ async def _serve(
             modes=modes,
             tools=tools,
             functions=functions,
+            model=model,
             lease=args.lease,
             role="worker",
             limit=args.limit,
