@@ -18,7 +18,7 @@ from interruptible import Coordinator, EffectStarted, RunStatus
 from interruptible._errors import CommandTimeoutError, InterruptibleError
 from interruptible._journal import PostgresJournal
 from tests.runtime.support import arun, check_journal, until
-from tests.workers.app import MODES, TIMER_SECONDS
+from tests.workers.app import MODES, TIMER_SECONDS, TOOLS
 from tests.workers.support import Worker, Workers, kept_ran_again, read_ledger
 
 
@@ -322,3 +322,38 @@ def test_wrk_3_a_worker_refuses_bad_options_in_one_line(
     assert "Traceback" not in done.stderr
     # One line; argparse's own refusals put the usage above it.
     assert len(lines) == 1 or lines[0].startswith("usage:")
+
+
+def test_wrk_1_a_worker_forgets_idle_conversations_and_folds_them_again_for_a_command() -> None:
+    """WRK-1: a worker keeps in memory only the conversations with something to drive; one it
+    forgot is still its own, and a command for it (a new run, from a client) folds it again
+    from the journal and is applied there, not claimed by anyone else."""
+    from interruptible._runtime import Runtime
+
+    pool = Workers()
+    try:
+
+        async def scenario() -> None:
+            worker = Runtime(pool.journal(), modes=MODES, tools=TOOLS, role="worker")
+            async with worker, pool.client(MODES) as client:
+                first = await client.run("c1", None, mode="ten", run_id="r1")
+                assert (await first.wait("terminal")).status is RunStatus.completed
+                owner = worker._owner
+                assert owner is not None
+                # Its marker is cleared in the run's last write; then it is forgotten (here, or
+                # by the worker's own sweep first).
+                await until(
+                    lambda: owner.evict_idle() >= 0 and "c1" not in worker.conversations(), 10
+                )
+                assert "c1" not in worker.conversations()
+                second = await client.run("c1", None, mode="ten", run_id="r2")
+                assert (await second.wait("terminal")).status is RunStatus.completed
+                assert "c1" in worker.conversations()
+                history = pool.journal().ownership_history("c1")
+                assert [(r.epoch, r.owner_id) for r in history] == [(1, worker.owner_id)]
+                assert worker.snapshot("c1", "r1").status is RunStatus.completed
+
+        arun(scenario(), timeout=60)
+        _check(pool.journal(), Path("/nonexistent-ledger"), runs=2)
+    finally:
+        pool.close()

@@ -321,6 +321,12 @@ class EffectManager:
             tasks.append(task)
         return tasks
 
+    def has_live(self, conversation_id: str) -> bool:
+        """Whether an effect of the conversation is still running (or cancelling)."""
+        return any(
+            live.directive.conversation_id == conversation_id for live in self._live.values()
+        )
+
     def live_effect_ids(self) -> list[str]:
         """The effects running now (for tests and `inspect`)."""
         return list(self._live)

@@ -163,6 +163,8 @@ class Owner:
         self._answers: dict[int, asyncio.Event] = {}
         self._claim_soon = False
         self._next_sweep = 0.0
+        # Commands seen pending for conversations another owner drives (not reloaded again).
+        self._foreign: set[int] = set()
         self.claims = 0  # conversations claimed by `claim` (for tests and benchmarks)
 
     # --- the lease ----------------------------------------------------------------------------
@@ -474,6 +476,36 @@ class Owner:
             writer.conversations[cid] = fresh
             self.adopt_claimed(cid, claimed.epoch, self.owner_id, "write_failed")
 
+    def evict_idle(self) -> int:
+        """Forget the conversations held here that have nothing to drive (no run to drive, no
+        queued event, no waiter, no live effect): a worker's memory holds its live work, not
+        every conversation it ever drove. It still owns them; a command for one folds it again
+        from the journal (`poll_commands`, WRK-1). How many it forgot."""
+        writer = self.writer
+        effects = writer.effects
+        gone = [
+            cid
+            for cid, conv in writer.conversations.items()
+            if conv.active is False
+            and not conv.inbox
+            and not conv.waiters
+            and conv.fenced is None
+            and not has_run_to_drive(conv.state)
+            and not effects.has_live(cid)
+        ]
+        for cid in gone:
+            del writer.conversations[cid]
+        return len(gone)
+
+    def _reload(self, conversation_id: str) -> Conversation | None:
+        """A conversation this worker owns in the journal but forgot (`evict_idle`), folded
+        again from the journal; None when another owner has it."""
+        record = self.journal.owner(conversation_id)
+        if record is None or record.owner_id != self.owner_id:
+            return None
+        conv = self.adopt_claimed(conversation_id, record.epoch, None, "reloaded", active=False)
+        return conv
+
     async def _listen(self) -> None:
         """Act on the journal's notifications, and every `SWEEP` seconds (WRK-4)."""
         listener = self.listener
@@ -502,9 +534,9 @@ class Owner:
                 claims = True
             else:  # RESCAN: reconnected, anything may have happened
                 commands = claims = sweep = True
-        if commands or claims:
+        if sweep:
             for waiter in self._answers.values():
-                waiter.set()  # each sender looks at its answer again
+                waiter.set()  # each sender looks at its answer again (a missed `a`)
         if self.role == "client":
             return
         if commands:
@@ -516,6 +548,7 @@ class Owner:
             self._claim_soon = False
             if sweep:
                 self.reclaim_failed()
+                self.evict_idle()
             self.claim()
             if self._claim_soon:
                 self.listener.nudge()
@@ -600,13 +633,20 @@ class Owner:
         # at the oldest one still pending, not at the table's beginning.
         top = journal.last_command_id()
         pending = journal.pending_commands(after=self._low)
-        if self._posted:  # what is no longer pending was answered
+        if self._posted or self._foreign:  # what is no longer pending was answered
             still = {command.command_id for command in pending}
             self._posted &= still
+            self._foreign &= still
         oldest = [c.command_id for c in pending if c.command_id <= top]
         self._low = min(oldest) - 1 if oldest else max(self._low, top)
         for command in pending:
             conv = writer.conversations.get(command.conversation_id)
+            if conv is None and self.role == "worker" and command.command_id not in self._foreign:
+                # Ours but forgotten (`evict_idle`), or another's: the journal says which.
+                conv = self._reload(command.conversation_id)
+                if conv is None:
+                    self._foreign.add(command.command_id)
+                continue  # reloading posted its pending commands, this one among them
             if conv is None or conv.epoch is None:
                 continue  # not ours: its owner (or whoever takes it over) applies it
             if command.command_id in self._posted:
