@@ -33,7 +33,10 @@ message) and the next call connects again. The journal never retries on its own.
 
 Commands take their ids from a one-row counter bumped in the submitting transaction, so they
 commit in id order with no gap; the counter is also the change token an owner polls (one
-primary-key read). LISTEN/NOTIFY can later replace the poll without changing the tables.
+primary-key read), though on PostgreSQL owners listen to the schema's notifications instead
+(`listener`, `_pg_listen.py`, spec/workers.md). Workers claim work with `claim_work`, one call
+of the schema's function of that name (WRK-1), and owners keep each conversation's activity
+marker in the transaction of their events (WRK-2).
 """
 
 from __future__ import annotations

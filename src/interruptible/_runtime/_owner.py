@@ -18,7 +18,8 @@ answered by the owner, in the same transaction as the events it caused. The owne
 commands without rescanning the log: it polls the journal's change token (SQLite's
 `PRAGMA data_version`, one cheap read that changes only when another connection commits) every
 `COMMAND_POLL` seconds and reads the pending commands only when it changed, plus once a second
-in case a change was missed (spec/ownership.md says why this and not a socket).
+in case a change was missed (spec/ownership.md says why this and not a socket). On a journal
+that sends notifications (PostgreSQL) the owner listens instead of polling (below).
 
 With `adopt` (the default), the heartbeat also sweeps: a conversation whose owner became
 abandoned and that has work (live effects, pending commands) is taken over, so runs of a
