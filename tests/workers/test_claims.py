@@ -5,6 +5,7 @@ connections, no worker process."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -141,7 +142,8 @@ def test_wrk_2_the_marker_moves_with_the_events_under_the_fence(journal: Postgre
 
 def test_wrk_4_notifications_of_commands_answers_and_releases(journal: PostgresJournal) -> None:
     """WRK-4: a listener hears `c <id>` when a command commits, `a <id>` when it is answered,
-    `w` when a lease is released, and, after its connection is cut, a rescan once it is back."""
+    `w` when a lease is released, `s <md5>` when a conversation's run settles, and, after its
+    connection is cut, a rescan once it is back."""
 
     async def scenario() -> None:
         listener = journal.listener()
@@ -158,6 +160,10 @@ def test_wrk_4_notifications_of_commands_answers_and_releases(journal: PostgresJ
             assert await listener.get(5.0) == [f"a {command_id}"]
             journal.release("A")
             assert await listener.get(5.0) == ["w"]
+            journal.mark("c1", record.epoch, True)
+            journal.mark("c1", record.epoch, False)  # its run settled: followers wake
+            digest = hashlib.md5(b"c1", usedforsecurity=False).hexdigest()
+            assert await listener.get(5.0) == [f"s {digest}"]
             assert await listener.get(0.05) == []
             with psycopg.connect(journal.dsn, autocommit=True) as admin:
                 admin.execute(

@@ -61,8 +61,8 @@ def _cut_every_connection(pool: Workers) -> int:
     with psycopg.connect(pool.dsn, autocommit=True) as admin:
         row = admin.execute(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND application_name LIKE 'interruptible%%' "
-            "AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() "
+            "AND application_name LIKE 'interruptible worker%%' AND pid <> pg_backend_pid()"
         ).fetchone()
     assert row is not None
     return int(row[0])

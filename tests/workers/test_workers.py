@@ -172,8 +172,8 @@ def test_wrk_6_cutting_every_worker_connection_loses_no_run(tmp_path: Path) -> N
             assert all(w.alive() for w in workers)
             cut = admin.execute(
                 "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name LIKE 'interruptible%%' "
-                "AND pid <> pg_backend_pid()"
+                "WHERE datname = current_database() "
+                "AND application_name LIKE 'interruptible worker%%' AND pid <> pg_backend_pid()"
             ).fetchone()
         assert cut is not None and cut[0] >= 4  # a journal and a listener per worker
         journal = pool.journal()

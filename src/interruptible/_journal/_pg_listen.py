@@ -44,8 +44,16 @@ class Claim(NamedTuple):
 class Listener:
     """LISTEN on a journal's channel from an asyncio task; `get` the payloads."""
 
-    def __init__(self, dsn: str, channel: str, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        channel: str,
+        connect_timeout: float,
+        *,
+        application_name: str = "interruptible listener",
+    ) -> None:
         self.dsn = dsn
+        self.application_name = application_name
         self.channel = channel
         self.connect_timeout = connect_timeout
         self.connections = 0  # how many times it has connected (tests, the fault test)
@@ -94,7 +102,7 @@ class Listener:
                     self.dsn,
                     autocommit=True,
                     connect_timeout=max(1, round(self.connect_timeout)),
-                    application_name="interruptible listener",
+                    application_name=self.application_name,
                 )
             except psycopg.Error as exc:
                 logger.warning("cannot connect to listen (%s); retrying", str(exc).strip())

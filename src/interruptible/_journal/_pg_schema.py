@@ -386,6 +386,22 @@ CREATE TRIGGER lease_released AFTER UPDATE ON {s}.leases
 FOR EACH ROW WHEN (NEW.expires <= 0 AND OLD.expires > 0)
 EXECUTE FUNCTION {s}.lease_released()
 """,
+    # 's <md5 of the conversation id>': a run of the conversation settled (its marker cleared
+    # in the transaction of the events that interrupted or ended it): followers wake (WRK-4).
+    # The id is hashed: a notification's payload is short, a conversation id need not be.
+    """
+CREATE FUNCTION {s}.conversation_settled() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{channel}', 's ' || md5(NEW.conversation_id));
+    RETURN NULL;
+END
+$$
+""",
+    """
+CREATE TRIGGER conversation_settled AFTER UPDATE OF active ON {s}.conversations
+FOR EACH ROW WHEN (OLD.active AND NOT NEW.active)
+EXECUTE FUNCTION {s}.conversation_settled()
+""",
     # A worker's claim (WRK-1), one transaction: the room left under its limit of live
     # conversations (those it owns marked active or with a pending command, counted here, so
     # the limit holds whatever else claims meanwhile), then up

@@ -153,6 +153,7 @@ class PostgresJournal:
         synchronous_commit: SynchronousCommit = "on",
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         readonly: bool = False,
+        application_name: str = "interruptible",
     ) -> None:
         if synchronous_commit not in _SYNCHRONOUS_COMMIT:
             raise ValueError(
@@ -168,6 +169,8 @@ class PostgresJournal:
         # Read only: nothing is created or migrated on open, and the session refuses writes
         # (a reading command never writes, RT-21).
         self.readonly = readonly
+        # What `pg_stat_activity` shows for its connections (its listener's: + " listener").
+        self.application_name = application_name
         # Recovery notes of `recover` (nothing is checked on open: PGJ-7).
         self.recovered: list[RecoveryNote] = []
         self._sql = statements(schema)
@@ -206,7 +209,7 @@ class PostgresJournal:
                 self.dsn,
                 autocommit=True,
                 connect_timeout=max(1, round(self.connect_timeout)),
-                application_name="interruptible",
+                application_name=self.application_name,
             )
         except psycopg.Error as exc:
             raise JournalError(
@@ -748,7 +751,12 @@ class PostgresJournal:
     def listener(self) -> Listener:
         """A new `Listener` of this journal's notifications (its own connection, asyncio)."""
         self._check_open()
-        return Listener(self.dsn, channel(self.schema), self.connect_timeout)
+        return Listener(
+            self.dsn,
+            channel(self.schema),
+            self.connect_timeout,
+            application_name=f"{self.application_name} listener",
+        )
 
     # --- plumbing --------------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -162,6 +163,8 @@ class Owner:
         # for an answer, by command id.
         self.listener: Any = None
         self._answers: dict[int, asyncio.Event] = {}
+        # Followers of runs driven elsewhere, by the md5 of their conversation id (`follow`).
+        self._followers: dict[str, list[asyncio.Event]] = {}
         self._claim_soon = False
         self._next_sweep = 0.0
         # Commands seen pending for conversations another owner drives (not reloaded again).
@@ -531,6 +534,9 @@ class Owner:
                     waiter.set()
             elif kind == "c":
                 commands = claims = True
+            elif kind == "s":
+                for follower in self._followers.get(note[2:], ()):
+                    follower.set()
             elif kind == "w":
                 claims = True
             else:  # RESCAN: reconnected, anything may have happened
@@ -538,6 +544,9 @@ class Owner:
         if sweep:
             for waiter in self._answers.values():
                 waiter.set()  # each sender looks at its answer again (a missed `a`)
+            for followers in self._followers.values():
+                for follower in followers:
+                    follower.set()
         if self.role == "client":
             return
         if commands:
@@ -553,6 +562,25 @@ class Owner:
             self.claim()
             if self._claim_soon:
                 self.listener.nudge()
+
+    async def follow(self, conversation_id: str, poll: float) -> None:
+        """Return when a run of the conversation (driven by another process) may have settled:
+        woken by the journal's `s` notification (WRK-4), or after a sweep; without
+        notifications, after `poll` seconds."""
+        if self.listener is None:
+            await asyncio.sleep(poll)
+            return
+        key = hashlib.md5(conversation_id.encode(), usedforsecurity=False).hexdigest()
+        follower = asyncio.Event()
+        followers = self._followers.setdefault(key, [])
+        followers.append(follower)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(follower.wait(), SWEEP)
+        finally:
+            followers.remove(follower)
+            if not followers:
+                del self._followers[key]
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -578,7 +606,12 @@ class Owner:
         recheck = start + _OWNER_RECHECK
         delay = 0.001
         while True:
-            answer = journal.answer(command_id)
+            try:
+                answer = journal.answer(command_id)
+            except JournalError as exc:
+                if exc.reason != "connection_lost":
+                    raise
+                answer = None  # a read: the next look connects again (the command is queued)
             if answer is not None:
                 if self.role != "client":
                     self.view(conversation_id)

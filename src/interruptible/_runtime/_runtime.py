@@ -579,8 +579,10 @@ class Runtime:
         if principal is not IN_PROCESS:
             check_read(self.coordinator.authorizer, principal, conversation_id, run)
         while conv.epoch is None and run.status not in awaited:
-            # Driven by another process: follow the journal (its answers are written there).
-            await asyncio.sleep(_FOLLOW_POLL)
+            # Driven by another process: follow the journal (its answers are written there),
+            # woken when a run of the conversation settles if the journal says so (WRK-4).
+            assert self._owner is not None
+            await self._owner.follow(conversation_id, _FOLLOW_POLL)
             conv = self._conversation(conversation_id, run_id)
             run = conv.state.run(run_id) or run
         if run.status not in awaited:

@@ -156,7 +156,7 @@ async def _serve(
     from .._journal import PostgresJournal
     from ._runtime import Runtime
 
-    journal = PostgresJournal(args.dsn, schema=args.schema)
+    journal = PostgresJournal(args.dsn, schema=args.schema, application_name="interruptible worker")
     try:
         runtime = Runtime(
             journal,
