@@ -17,6 +17,7 @@ import pytest
 from interruptible import Coordinator, EffectStarted, RunStatus
 from interruptible._errors import CommandTimeoutError, InterruptibleError
 from interruptible._journal import PostgresJournal
+from tests._postgres import POSTGRES
 from tests.runtime.support import arun, check_journal, until
 from tests.workers.app import MODES, TIMER_SECONDS, TOOLS
 from tests.workers.support import Worker, Workers, kept_ran_again, read_ledger
@@ -357,3 +358,34 @@ def test_wrk_1_a_worker_forgets_idle_conversations_and_folds_them_again_for_a_co
         _check(pool.journal(), Path("/nonexistent-ledger"), runs=2)
     finally:
         pool.close()
+
+
+def test_wrk_5_a_client_closes_while_notifications_pour_in() -> None:
+    """WRK-5, WRK-4: closing a client while notifications keep arriving ends promptly, every
+    time (its listening loop is cancelled even when the cancel lands as a notification wakes
+    it: on Python 3.11 `asyncio.wait_for` returned instead of raising there, and the close
+    hung for ever)."""
+    from interruptible import RunRequested
+    from interruptible._runtime import Runtime
+
+    async def once(journal: PostgresJournal) -> None:
+        client = Runtime(journal, role="client")
+        await client.start()
+        for n in range(20):  # no worker runs: each `c` wakes the client, unanswered
+            event = RunRequested(f"e{n}", f"c{n}", f"r{n}", "m", None, None, False, time.time())
+            journal.submit(f"c{n}", event, time.time())
+            await asyncio.sleep(0)
+        closing = asyncio.ensure_future(client.close())
+        done, _ = await asyncio.wait({closing}, timeout=5)
+        if not done:  # hung: a second cancel gets it out, and the test fails
+            closing.cancel()
+            await asyncio.wait({closing}, timeout=5)
+        assert done, "the client's close hung"
+
+    for _ in range(5):
+        journal = POSTGRES.journal()
+        try:
+            arun(once(journal), timeout=30)
+        finally:
+            journal.close()
+            POSTGRES.drop_schema(journal.schema)

@@ -72,8 +72,12 @@ class Listener:
         """Every payload that arrived since the last call, waiting up to `timeout` seconds for
         the first; an empty list when none came."""
         if not self._notes:
+            # `asyncio.timeout`, not `wait_for`: on Python 3.11, `wait_for` returns instead of
+            # raising when the task is cancelled as the event is set, and a loop around this
+            # call would never stop (a client's close, a worker's drain, would hang).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._arrived.wait()
         notes, self._notes = self._notes, []
         self._arrived.clear()
         return notes
@@ -87,8 +91,7 @@ class Listener:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.gather(task, return_exceptions=True)
 
     def _put(self, payload: str) -> None:
         self._notes.append(payload)

@@ -197,9 +197,9 @@ class Owner:
         """Stop the heartbeat and the watcher (and stop listening)."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # gather, not `suppress(CancelledError)` around each await: a cancel of this very
+        # call must still reach its caller.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         if self.listener is not None:
             await self.listener.close()
@@ -575,8 +575,9 @@ class Owner:
         followers = self._followers.setdefault(key, [])
         followers.append(follower)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(follower.wait(), SWEEP)
+            with contextlib.suppress(TimeoutError):  # (not wait_for: see Listener.get)
+                async with asyncio.timeout(SWEEP):
+                    await follower.wait()
         finally:
             followers.remove(follower)
             if not followers:
@@ -637,8 +638,9 @@ class Owner:
                             self.take_over(conversation_id, record)
             if waiter is not None:
                 waiter.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(waiter.wait(), min(SWEEP, _OWNER_RECHECK))
+                with contextlib.suppress(TimeoutError):  # (not wait_for: see Listener.get)
+                    async with asyncio.timeout(min(SWEEP, _OWNER_RECHECK)):
+                        await waiter.wait()
                 continue
             await asyncio.sleep(delay)
             delay = min(delay * 2, _ANSWER_POLL_MAX)
