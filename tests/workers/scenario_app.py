@@ -29,6 +29,7 @@ from interruptible import (
 )
 from interruptible._core import Sequence
 from interruptible._runtime import current_effect
+from tests.runtime.support import system_step, tool_step
 
 DIR_ENV = "INTERRUPTIBLE_SCENARIO_DIR"
 POLL = 0.01
@@ -126,36 +127,27 @@ def ok() -> int:
 # --- modes ----------------------------------------------------------------------------------------
 
 
-def _tool(step_id: str, name: str, policy: StepPolicy | None = None, **arguments: Any) -> Any:
-    return StepDefinition(
-        step_id,
-        StepClass.tool,
-        {"name": name, "arguments": arguments},
-        policy if policy is not None else StepPolicy(),
-    )
-
-
-def _system(step_id: str, name: str, **arguments: Any) -> StepDefinition:
-    return StepDefinition(step_id, StepClass.system, {"name": name, "arguments": arguments})
-
-
 RESEARCH = Sequence(
     "research",
     (
-        _tool("search", "search", query="cats"),
-        _tool("summarize", "summarize", items=["a", "b"]),
+        tool_step("search", "search", query="cats"),
+        tool_step("summarize", "summarize", items=["a", "b"]),
         StepDefinition("approve", StepClass.human_gate, {"question": "publish?"}),
         StepDefinition("cool_down", StepClass.timer, {"seconds": 0.05}),
-        _system("publish", "publish", channel="blog"),
+        system_step("publish", "publish", channel="blog"),
     ),
 )
 FAILING = Sequence(
     "failing",
-    (_system("first", "ok"), _tool("flaky", "flaky", FAST_RETRY), _system("never", "ok")),
+    (
+        system_step("first", "ok"),
+        tool_step("flaky", "flaky", FAST_RETRY),
+        system_step("never", "ok"),
+    ),
 )
-LATE = Sequence("late", (_tool("slow", "stubborn"), _tool("after", "stubborn")))
-LONG = Sequence("long", (_tool("long", "hold"), _tool("next", "hold")))
-FIVE = Sequence("five", tuple(_tool(f"s{n}", "work", n=n) for n in range(1, 6)))
+LATE = Sequence("late", (tool_step("slow", "stubborn"), tool_step("after", "stubborn")))
+LONG = Sequence("long", (tool_step("long", "hold"), tool_step("next", "hold")))
+FIVE = Sequence("five", tuple(tool_step(f"s{n}", "work", n=n) for n in range(1, 6)))
 
 MODES = [RESEARCH, FAILING, LATE, LONG, FIVE]
 TOOLS: dict[str, Any] = {
