@@ -263,3 +263,71 @@ def test_wrk_9_reading_opens_read_only_and_creates_nothing(journal: PostgresJour
             "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (missing,)
         ).fetchone()
     assert found == (0,)
+
+
+def test_wrk_1_a_stale_owners_answer_waits_for_no_claim(journal: PostgresJournal) -> None:
+    """WRK-1, OWN-3: a write that carries only command answers locks its conversation's row as
+    an event's insert would, so a claim that starts meanwhile waits for it to commit, and no
+    answer ever commits under an epoch that has moved."""
+    register(journal, "A", lease=0.2)
+    journal.claim("x", "A", 0, reason="new", at=time.time())
+    journal.append("x", 0, [requested("x")], epoch=1)
+    claimant = POSTGRES.journal(journal.schema)
+    try:
+        register(claimant, "B")
+        command = claimant.submit("x", requested("x", "r2"), time.time())
+        time.sleep(0.3)  # A's lease has expired
+        claimed_at: list[float] = []
+        real = journal._first_stale
+
+        def probe(conn: Any, targets: Any) -> Any:
+            # B claims while A's check runs: it must wait for A's commit.
+            thread = threading.Thread(
+                target=lambda: (
+                    claimant.claim("x", "B", 1, reason="lease_expired", at=time.time()),
+                    claimed_at.append(time.monotonic()),
+                )
+            )
+            thread.start()
+            thread.join(0.3)
+            assert thread.is_alive(), "the claim did not wait for the answer's transaction"
+            probe.thread = thread  # type: ignore[attr-defined]
+            return real(conn, targets)
+
+        journal._first_stale = probe  # type: ignore[method-assign]
+        journal.append_many([AppendBatch("x", 1, [], 1, [(command, '{"error": {}}')])])
+        committed_at = time.monotonic()
+        probe.thread.join(10)  # type: ignore[attr-defined]
+        assert claimed_at and claimed_at[0] >= committed_at
+        answer = journal.answer(command)
+        assert answer is not None and answer.epoch == 1
+        record = journal.owner("x")
+        assert record is not None and (record.owner_id, record.epoch) == ("B", 2)
+    finally:
+        claimant.close()
+
+
+def test_wrk_1_a_damaged_command_is_answered_and_is_no_work(journal: PostgresJournal) -> None:
+    """WRK-1: a command that does not decode (a newer client's, a foreign writer's) is never
+    acted on: it is answered with an `InvalidEventError`, so its sender learns it, and it no
+    longer counts as work for any worker; a read-only journal only skips it."""
+    s = quote(journal.schema)
+    with psycopg.connect(journal.dsn, autocommit=True) as conn:
+        conn.execute(
+            f"WITH n AS (UPDATE {s}.command_counter SET last = last + 1 RETURNING last) "
+            f"INSERT INTO {s}.commands (command_id, conversation_id, type, body, submitted_at) "
+            "SELECT last, 'bad', 'run_requested_v9', '{\"type\": \"run_requested_v9\"}', 0 "
+            "FROM n".encode()
+        )
+    reading = PostgresJournal(journal.dsn, schema=journal.schema, readonly=True)
+    try:
+        assert reading.pending_commands() == []
+        assert reading.answer(1) is None
+    finally:
+        reading.close()
+    assert journal.pending_commands() == []
+    answer = journal.answer(1)
+    assert answer is not None and '"InvalidEventError"' in answer.body
+    assert "does not decode" in answer.body
+    register(journal, "A")
+    assert journal.claim_work("A", limit=5, at=time.time()) == []

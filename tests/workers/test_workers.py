@@ -389,3 +389,54 @@ def test_wrk_5_a_client_closes_while_notifications_pour_in() -> None:
         finally:
             journal.close()
             POSTGRES.drop_schema(journal.schema)
+
+
+def test_wrk_1_a_claim_the_worker_never_took_up_is_taken_up_at_its_next_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WRK-1: a conversation the journal says a worker owns, with work, that the worker does
+    not drive (its claim committed but the reply was lost with the connection; simulated by
+    claiming for it from outside while its own claims are off) is taken up at the worker's
+    next sweep, and its run completes; a conversation it forgot and then only read (a view)
+    still gets its commands applied there."""
+    from interruptible._runtime import Runtime
+
+    monkeypatch.setenv("INTERRUPTIBLE_TEST_STEP_SECONDS", "0.2")
+    pool = Workers()
+    try:
+
+        async def scenario() -> None:
+            outside = pool.journal()
+            ghost = Runtime(pool.journal(), modes=MODES, tools=TOOLS, role="worker")
+            worker = Runtime(pool.journal(), modes=MODES, tools=TOOLS, role="worker")
+            async with pool.client(MODES) as client:
+                await ghost.start()
+                await client.run("lost", None, mode="ten", run_id="r1")
+                await until(lambda: bool(_started(outside, "lost", "s2")), timeout=20)
+                await worker.start()
+                owner = worker._owner
+                assert owner is not None
+                claim = owner.claim
+                owner.claim = lambda: 0  # type: ignore[method-assign]
+                await ghost.close()  # drained: released, its run still marked active
+                claimed = outside.claim_work(worker.owner_id, limit=5, at=time.time())
+                assert [(c.conversation_id, c.reason) for c in claimed] == [("lost", "released")]
+                assert "lost" not in worker.conversations()
+                await until(lambda: _ended(client, "lost", "r1"), timeout=20)
+                owner.claim = claim  # type: ignore[method-assign]
+                # Forgotten, then read here (a view), then a command for it.
+                await until(lambda: "lost" not in worker.conversations(), timeout=10)
+                assert worker.snapshot("lost", "r1").status is RunStatus.completed
+                second = await client.run("lost", None, mode="ten", run_id="r2")
+                assert (await second.wait("terminal")).status is RunStatus.completed
+                await worker.close()
+                history = outside.ownership_history("lost")
+                assert [(r.epoch, r.owner_id) for r in history] == [
+                    (1, ghost.owner_id),
+                    (2, worker.owner_id),
+                ]
+
+        arun(scenario(), timeout=90)
+        _check(pool.journal(), Path("/nonexistent-ledger"), runs=2)
+    finally:
+        pool.close()

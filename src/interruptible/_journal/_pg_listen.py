@@ -19,11 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import psycopg
 
 logger = logging.getLogger("interruptible.journal")
+
+# TCP keepalives for every connection of a journal: a connection whose peer is gone (a network
+# partition, a server's machine that died) is noticed within about half a minute, not when TCP
+# gives up (hours).
+KEEPALIVES: Final[dict[str, Any]] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
 
 # What `Listener.get` hands out after (re)connecting: every table may have changed unseen.
 RESCAN: Final = "*"
@@ -106,6 +116,7 @@ class Listener:
                     autocommit=True,
                     connect_timeout=max(1, round(self.connect_timeout)),
                     application_name=self.application_name,
+                    **KEEPALIVES,
                 )
             except psycopg.Error as exc:
                 logger.warning("cannot connect to listen (%s); retrying", str(exc).strip())

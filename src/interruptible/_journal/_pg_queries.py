@@ -128,6 +128,24 @@ def statements(schema: str) -> dict[str, bytes]:
         "active": (
             f"SELECT conversation_id FROM {s}.conversations WHERE active ORDER BY conversation_id"
         ),
+        "share_conversations": (
+            f"SELECT 1 FROM {s}.conversations WHERE conversation_id = ANY(%s::text[]) "
+            "ORDER BY conversation_id FOR SHARE"
+        ),
+        "answer_once": (
+            f"INSERT INTO {s}.command_answers (command_id, epoch, body, answered_at) "
+            "VALUES (%s, NULL, %s, %s) ON CONFLICT DO NOTHING"
+        ),
+        # Through the partial indexes of work (marked active, pending commands), as
+        # `claim_work` looks: never a scan of every conversation or owner.
+        "owned": (
+            f"SELECT c.conversation_id, c.epoch, c.active FROM {s}.conversations AS c "
+            f"JOIN {s}.owners AS o ON o.conversation_id = c.conversation_id "
+            "AND o.epoch = c.epoch WHERE o.owner_id = %s AND c.conversation_id IN "
+            f"(SELECT x.conversation_id FROM {s}.conversations AS x WHERE x.active "
+            f"UNION SELECT k.conversation_id FROM {s}.commands AS k WHERE NOT k.answered) "
+            "ORDER BY c.conversation_id"
+        ),
         "claim_work": f"SELECT * FROM {s}.claim_work(%s, %s, %s, %s)",
         # The activity marker (WRK-2), under the epoch fence: a row whose epoch moved is left
         # alone, and the caller counts the rows it changed.

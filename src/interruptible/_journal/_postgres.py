@@ -41,6 +41,7 @@ marker in the transaction of their events (WRK-2).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -57,11 +58,11 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     ) from exc
 
 from .._codec import dumps, loads_event
-from .._errors import DecodeError, JournalError, StaleWriterError
+from .._errors import DecodeError, InvalidEventError, JournalError, StaleWriterError
 from .._vocabulary import TYPE_NAMES, Event
 from ._check import check_events, check_target, closed, no_lease, stale, stale_owner
 from ._ownership import Command, CommandAnswer, OwnerRecord
-from ._pg_listen import Claim, Listener
+from ._pg_listen import KEEPALIVES, Claim, Listener
 from ._pg_queries import statements
 from ._pg_schema import DEFAULT_SCHEMA, channel, check_readable, prepare
 from ._protocol import AppendBatch, JournalRecord
@@ -76,6 +77,12 @@ _PAGE: Final = 1024
 # How long a connection attempt may take before the call fails (seconds): long enough for a
 # server on another machine, short enough that a dead one is reported, not waited on.
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+
+# A connection whose peer is gone is noticed within about half a minute (`KEEPALIVES`), a
+# transaction its client abandoned ends within `_IDLE_IN_TRANSACTION`, and no statement waits
+# longer than `_LOCK_TIMEOUT` for a row lock (it fails instead: the caller's typed error).
+_IDLE_IN_TRANSACTION: Final = "30s"
+_LOCK_TIMEOUT: Final = "10s"
 
 SynchronousCommit = Literal["on", "off", "local", "remote_write", "remote_apply"]
 _SYNCHRONOUS_COMMIT: Final = frozenset({"on", "off", "local", "remote_write", "remote_apply"})
@@ -210,6 +217,7 @@ class PostgresJournal:
                 autocommit=True,
                 connect_timeout=max(1, round(self.connect_timeout)),
                 application_name=self.application_name,
+                **KEEPALIVES,
             )
         except psycopg.Error as exc:
             raise JournalError(
@@ -223,7 +231,12 @@ class PostgresJournal:
             conn.execute(
                 (
                     "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED; "
-                    f"SET synchronous_commit TO {self.synchronous_commit}"
+                    f"SET synchronous_commit TO {self.synchronous_commit}; "
+                    # A transaction left open by a lost client gives its locks back within
+                    # these, instead of when TCP gives up (hours): a worker's calls run on its
+                    # event loop, and one blocked on such a lock would stall them all.
+                    f"SET idle_in_transaction_session_timeout TO '{_IDLE_IN_TRANSACTION}'; "
+                    f"SET lock_timeout TO '{_LOCK_TIMEOUT}'"
                     + ("; SET default_transaction_read_only TO on" if self.readonly else "")
                 ).encode()
             )
@@ -348,6 +361,13 @@ class PostgresJournal:
                 if probe or answers or marks:
                     with conn.transaction():
                         if probe:  # an empty batch: only an explicit check can refuse it
+                            # Its rows locked first, as an insert's trigger would: a claim
+                            # waits until this commits, so no answer or marker commits under
+                            # an epoch that moved meanwhile (the fence, OWN-3).
+                            conn.execute(
+                                self._sql["share_conversations"],
+                                (sorted({target[0] for target in targets}),),
+                            )
                             error = self._first_stale(conn, targets)
                             if error is not None:
                                 raise error
@@ -654,8 +674,10 @@ class PostgresJournal:
         return command_id
 
     def pending_commands(self, after: int = 0, conversation_id: str | None = None) -> list[Command]:
-        """Unanswered commands with id > `after`, in order (one that does not decode is kept
-        pending and skipped, with a warning: an owner never acts on a damaged command)."""
+        """Unanswered commands with id > `after`, in order. One that does not decode (or names
+        another conversation) is never acted on: it is answered with an `InvalidEventError`, so its
+        sender learns it and it is no work for any worker (WRK-1); a read-only journal skips
+        it with a warning."""
         if conversation_id is None:
             rows = self._query("pending", (after,))
         elif not _storable(conversation_id):
@@ -668,17 +690,36 @@ class PostgresJournal:
             try:
                 event = loads_event(body)
             except DecodeError as exc:
-                logger.warning(
-                    "journal %s: command %d does not decode: %s", self._where(), command_id, exc
-                )
+                self._refuse_command(command_id, cid, f"does not decode: {exc}")
                 continue
             if getattr(event, "conversation_id", None) != cid:
-                logger.warning(
-                    "journal %s: command %d names another conversation", self._where(), command_id
-                )
+                self._refuse_command(command_id, cid, "names another conversation")
                 continue
             commands.append(Command(command_id, cid, event, submitted_at))
         return commands
+
+    def _refuse_command(self, command_id: int, cid: str, problem: str) -> None:
+        """Answer a damaged command with an `InvalidEventError` (once: the answers' key)."""
+        logger.warning("journal %s: command %d %s", self._where(), command_id, problem)
+        if self.readonly:
+            return
+        error = InvalidEventError(
+            f"command {command_id} for conversation {cid!r} {problem}; nothing was done. Send "
+            "it again with this version of interruptible.",
+            conversation_id=cid,
+            reason="bad_command",
+        )
+        body = json.dumps(
+            {
+                "error": {
+                    "type": "InvalidEventError",
+                    "message": error.message,
+                    "fields": error.fields(),
+                }
+            },
+            separators=(",", ":"),
+        )
+        self._execute("answer_once", (command_id, body, time.time()), "answering a damaged command")
 
     def last_command_id(self) -> int:
         """The largest command id submitted so far (every smaller one is committed too)."""
@@ -739,6 +780,15 @@ class PostgresJournal:
     def active_conversations(self) -> list[str]:
         """The conversations marked as having a run to drive, sorted."""
         return [cid for (cid,) in self._query("active", ())]
+
+    def owned_with_work(self, owner_id: str) -> list[tuple[str, int, bool]]:
+        """(conversation, epoch, marker) of every conversation whose current owner is
+        `owner_id` and that has work (marked active, or a command pending): what that owner
+        must be driving (WRK-1)."""
+        if not _storable(owner_id):
+            self._check_open()
+            return []
+        return [(cid, epoch, active) for cid, epoch, active in self._query("owned", (owner_id,))]
 
     def owners_of(self, conversation_ids: Sequence[str], owner_id: str) -> list[OwnerRecord]:
         """The current owners of those conversations that are not `owner_id`."""

@@ -439,9 +439,20 @@ class Owner:
             self.owner_id, limit=self.limit, at=self.clock(), max_claims=_CLAIM_BATCH
         )
         for row in claimed:
-            conv = self.adopt_claimed(
-                row.conversation_id, row.epoch, row.previous_owner, row.reason, active=row.active
-            )
+            try:
+                conv = self.adopt_claimed(
+                    row.conversation_id,
+                    row.epoch,
+                    row.previous_owner,
+                    row.reason,
+                    active=row.active,
+                )
+            except JournalError:
+                # Claimed, not adopted (the journal failed meanwhile): the next sweep's
+                # `reconcile` finds it owned here with work, and adopts it.
+                self.writer.conversations.pop(row.conversation_id, None)
+                log.warning("could not take up claimed conversation %r", row.conversation_id)
+                continue
             if not conv.inbox and conv.active is not False and not has_run_to_drive(conv.state):
                 # Marked active, nothing to do (a migrated journal; a run that settled in a
                 # write whose marker was lost): clear it, or it counts against the limit.
@@ -473,12 +484,42 @@ class Owner:
                 claimed = self.journal.claim(
                     cid, self.owner_id, conv.epoch, reason="write_failed", at=self.clock()
                 )
-            except StaleOwnerError:  # another owner has it now
-                fresh.owner = self.journal.owner(cid)
+            except StaleOwnerError:  # another owner has it now, or this one's reply was lost
                 writer.conversations[cid] = fresh
+                record = self.journal.owner(cid)
+                if record is not None and record.owner_id == self.owner_id:
+                    self.adopt_claimed(cid, record.epoch, None, "write_failed")
+                else:
+                    fresh.owner = record
                 continue
             writer.conversations[cid] = fresh
             self.adopt_claimed(cid, claimed.epoch, self.owner_id, "write_failed")
+
+    def reconcile(self) -> int:
+        """Take up every conversation the journal says this worker owns, with work, that it
+        does not drive at that epoch: a claim whose reply was lost with the connection, one
+        whose taking up failed, one forgotten and then only read (WRK-1). How many."""
+        writer = self.writer
+        journal: Any = self.journal
+        taken = 0
+        for cid, epoch, active in journal.owned_with_work(self.owner_id):
+            conv = writer.conversations.get(cid)
+            if conv is not None and conv.epoch == epoch:
+                continue  # driven here (or fenced, for `reclaim_failed`)
+            if conv is not None and conv.epoch is not None:  # held at an older epoch
+                writer.let_go(
+                    conv,
+                    StaleOwnerError(
+                        f"conversation {cid!r} is at epoch {epoch} in the journal, held here at "
+                        f"{conv.epoch}; it is folded again",
+                        conversation_id=cid,
+                        reason="stale_owner",
+                    ),
+                )
+            writer.conversations.pop(cid, None)
+            self.adopt_claimed(cid, epoch, None, "reconciled", active=active)
+            taken += 1
+        return taken
 
     def evict_idle(self) -> int:
         """Forget the conversations held here that have nothing to drive (no run to drive, no
@@ -507,8 +548,8 @@ class Owner:
         record = self.journal.owner(conversation_id)
         if record is None or record.owner_id != self.owner_id:
             return None
-        conv = self.adopt_claimed(conversation_id, record.epoch, None, "reloaded", active=False)
-        return conv
+        self.writer.conversations.pop(conversation_id, None)  # a view of it: folded anew
+        return self.adopt_claimed(conversation_id, record.epoch, None, "reloaded", active=False)
 
     async def _listen(self) -> None:
         """Act on the journal's notifications, and every `SWEEP` seconds (WRK-4)."""
@@ -557,7 +598,9 @@ class Owner:
             await asyncio.sleep(0)  # the commands just posted are written first
             self._claim_soon = False
             if sweep:
+                self._foreign.clear()
                 self.reclaim_failed()
+                self.reconcile()
                 self.evict_idle()
             self.claim()
             if self._claim_soon:
@@ -677,10 +720,14 @@ class Owner:
         self._low = min(oldest) - 1 if oldest else max(self._low, top)
         for command in pending:
             conv = writer.conversations.get(command.conversation_id)
-            if conv is None and self.role == "worker" and command.command_id not in self._foreign:
-                # Ours but forgotten (`evict_idle`), or another's: the journal says which.
-                conv = self._reload(command.conversation_id)
-                if conv is None:
+            if (
+                (conv is None or conv.epoch is None)
+                and self.role == "worker"
+                and command.command_id not in self._foreign
+            ):
+                # Ours but forgotten (`evict_idle`; perhaps read since, as a view), or
+                # another's, or nobody's yet (a claim takes it): the journal says which.
+                if self._reload(command.conversation_id) is None:
                     self._foreign.add(command.command_id)
                 continue  # reloading posted its pending commands, this one among them
             if conv is None or conv.epoch is None:
