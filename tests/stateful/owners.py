@@ -33,7 +33,7 @@ from interruptible._core import ConversationState, initial_state
 from interruptible._journal import AppendBatch, Command, MemoryJournal, OwnerRecord
 from interruptible._lifecycle import RunStatus
 from interruptible._runtime._owner import Owner
-from interruptible._runtime._runtime import RecoveryReport
+from interruptible._runtime._recovery import RecoveryReport
 from interruptible._runtime._writer import Conversation, Writer
 from interruptible._vocabulary import (
     CancelEffects,

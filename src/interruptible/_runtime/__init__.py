@@ -14,10 +14,11 @@ from ._executors import (
     inline,
     tool_schemas,
 )
+from ._handle import RunHandle
 from ._ids import UuidIds
 from ._llm import ChatModel, LlmExecutor, OpenAICompatibleModel, ScriptedModel
-from ._recovery import RESTART_REASON
-from ._runtime import RecoveryReport, RunHandle, Runtime
+from ._recovery import RESTART_REASON, RecoveryReport
+from ._runtime import Runtime
 from ._snapshot import RunSnapshot, StepSnapshot
 from ._subscription import Subscription
 

@@ -197,7 +197,7 @@ def demo(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace, following: _Following) -> int:
     from .._lifecycle import RunStatus
     from ._demo import CONVERSATION, DEMO_MODE, Display, closing_words, demo_runtime, follow
-    from ._runtime import RunHandle
+    from ._handle import RunHandle
 
     out = sys.stdout
     check_journal(args.db, create=True)
@@ -288,7 +288,7 @@ def _mode_of(db: str, run_id: str) -> str | None:
 async def _resume(args: argparse.Namespace) -> int:
     from .._errors import InterruptibleError
     from ._demo import Display, closing_words, demo_runtime, follow
-    from ._runtime import RunHandle
+    from ._handle import RunHandle
 
     out = sys.stdout
     check_journal(args.db)

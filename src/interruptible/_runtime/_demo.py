@@ -37,8 +37,9 @@ from .._vocabulary import (
     StepPolicy,
 )
 from ._executors import current_effect
+from ._handle import RunHandle
 from ._llm import ScriptedModel
-from ._runtime import RunHandle, Runtime
+from ._runtime import Runtime
 from ._snapshot import RunSnapshot
 
 DEMO_DB: Final = DEFAULT_DB

@@ -67,7 +67,7 @@ from ._snapshot import RunSnapshot
 from ._writer import Conversation, Item, Writer, has_run_to_drive
 
 if TYPE_CHECKING:
-    from ._runtime import RecoveryReport
+    from ._recovery import RecoveryReport
 
 log: Final = logging.getLogger("interruptible.runtime")
 

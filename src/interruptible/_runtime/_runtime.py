@@ -22,20 +22,18 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final
 
 from .._core import (
     HISTORY_LIMIT,
     Authorizer,
     ConversationState,
     Coordinator,
-    Disposition,
     Mode,
     RunState,
-    initial_state,
 )
 from .._errors import JournalError, RunNotFoundError, StaleOwnerError
-from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, RecoveryNote, open_journal
+from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, open_journal
 from .._lifecycle import StepClass
 from .._vocabulary import (
     CancelRequested,
@@ -54,6 +52,7 @@ from .._vocabulary import (
 )
 from ._effects import EffectManager, json_normalized
 from ._executors import Executor, FunctionExecutor, HumanGateExecutor, TimerExecutor
+from ._handle import RunHandle, Until
 from ._ids import UuidIds, new_run_id
 from ._llm import ChatModel, LlmExecutor
 from ._owner import (
@@ -65,6 +64,7 @@ from ._owner import (
     owned_elsewhere,
 )
 from ._reads import IN_PROCESS, Principal, check_read, run_filter
+from ._recovery import RecoveryReport, restore
 from ._requests import request_event_id
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
@@ -74,131 +74,12 @@ log: Final = logging.getLogger("interruptible.runtime")
 audit_log: Final = logging.getLogger("interruptible.audit")
 
 JournalSpec = str | os.PathLike[str] | Journal
-# What `wait` waits for: "settled" (interrupted or ended) or "terminal" (ended, RT-31).
-Until: TypeAlias = Literal["settled", "terminal"]
 
 # How long `close` waits for cancelled effects to answer: long enough for an executor's own
 # cleanup (closing a connection), short enough that Ctrl-C in the demo feels immediate.
 CLOSE_GRACE: Final = 1.0
 # How often `wait` re-reads the journal for a run that another process drives.
 _FOLLOW_POLL: Final = 0.02
-
-
-class RecoveryReport:
-    """What opening the journal found: conversations, events, and what recovery restarted."""
-
-    __slots__ = (
-        "conversations",
-        "events",
-        "left_alone",
-        "rejected",
-        "restarted_runs",
-        "taken_over",
-        "torn",
-    )
-
-    def __init__(self) -> None:
-        self.conversations = 0
-        self.events = 0
-        self.rejected: list[tuple[str, int, str]] = []  # (conversation, sequence, error)
-        # (conversation, run) whose in-flight effects recovery answered as lost (a running run's
-        # steps start again; an interrupted run's stay until it is resumed)
-        self.restarted_runs: list[tuple[str, str]] = []
-        # (conversation, previous owner, new epoch, why it was abandoned): every takeover (OWN-5)
-        self.taken_over: list[tuple[str, str, int, str]] = []
-        # (conversation, owner): live effects found, left to the live process that owns them
-        self.left_alone: list[tuple[str, str]] = []
-        # The journal's torn records that opening it quarantined, one note per conversation
-        # (JRN-9): shown here, not only in the log (RT-33)
-        self.torn: list[RecoveryNote] = []
-
-    def __repr__(self) -> str:
-        return (
-            f"RecoveryReport(conversations={self.conversations}, events={self.events}, "
-            f"rejected={len(self.rejected)}, restarted_runs={len(self.restarted_runs)}, "
-            f"taken_over={len(self.taken_over)}, left_alone={len(self.left_alone)}, "
-            f"torn={len(self.torn)})"
-        )
-
-
-class RunHandle:
-    """A run started by `Runtime.run`: its ids, and shortcuts to the runtime's operations."""
-
-    __slots__ = ("conversation_id", "run_id", "runtime")
-
-    def __init__(self, runtime: Runtime, conversation_id: str, run_id: str) -> None:
-        self.runtime = runtime
-        self.conversation_id = conversation_id
-        self.run_id = run_id
-
-    def snapshot(self) -> RunSnapshot:
-        """The run now."""
-        return self.runtime.snapshot(self.conversation_id, self.run_id)
-
-    async def wait(self, until: Until = "settled") -> RunSnapshot:
-        """Until the run is interrupted or has ended; `until="terminal"`: until it has ended."""
-        return await self.runtime.wait(self.conversation_id, self.run_id, until=until)
-
-    async def interrupt(
-        self,
-        reason: str = "interrupt_requested",
-        *,
-        principal: str | None = None,
-        request_id: str | None = None,
-    ) -> RunSnapshot:
-        """Interrupt the run (it may be resumed)."""
-        return await self.runtime.interrupt_run(
-            self.conversation_id,
-            reason,
-            run_id=self.run_id,
-            principal=principal,
-            request_id=request_id,
-        )
-
-    async def resume(
-        self, *, principal: str | None = None, request_id: str | None = None
-    ) -> RunSnapshot:
-        """Resume the interrupted run."""
-        return await self.runtime.resume_run(
-            self.conversation_id, self.run_id, principal=principal, request_id=request_id
-        )
-
-    async def cancel(
-        self,
-        reason: str = "cancel_requested",
-        *,
-        principal: str | None = None,
-        request_id: str | None = None,
-    ) -> RunSnapshot:
-        """End the run for good."""
-        return await self.runtime.cancel_run(
-            self.conversation_id,
-            self.run_id,
-            principal=principal,
-            reason=reason,
-            request_id=request_id,
-        )
-
-    async def provide_input(
-        self,
-        step_id: str,
-        value: JsonValue,
-        *,
-        principal: str | None = None,
-        request_id: str | None = None,
-    ) -> RunSnapshot:
-        """Answer the human gate `step_id`."""
-        return await self.runtime.provide_input(
-            self.conversation_id,
-            self.run_id,
-            step_id,
-            value,
-            principal=principal,
-            request_id=request_id,
-        )
-
-    def __repr__(self) -> str:
-        return f"RunHandle({self.conversation_id!r}, {self.run_id!r})"
 
 
 class Runtime:
@@ -347,7 +228,7 @@ class Runtime:
             if self.role != "client":
                 owner.register()
             if self.role == "embedded":
-                self._restore(writer, owner)
+                restore(writer, owner, self.coordinator, self.recovery, adopt=self.adopt)
         except BaseException:
             if self._own_journal:
                 self._journal.close()
@@ -402,59 +283,6 @@ class Runtime:
         if self._own_journal and self._journal is not None:
             self._journal.close()
         self._state = "closed"
-
-    def _restore(self, writer: Writer, owner: Owner) -> None:
-        journal = writer.journal
-        reduce = self.coordinator.reduce
-        report = self.recovery
-        report.torn = list(getattr(journal, "recovered", ()))  # a journal that tears keeps them
-        owners = {record.conversation_id: record for record in journal.owners()}
-        commanded = {command.conversation_id for command in journal.pending_commands()}
-        for conversation_id in journal.conversations():
-            state = initial_state()
-            last = 0
-            starts: list[EffectStarted] = []
-            conv = Conversation(conversation_id, state, 0)
-            for record in journal.read(conversation_id):
-                outcome = reduce(state, record.event)
-                conv.remember(record.event, outcome)
-                state = outcome.state
-                last = record.sequence
-                if outcome.disposition is Disposition.rejected and not any(
-                    isinstance(d, EmitAudit) for d in outcome.directives
-                ):
-                    report.rejected.append((conversation_id, record.sequence, str(outcome.error)))
-                elif outcome.applied and type(record.event) is EffectStarted:
-                    starts.append(record.event)
-            report.conversations += 1
-            report.events += last
-            conv.state, conv.last = state, last
-            for started in starts:
-                if started.run_id == state.active_run_id:
-                    conv.note_start(started)
-            writer.conversations[conversation_id] = conv
-            # Only an abandoned conversation is taken over (OWN-4): a live owner's effects are
-            # its own, however they look from here.
-            found = owners.get(conversation_id)
-            live = owner.live_owner(found)
-            has_work = (
-                state.active_run is not None and bool(state.active_run.live_steps())
-            ) or conversation_id in commanded
-            if live is not None:
-                conv.owner = live
-                if has_work:
-                    report.left_alone.append((conversation_id, live.owner_id))
-            elif has_work and self.adopt:
-                try:
-                    owner.take_over(conversation_id, found)
-                except StaleOwnerError:  # another process took it first
-                    conv.owner = journal.owner(conversation_id)
-        if report.rejected:
-            log.warning(
-                "%d journaled events were refused on replay (a mode not registered?): %s",
-                len(report.rejected),
-                report.rejected[:5],
-            )
 
     # --- the operations ------------------------------------------------------------------------
 
