@@ -27,12 +27,10 @@ crashed process go on in a live one within a lease (at once for a dead pid on th
 
 Roles (spec/workers.md). On a journal that shares work between workers (`PostgresJournal`),
 the owner listens to the journal's notifications instead of polling (WRK-4): a submitted
-command wakes the owners at once, an answer wakes its sender, a released lease wakes the
-workers. A *worker* does not sweep the whole journal: it claims conversations with work in one
-transaction of the journal's (`claim_work`, WRK-1), up to its limit of live ones, when a
-notification says there may be some and every `SWEEP` seconds (leases expire silently), and it
-claims back, under a new epoch, a conversation whose write failed with the connection (WRK-6).
-A *client* owns nothing: every request goes to the owner as a command (WRK-5).
+command wakes the owners at once, an answer wakes its sender, a settled run wakes its
+followers, a released lease wakes the workers. A *worker* does not sweep the whole journal: it
+claims conversations with work (`WorkerOwner`, `_claims.py`, WRK-1). A *client* owns nothing:
+every request goes to the owner as a command (WRK-5).
 """
 
 from __future__ import annotations
@@ -54,6 +52,7 @@ from .._errors import (
 )
 from .._journal import (
     HEARTBEATS_PER_LEASE,
+    Command,
     Journal,
     OwnerRecord,
     abandonment,
@@ -64,7 +63,7 @@ from .._vocabulary import EffectStarted, Event
 from ._answers import read_answer
 from ._recovery import recovery_events
 from ._snapshot import RunSnapshot
-from ._writer import Conversation, Item, Writer, has_run_to_drive
+from ._writer import Conversation, Item, Writer
 
 if TYPE_CHECKING:
     from ._recovery import RecoveryReport
@@ -95,9 +94,6 @@ DEFAULT_LIMIT: Final = 100
 # With notifications, how often an owner looks anyway: for a notification missed while its
 # listening connection was down, and for leases that expired (an expiry sends nothing), WRK-4.
 SWEEP: Final = 0.5
-# How many conversations a worker claims in one transaction (it claims again at once if it
-# got that many).
-_CLAIM_BATCH: Final = 32
 
 
 def owned_elsewhere(record: OwnerRecord, run_id: str | None = None) -> OwnedElsewhereError:
@@ -165,11 +161,9 @@ class Owner:
         self._answers: dict[int, asyncio.Event] = {}
         # Followers of runs driven elsewhere, by the md5 of their conversation id (`follow`).
         self._followers: dict[str, list[asyncio.Event]] = {}
-        self._claim_soon = False
         self._next_sweep = 0.0
-        # Commands seen pending for conversations another owner drives (not reloaded again).
+        # Commands seen pending for conversations another owner drives (`unheld_command`).
         self._foreign: set[int] = set()
-        self.claims = 0  # conversations claimed by `claim` (for tests and benchmarks)
 
     # --- the lease ----------------------------------------------------------------------------
 
@@ -190,8 +184,6 @@ class Owner:
         self._tasks = [loop.create_task(watcher, name="interruptible commands")]
         if self.role != "client":
             self._tasks.append(loop.create_task(self._heartbeat(), name="interruptible heartbeat"))
-        if self.role == "worker":
-            self.writer.on_idle = self._idled
 
     async def stop(self) -> None:
         """Stop the heartbeat and the watcher (and stop listening)."""
@@ -429,128 +421,6 @@ class Owner:
             except StaleOwnerError:
                 continue  # another process took it first
 
-    # --- a worker's claims (spec/workers.md) ----------------------------------------------------
-
-    def claim(self) -> int:
-        """Claim conversations with work from the shared journal, up to `limit` live ones held
-        here (WRK-1), and drive them; how many it claimed."""
-        journal: Any = self.journal
-        claimed = journal.claim_work(
-            self.owner_id, limit=self.limit, at=self.clock(), max_claims=_CLAIM_BATCH
-        )
-        for row in claimed:
-            try:
-                conv = self.adopt_claimed(
-                    row.conversation_id,
-                    row.epoch,
-                    row.previous_owner,
-                    row.reason,
-                    active=row.active,
-                )
-            except JournalError:
-                # Claimed, not adopted (the journal failed meanwhile): the next sweep's
-                # `reconcile` finds it owned here with work, and adopts it.
-                self.writer.conversations.pop(row.conversation_id, None)
-                log.warning("could not take up claimed conversation %r", row.conversation_id)
-                continue
-            if not conv.inbox and conv.active is not False and not has_run_to_drive(conv.state):
-                # Marked active, nothing to do (a migrated journal; a run that settled in a
-                # write whose marker was lost): clear it, or it counts against the limit.
-                with contextlib.suppress(StaleOwnerError):
-                    journal.mark(conv.conversation_id, row.epoch, False)
-                    conv.active = False
-        self.claims += len(claimed)
-        if len(claimed) == _CLAIM_BATCH:
-            self._claim_soon = True  # there may be more: claim again at the next turn
-        return len(claimed)
-
-    def _idled(self, conv: Conversation) -> None:
-        """The writer cleared a conversation's marker: a slot is free under the limit."""
-        self._claim_soon = True
-        if self.listener is not None:
-            self.listener.nudge()
-
-    def reclaim_failed(self) -> None:
-        """Claim back, under a new epoch, each conversation held here whose write failed with
-        the journal (a lost connection): what that write did is unknown, so the conversation is
-        folded again from the journal, and its live effects are answered as lost (WRK-6)."""
-        writer = self.writer
-        for cid, conv in list(writer.conversations.items()):
-            error = conv.fenced
-            if conv.epoch is None or not isinstance(error, JournalError):
-                continue
-            fresh = Conversation(cid, initial_state(cid), 0)
-            try:
-                claimed = self.journal.claim(
-                    cid, self.owner_id, conv.epoch, reason="write_failed", at=self.clock()
-                )
-            except StaleOwnerError:  # another owner has it now, or this one's reply was lost
-                writer.conversations[cid] = fresh
-                record = self.journal.owner(cid)
-                if record is not None and record.owner_id == self.owner_id:
-                    self.adopt_claimed(cid, record.epoch, None, "write_failed")
-                else:
-                    fresh.owner = record
-                continue
-            writer.conversations[cid] = fresh
-            self.adopt_claimed(cid, claimed.epoch, self.owner_id, "write_failed")
-
-    def reconcile(self) -> int:
-        """Take up every conversation the journal says this worker owns, with work, that it
-        does not drive at that epoch: a claim whose reply was lost with the connection, one
-        whose taking up failed, one forgotten and then only read (WRK-1). How many."""
-        writer = self.writer
-        journal: Any = self.journal
-        taken = 0
-        for cid, epoch, active in journal.owned_with_work(self.owner_id):
-            conv = writer.conversations.get(cid)
-            if conv is not None and conv.epoch == epoch:
-                continue  # driven here (or fenced, for `reclaim_failed`)
-            if conv is not None and conv.epoch is not None:  # held at an older epoch
-                writer.let_go(
-                    conv,
-                    StaleOwnerError(
-                        f"conversation {cid!r} is at epoch {epoch} in the journal, held here at "
-                        f"{conv.epoch}; it is folded again",
-                        conversation_id=cid,
-                        reason="stale_owner",
-                    ),
-                )
-            writer.conversations.pop(cid, None)
-            self.adopt_claimed(cid, epoch, None, "reconciled", active=active)
-            taken += 1
-        return taken
-
-    def evict_idle(self) -> int:
-        """Forget the conversations held here that have nothing to drive (no run to drive, no
-        queued event, no waiter, no live effect): a worker's memory holds its live work, not
-        every conversation it ever drove. It still owns them; a command for one folds it again
-        from the journal (`poll_commands`, WRK-1). How many it forgot."""
-        writer = self.writer
-        effects = writer.effects
-        gone = [
-            cid
-            for cid, conv in writer.conversations.items()
-            if conv.active is False
-            and not conv.inbox
-            and not conv.waiters
-            and conv.fenced is None
-            and not has_run_to_drive(conv.state)
-            and not effects.has_live(cid)
-        ]
-        for cid in gone:
-            del writer.conversations[cid]
-        return len(gone)
-
-    def _reload(self, conversation_id: str) -> Conversation | None:
-        """A conversation this worker owns in the journal but forgot (`evict_idle`), folded
-        again from the journal; None when another owner has it."""
-        record = self.journal.owner(conversation_id)
-        if record is None or record.owner_id != self.owner_id:
-            return None
-        self.writer.conversations.pop(conversation_id, None)  # a view of it: folded anew
-        return self.adopt_claimed(conversation_id, record.epoch, None, "reloaded", active=False)
-
     async def _listen(self) -> None:
         """Act on the journal's notifications, and every `SWEEP` seconds (WRK-4)."""
         listener = self.listener
@@ -592,19 +462,11 @@ class Owner:
             return
         if commands:
             self.poll_commands()
-        if self.role != "worker":
-            return
-        if commands or claims or self._claim_soon:
-            await asyncio.sleep(0)  # the commands just posted are written first
-            self._claim_soon = False
-            if sweep:
-                self._foreign.clear()
-                self.reclaim_failed()
-                self.reconcile()
-                self.evict_idle()
-            self.claim()
-            if self._claim_soon:
-                self.listener.nudge()
+        await self.after_notes(commands or claims, sweep)
+
+    async def after_notes(self, work: bool, sweep: bool) -> None:
+        """What a role does after the notifications were acted on (a worker claims): `work`
+        when they said there may be work, `sweep` at a sweep."""
 
     async def follow(self, conversation_id: str, poll: float) -> None:
         """Return when a run of the conversation (driven by another process) may have settled:
@@ -704,6 +566,10 @@ class Owner:
             except Exception:  # a failed look is retried at the next poll
                 log.exception("reading commands failed")
 
+    def unheld_command(self, command: Command) -> None:
+        """A pending command for a conversation this runtime does not drive (see
+        `WorkerOwner`)."""
+
     def poll_commands(self) -> None:
         """Post each pending command of a conversation this process owns, once (OWN-6)."""
         journal = self.journal
@@ -720,18 +586,11 @@ class Owner:
         self._low = min(oldest) - 1 if oldest else max(self._low, top)
         for command in pending:
             conv = writer.conversations.get(command.conversation_id)
-            if (
-                (conv is None or conv.epoch is None)
-                and self.role == "worker"
-                and command.command_id not in self._foreign
-            ):
-                # Ours but forgotten (`evict_idle`; perhaps read since, as a view), or
-                # another's, or nobody's yet (a claim takes it): the journal says which.
-                if self._reload(command.conversation_id) is None:
-                    self._foreign.add(command.command_id)
-                continue  # reloading posted its pending commands, this one among them
             if conv is None or conv.epoch is None:
-                continue  # not ours: its owner (or whoever takes it over) applies it
+                # Not driven here: its owner (or whoever takes it over) applies it, unless
+                # this role finds it is its own after all (a worker's forgotten ones).
+                self.unheld_command(command)
+                continue
             if command.command_id in self._posted:
                 continue
             self._posted.add(command.command_id)

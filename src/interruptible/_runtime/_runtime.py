@@ -50,6 +50,7 @@ from .._vocabulary import (
     ResumeRequested,
     RunRequested,
 )
+from ._claims import WorkerOwner
 from ._effects import EffectManager, json_normalized
 from ._executors import Executor, FunctionExecutor, HumanGateExecutor, TimerExecutor
 from ._handle import RunHandle, Until
@@ -211,7 +212,7 @@ class Runtime:
             ids=self._ids,
         )
         self._writer = writer
-        owner = self._owner = Owner(
+        owner = self._owner = (WorkerOwner if self.role == "worker" else Owner)(
             self._journal,
             writer,
             self.recovery,
