@@ -99,6 +99,12 @@ def _inspect_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run", dest="run_id", metavar="RUN_ID", help="show this run's steps and events"
     )
+    parser.add_argument(
+        "--diagram",
+        metavar="FILE",
+        help="with --run: draw the step lifecycle with the statuses the run's steps passed "
+        "through lit (.svg, .png, .pdf or .dot)",
+    )
 
 
 # --- demo and resume ----------------------------------------------------------------------------
@@ -483,6 +489,8 @@ def inspect(args: argparse.Namespace) -> int:
     """`interruptible inspect [--run RUN_ID]`: what the journal holds."""
     from .._core import initial_state
 
+    if args.diagram is not None and args.run_id is None:
+        raise CommandError("--diagram draws one run: give it with --run RUN_ID", USAGE)
     coordinator = _coordinator(args.modes)
     journal = open_reading(args)
     label = journal_label(args)
@@ -508,6 +516,8 @@ def inspect(args: argparse.Namespace) -> int:
             if state.run(args.run_id) is None:  # older than the retained history (CLI-7)
                 state = _keeping_every_run(coordinator, records)
             _run_detail(conversation_id, args.run_id, records, outcomes, state, out)
+            if args.diagram is not None:
+                _draw(coordinator, records, args.run_id, args.diagram, out)
         for line in reader.lines:
             print(line, file=sys.stderr)
         if args.run_id is not None and not found:
@@ -516,6 +526,27 @@ def inspect(args: argparse.Namespace) -> int:
     finally:
         journal.close()
     return 1 if reader.lines else 0
+
+
+def _draw(coordinator: Any, records: list[Any], run_id: str, target: str, out: Any) -> None:
+    """`inspect --run RUN_ID --diagram FILE` (CLI-11): the lit step lifecycle, into FILE."""
+    from statemachine.contrib.diagram.graphviz import GraphvizError
+
+    from .._core import Coordinator
+    from .._pictures import write_lit_diagram
+
+    keeping = Coordinator(coordinator.modes, coordinator.authorizer, history_limit=len(records))
+    try:
+        written = write_lit_diagram(keeping, [r.event for r in records], run_id, Path(target))
+    except ImportError:
+        raise CommandError(
+            f"{target}: drawing needs pydot: pip install 'interruptible[diagrams]'"
+        ) from None
+    except ValueError as exc:
+        raise CommandError(str(exc), USAGE) from None
+    except GraphvizError as exc:  # Graphviz missing or failing: its message says which
+        raise CommandError(f"{target}: Graphviz could not draw the diagram: {exc}") from None
+    print(f"diagram: {written}", file=out)
 
 
 def _keeping_every_run(coordinator: Any, records: list[Any]) -> Any:
