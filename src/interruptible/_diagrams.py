@@ -189,6 +189,11 @@ def _renderers() -> tuple[type[Any], type[Any]]:
     return LabelledMermaidRenderer, LabelledDotRenderer
 
 
+def event_colors(compiled: CompiledLifecycle[Any]) -> dict[str, str]:
+    """Each lifecycle event's colour in the drawings (its edges, and a run's timeline)."""
+    return {event: _PALETTE[i % len(_PALETTE)] for i, event in enumerate(compiled.events)}
+
+
 def mermaid(machine: type[Any], compiled: CompiledLifecycle[Any], direction: str = "LR") -> str:
     """The Mermaid stateDiagram-v2 source of `machine`."""
     from statemachine.contrib.diagram.renderers.mermaid import MermaidRendererConfig
@@ -208,8 +213,7 @@ def dot(machine: type[Any], compiled: CompiledLifecycle[Any], rankdir: str = "LR
         transition_font_size="11",
         graph_attrs={"nodesep": "0.5", "ranksep": "0.9", "pad": "0.3"},
     )
-    colors = {event: _PALETTE[i % len(_PALETTE)] for i, event in enumerate(compiled.events)}
-    renderer = _renderers()[1](config, colors)
+    renderer = _renderers()[1](config, event_colors(compiled))
     graph = renderer.render(labelled_graph(machine, compiled))
     return _renumber(str(graph.to_string()))
 

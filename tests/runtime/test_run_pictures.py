@@ -146,3 +146,62 @@ def test_cli_11_a_diagram_without_a_run_or_of_an_unknown_format_is_refused(
         assert says in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_12_the_timeline_holds_each_attempt_and_request(journal: Path) -> None:
+    """CLI-12: a run's timeline has a bar per attempt, from its start to the event that ended
+    it, and a mark per interrupt, resume and cancel, in the journal's order."""
+    from interruptible._pictures import timeline
+
+    coordinator = Coordinator(PICTURE_MODES)
+    with SQLiteJournal(journal, readonly=True) as reading:
+        lines = {
+            run: timeline(coordinator, [r.event for r in reading.read(cid)], run)
+            for cid, run in (("c1", "r1"), ("c2", "r2"), ("c3", "r3"))
+        }
+    assert lines["r1"].steps == ["first", "held"]
+    assert [(a.step_id, a.attempt, a.ended_by) for a in lines["r1"].attempts] == [
+        ("first", 1, "effect_completed"),
+        ("held", 1, "effect_completed"),
+    ]
+    assert lines["r1"].marks == []
+    held = [(a.attempt, a.ended_by) for a in lines["r2"].attempts if a.step_id == "held"]
+    assert held == [(1, "effect_canceled"), (2, "effect_completed")]
+    assert [m.kind for m in lines["r2"].marks] == ["interrupt", "resume"]
+    assert [m.kind for m in lines["r3"].marks] == ["cancel"]
+    for line in lines.values():
+        assert all(0 <= a.start <= a.end for a in line.attempts)
+        starts = [a.start for a in line.attempts]
+        assert starts == sorted(starts)
+
+
+def test_cli_12_inspect_draws_the_timeline_the_same_every_time(
+    journal: Path, tmp_path: Path
+) -> None:
+    """CLI-12: `inspect --run RUN_ID --timeline FILE` draws SVG, PNG or PDF; the same run gives
+    the same bytes; another suffix, or no --run, is a usage error that writes nothing."""
+    for run_id in ("r1", "r2", "r3"):
+        for suffix, magic in ((".svg", b"<svg"), (".png", b"\x89PNG"), (".pdf", b"%PDF")):
+            picture = tmp_path / f"{run_id}{suffix}"
+            done = _cli("inspect", "--db", str(journal), "--modes", SPEC, "--run", run_id,
+                        "--timeline", str(picture))  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert f"timeline: {picture}" in done.stdout
+            assert magic in picture.read_bytes()[:400]
+        svg = (tmp_path / f"{run_id}.svg").read_text()
+        assert "seconds since the run was requested" in svg
+        assert "held" in svg and "first" in svg
+    again = tmp_path / "again.svg"
+    _cli("inspect", "--db", str(journal), "--modes", SPEC, "--run", "r2", "--timeline", str(again))
+    assert again.read_bytes() == (tmp_path / "r2.svg").read_bytes()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, says in (
+        (["--timeline", str(empty / "x.svg")], "give it with --run RUN_ID"),
+        (["--run", "r1", "--timeline", str(empty / "x.gif")], "one of .pdf, .png, .svg"),
+    ):
+        done = _cli("inspect", "--db", str(journal), "--modes", SPEC, *args)
+        assert done.returncode == 2
+        assert says in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+    assert list(empty.iterdir()) == []

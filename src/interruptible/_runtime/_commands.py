@@ -105,6 +105,12 @@ def _inspect_options(parser: argparse.ArgumentParser) -> None:
         help="with --run: draw the step lifecycle with the statuses the run's steps passed "
         "through lit (.svg, .png, .pdf or .dot)",
     )
+    parser.add_argument(
+        "--timeline",
+        metavar="FILE",
+        help="with --run: draw the run's timeline, a bar per step attempt over time, with its "
+        "interrupts, resumes, cancels and gate answers (.svg, .png or .pdf; needs matplotlib)",
+    )
 
 
 # --- demo and resume ----------------------------------------------------------------------------
@@ -489,8 +495,9 @@ def inspect(args: argparse.Namespace) -> int:
     """`interruptible inspect [--run RUN_ID]`: what the journal holds."""
     from .._core import initial_state
 
-    if args.diagram is not None and args.run_id is None:
-        raise CommandError("--diagram draws one run: give it with --run RUN_ID", USAGE)
+    for option, value in (("--diagram", args.diagram), ("--timeline", args.timeline)):
+        if value is not None and args.run_id is None:
+            raise CommandError(f"{option} draws one run: give it with --run RUN_ID", USAGE)
     coordinator = _coordinator(args.modes)
     journal = open_reading(args)
     label = journal_label(args)
@@ -518,6 +525,8 @@ def inspect(args: argparse.Namespace) -> int:
             _run_detail(conversation_id, args.run_id, records, outcomes, state, out)
             if args.diagram is not None:
                 _draw(coordinator, records, args.run_id, args.diagram, out)
+            if args.timeline is not None:
+                _draw_timeline(coordinator, records, args.run_id, args.timeline, out)
         for line in reader.lines:
             print(line, file=sys.stderr)
         if args.run_id is not None and not found:
@@ -547,6 +556,23 @@ def _draw(coordinator: Any, records: list[Any], run_id: str, target: str, out: A
     except GraphvizError as exc:  # Graphviz missing or failing: its message says which
         raise CommandError(f"{target}: Graphviz could not draw the diagram: {exc}") from None
     print(f"diagram: {written}", file=out)
+
+
+def _draw_timeline(
+    coordinator: Any, records: list[Any], run_id: str, target: str, out: Any
+) -> None:
+    """`inspect --run RUN_ID --timeline FILE` (CLI-12): the run's timeline, into FILE."""
+    from .._pictures import write_timeline
+
+    try:
+        written = write_timeline(coordinator, [r.event for r in records], run_id, Path(target))
+    except ImportError:
+        raise CommandError(
+            f"{target}: the timeline needs matplotlib: pip install 'interruptible[timeline]'"
+        ) from None
+    except ValueError as exc:
+        raise CommandError(str(exc), USAGE) from None
+    print(f"timeline: {written}", file=out)
 
 
 def _keeping_every_run(coordinator: Any, records: list[Any]) -> Any:
