@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from interruptible import dumps
@@ -12,25 +9,11 @@ from interruptible._journal import SQLiteJournal
 from interruptible._runtime import Runtime
 from tests.journal.test_readonly import files
 from tests.journal.test_sqlite import insert_row
-from tests.runtime.support import arun, pipeline, system_step
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.runtime.support import arun, pipeline, run_cli, system_step
 
 # An application's modes, importable as `SPEC`.
 READ_MODES = [pipeline("app", [system_step("only", "double", x=2)])]
 SPEC = f"{__name__}:READ_MODES"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "interruptible", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
 
 
 def _finished_run(db: Path) -> int:
@@ -62,7 +45,7 @@ def test_rt_21_inspect_and_replay_report_a_torn_record_and_change_nothing(tmp_pa
         (["inspect", "--run", "r1"], "effect_completed"),
         (["replay"], f"{last} events"),
     ):
-        result = _cli(*command, "--db", str(db), "--modes", SPEC)
+        result = run_cli(*command, "--db", str(db), "--modes", SPEC)
         said = result.stdout + result.stderr
         assert result.returncode == 1, said
         assert "Traceback" not in said
@@ -83,7 +66,7 @@ def test_rt_21_a_whole_journal_is_read_without_side_files_left_behind(tmp_path: 
     before = files(db)
     assert before["-wal"] is None and before["-shm"] is None
     for command in (["inspect"], ["replay"]):
-        result = _cli(*command, "--db", str(db), "--modes", SPEC)
+        result = run_cli(*command, "--db", str(db), "--modes", SPEC)
         assert result.returncode == 0, result.stdout + result.stderr
         assert files(db) == before
 
@@ -95,7 +78,7 @@ def test_rt_21_a_file_that_is_no_journal_is_one_line_and_left_alone(tmp_path: Pa
         path = tmp_path / name
         path.write_bytes(content)
         for command in ("inspect", "replay"):
-            result = _cli(command, "--db", str(path))
+            result = run_cli(command, "--db", str(path))
             assert result.returncode != 0
             assert "Traceback" not in result.stderr
             lines = result.stderr.strip().splitlines()

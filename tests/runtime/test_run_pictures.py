@@ -4,9 +4,6 @@ statuses a run's steps passed through lit, for each shape of run."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,23 +12,10 @@ from interruptible import Coordinator, RunStatus, StepStatus
 from interruptible._journal import SQLiteJournal
 from interruptible._pictures import LIT, step_paths
 from interruptible._runtime import Runtime
-from tests.runtime.support import arun, pipeline, system_step, tool_step, until
+from tests.runtime.support import arun, pipeline, run_cli, system_step, tool_step, until
 
-REPO = Path(__file__).resolve().parents[2]
 PICTURE_MODES = [pipeline("pic", [system_step("first", "ok"), tool_step("held", "hold")])]
 SPEC = f"{__name__}:PICTURE_MODES"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "interruptible", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
 
 
 def _journal(db: Path) -> None:
@@ -111,7 +95,7 @@ def test_cli_11_the_diagram_lights_the_statuses_its_steps_passed_through(
     """CLI-11: the DOT source is spec/'s step lifecycle with exactly those statuses filled and
     each step's path in the caption; Graphviz draws it as SVG and PNG."""
     source = tmp_path / f"{run_id}.dot"
-    done = _cli("inspect", "--db", str(journal), "--modes", SPEC, "--run", run_id,
+    done = run_cli("inspect", "--db", str(journal), "--modes", SPEC, "--run", run_id,
                 "--diagram", str(source))  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"diagram: {source}" in done.stdout
@@ -126,7 +110,7 @@ def test_cli_11_the_diagram_lights_the_statuses_its_steps_passed_through(
     assert f"run {run_id}: the statuses its steps passed through are filled" in text
     for suffix, magic in ((".svg", b"<svg"), (".png", b"\x89PNG")):
         picture = tmp_path / f"{run_id}{suffix}"
-        done = _cli("inspect", "--db", str(journal), "--modes", SPEC, "--run", run_id,
+        done = run_cli("inspect", "--db", str(journal), "--modes", SPEC, "--run", run_id,
                     "--diagram", str(picture))  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert magic in picture.read_bytes()[:400]
@@ -141,7 +125,7 @@ def test_cli_11_a_diagram_without_a_run_or_of_an_unknown_format_is_refused(
         (["--diagram", str(tmp_path / "x.svg")], "give it with --run RUN_ID"),
         (["--run", "r1", "--diagram", str(tmp_path / "x.gif")], "one of .dot, .pdf, .png, .svg"),
     ):
-        done = _cli("inspect", "--db", str(journal), "--modes", SPEC, *args)
+        done = run_cli("inspect", "--db", str(journal), "--modes", SPEC, *args)
         assert done.returncode == 2
         assert says in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
@@ -183,7 +167,7 @@ def test_cli_12_inspect_draws_the_timeline_the_same_every_time(
     for run_id in ("r1", "r2", "r3"):
         for suffix, magic in ((".svg", b"<svg"), (".png", b"\x89PNG"), (".pdf", b"%PDF")):
             picture = tmp_path / f"{run_id}{suffix}"
-            done = _cli("inspect", "--db", str(journal), "--modes", SPEC, "--run", run_id,
+            done = run_cli("inspect", "--db", str(journal), "--modes", SPEC, "--run", run_id,
                         "--timeline", str(picture))  # fmt: skip
             assert done.returncode == 0, done.stderr
             assert f"timeline: {picture}" in done.stdout
@@ -192,7 +176,9 @@ def test_cli_12_inspect_draws_the_timeline_the_same_every_time(
         assert "seconds since the run was requested" in svg
         assert "held" in svg and "first" in svg
     again = tmp_path / "again.svg"
-    _cli("inspect", "--db", str(journal), "--modes", SPEC, "--run", "r2", "--timeline", str(again))
+    run_cli(
+        "inspect", "--db", str(journal), "--modes", SPEC, "--run", "r2", "--timeline", str(again)
+    )
     assert again.read_bytes() == (tmp_path / "r2.svg").read_bytes()
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -200,7 +186,7 @@ def test_cli_12_inspect_draws_the_timeline_the_same_every_time(
         (["--timeline", str(empty / "x.svg")], "give it with --run RUN_ID"),
         (["--run", "r1", "--timeline", str(empty / "x.gif")], "one of .pdf, .png, .svg"),
     ):
-        done = _cli("inspect", "--db", str(journal), "--modes", SPEC, *args)
+        done = run_cli("inspect", "--db", str(journal), "--modes", SPEC, *args)
         assert done.returncode == 2
         assert says in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1

@@ -523,10 +523,9 @@ def inspect(args: argparse.Namespace) -> int:
             if state.run(args.run_id) is None:  # older than the retained history (CLI-7)
                 state = _keeping_every_run(coordinator, records)
             _run_detail(conversation_id, args.run_id, records, outcomes, state, out)
-            if args.diagram is not None:
-                _draw(coordinator, records, args.run_id, args.diagram, out)
-            if args.timeline is not None:
-                _draw_timeline(coordinator, records, args.run_id, args.timeline, out)
+            for what in ("diagram", "timeline"):
+                if getattr(args, what) is not None:
+                    _draw(what, coordinator, records, args.run_id, getattr(args, what), out)
         for line in reader.lines:
             print(line, file=sys.stderr)
         if args.run_id is not None and not found:
@@ -537,42 +536,30 @@ def inspect(args: argparse.Namespace) -> int:
     return 1 if reader.lines else 0
 
 
-def _draw(coordinator: Any, records: list[Any], run_id: str, target: str, out: Any) -> None:
-    """`inspect --run RUN_ID --diagram FILE` (CLI-11): the lit step lifecycle, into FILE."""
+def _draw(
+    what: str, coordinator: Any, records: list[Any], run_id: str, target: str, out: Any
+) -> None:
+    """`inspect --run RUN_ID --diagram FILE` (CLI-11) or `--timeline FILE` (CLI-12): the
+    picture `what` of the run, into FILE."""
     from statemachine.contrib.diagram.graphviz import GraphvizError
 
     from .._core import Coordinator
-    from .._pictures import write_lit_diagram
+    from .._pictures import write_lit_diagram, write_timeline
 
+    draw, needs = {
+        "diagram": (write_lit_diagram, "pydot: pip install 'interruptible[diagrams]'"),
+        "timeline": (write_timeline, "matplotlib: pip install 'interruptible[timeline]'"),
+    }[what]
     keeping = Coordinator(coordinator.modes, coordinator.authorizer, history_limit=len(records))
     try:
-        written = write_lit_diagram(keeping, [r.event for r in records], run_id, Path(target))
+        written = draw(keeping, [r.event for r in records], run_id, Path(target))
     except ImportError:
-        raise CommandError(
-            f"{target}: drawing needs pydot: pip install 'interruptible[diagrams]'"
-        ) from None
+        raise CommandError(f"{target}: drawing the {what} needs {needs}") from None
     except ValueError as exc:
         raise CommandError(str(exc), USAGE) from None
     except GraphvizError as exc:  # Graphviz missing or failing: its message says which
-        raise CommandError(f"{target}: Graphviz could not draw the diagram: {exc}") from None
-    print(f"diagram: {written}", file=out)
-
-
-def _draw_timeline(
-    coordinator: Any, records: list[Any], run_id: str, target: str, out: Any
-) -> None:
-    """`inspect --run RUN_ID --timeline FILE` (CLI-12): the run's timeline, into FILE."""
-    from .._pictures import write_timeline
-
-    try:
-        written = write_timeline(coordinator, [r.event for r in records], run_id, Path(target))
-    except ImportError:
-        raise CommandError(
-            f"{target}: the timeline needs matplotlib: pip install 'interruptible[timeline]'"
-        ) from None
-    except ValueError as exc:
-        raise CommandError(str(exc), USAGE) from None
-    print(f"timeline: {written}", file=out)
+        raise CommandError(f"{target}: Graphviz could not draw the {what}: {exc}") from None
+    print(f"{what}: {written}", file=out)
 
 
 def _keeping_every_run(coordinator: Any, records: list[Any]) -> Any:
