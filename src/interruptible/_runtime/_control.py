@@ -109,16 +109,7 @@ async def _act_shared(args: argparse.Namespace, what: str, modes: list[Any]) -> 
         shared = PostgresJournal(args.dsn, schema=args.schema)
         try:
             async with Runtime(shared, modes=modes, role="client") as rt:
-                if what == "interrupt":
-                    snapshot = await rt.interrupt_run(
-                        conversation_id, args.reason, run_id=args.run_id
-                    )
-                elif what == "cancel":
-                    snapshot = await rt.cancel_run(conversation_id, args.run_id, reason=args.reason)
-                else:
-                    snapshot = await rt.provide_input(
-                        conversation_id, args.run_id, args.step_id, _value(args.value)
-                    )
+                snapshot = await _send(rt, what, conversation_id, args)
         finally:
             shared.close()
     except InterruptibleError as exc:
@@ -126,6 +117,15 @@ async def _act_shared(args: argparse.Namespace, what: str, modes: list[Any]) -> 
     step = f", step {args.step_id} answered" if what == "answer" else ""
     print(f"run {args.run_id}: {snapshot.status.value}{step}", file=sys.stdout)
     return 0
+
+
+async def _send(rt: Any, what: str, conversation_id: str, args: argparse.Namespace) -> Any:
+    """Make the one call `what` names on the run, through `rt` (any role)."""
+    if what == "interrupt":
+        return await rt.interrupt_run(conversation_id, args.reason, run_id=args.run_id)
+    if what == "cancel":
+        return await rt.cancel_run(conversation_id, args.run_id, reason=args.reason)
+    return await rt.provide_input(conversation_id, args.run_id, args.step_id, _value(args.value))
 
 
 async def _act_async(args: argparse.Namespace, what: str, modes: list[Any]) -> int:
@@ -146,20 +146,14 @@ async def _act_async(args: argparse.Namespace, what: str, modes: list[Any]) -> i
                 )
             driver = rt.live_owner(conversation_id)
             where = "" if driver is None else f" (in process {driver.pid} on {driver.host})"
-            if what == "interrupt":
-                snapshot = await rt.interrupt_run(conversation_id, args.reason, run_id=args.run_id)
-            elif what == "cancel":
-                snapshot = await rt.cancel_run(conversation_id, args.run_id, reason=args.reason)
-            else:
+            if what == "answer" and driver is None:
                 current = rt.snapshot(conversation_id, args.run_id)
-                if driver is None and current.status is RunStatus.running:
+                if current.status is RunStatus.running:
                     raise CommandError(
                         f"run {args.run_id} is running but no process drives it; resume it "
                         f"first ({command('resume', args.run_id, db=args.db)}) and answer then."
                     )
-                snapshot = await rt.provide_input(
-                    conversation_id, args.run_id, args.step_id, _value(args.value)
-                )
+            snapshot = await _send(rt, what, conversation_id, args)
     except InterruptibleError as exc:
         db = "" if args.db in exc.message else f"{args.db}: "
         raise CommandError(f"{db}{exc.message}") from None
