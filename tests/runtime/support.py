@@ -18,14 +18,17 @@ from interruptible import (
     Disposition,
     EffectCompleted,
     EmitOutput,
+    FailureCategory,
     HumanInputReceived,
     Mode,
+    RunSnapshot,
     RunStatus,
     Sequence,
     StartEffect,
     StepClass,
     StepDefinition,
     StepPolicy,
+    StepStatus,
     initial_state,
 )
 from interruptible._journal import Journal
@@ -182,3 +185,20 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         env=env,
         timeout=60,
     )
+
+
+def assert_upstream_down(snapshot: RunSnapshot) -> None:
+    """The 3.4.1.2 scenario's end, on any journal: the run failed with the envelope of `flaky`'s
+    second transient failure ("upstream is down", code 503), after `first` completed."""
+    assert snapshot.status is RunStatus.failed
+    error = snapshot.error
+    assert error is not None
+    assert (
+        error.category,
+        error.message,
+        error.step_id,
+        error.attempt,
+        error.retryable,
+    ) == (FailureCategory.transient, "upstream is down", "flaky", 2, True)
+    assert error.details == {"code": 503}
+    assert [s.status for s in snapshot.steps] == [StepStatus.completed, StepStatus.failed]
