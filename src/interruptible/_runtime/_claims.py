@@ -26,7 +26,7 @@ from typing import Any, Final
 from .._core import initial_state
 from .._errors import JournalError, StaleOwnerError
 from .._journal import Command
-from ._owner import Owner
+from ._owner import DEFAULT_LIMIT, Owner
 from ._writer import Conversation, has_run_to_drive
 
 log: Final = logging.getLogger("interruptible.runtime")
@@ -39,8 +39,9 @@ _CLAIM_BATCH: Final = 32
 class WorkerOwner(Owner):
     """The ownership of a runtime in the worker role (WRK-1, WRK-6)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, limit: int = DEFAULT_LIMIT, **kwargs: Any) -> None:
+        super().__init__(*args, role="worker", **kwargs)
+        self.limit = limit  # live conversations at most (WRK-1)
         self._claim_soon = False
         self.claims = 0  # conversations claimed by `claim` (for tests and benchmarks)
 

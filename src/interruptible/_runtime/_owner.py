@@ -127,12 +127,10 @@ class Owner:
         owner_id: str | None = None,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         role: Role = "embedded",
-        limit: int = DEFAULT_LIMIT,
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
         self.role = role
-        self.limit = limit
         self.journal = journal
         self.writer = writer
         self.report = report

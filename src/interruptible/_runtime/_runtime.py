@@ -212,18 +212,18 @@ class Runtime:
             ids=self._ids,
         )
         self._writer = writer
-        owner = self._owner = (WorkerOwner if self.role == "worker" else Owner)(
-            self._journal,
-            writer,
-            self.recovery,
-            coordinator=lambda: self.coordinator,
-            clock=self.clock,
-            ids=self._ids,
-            lease=self.lease,
-            adopt=self.adopt,
-            command_timeout=self.command_timeout,
-            role=self.role,
-            limit=self.limit,
+        owning: dict[str, Any] = {
+            "coordinator": lambda: self.coordinator,
+            "clock": self.clock,
+            "ids": self._ids,
+            "lease": self.lease,
+            "adopt": self.adopt,
+            "command_timeout": self.command_timeout,
+        }
+        owner = self._owner = (
+            WorkerOwner(self._journal, writer, self.recovery, limit=self.limit, **owning)
+            if self.role == "worker"
+            else Owner(self._journal, writer, self.recovery, role=self.role, **owning)
         )
         try:
             if self.role != "client":
