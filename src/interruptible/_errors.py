@@ -348,3 +348,44 @@ class CommandTimeoutError(InterruptibleError):
     """A command was accepted but not answered in time; it is applied once by the owner."""
 
     code = "command_timeout"
+
+
+# --- upgrades (spec/upgrades.md) -----------------------------------------------------------------
+
+
+class DefinitionChangedError(InterruptibleError):
+    """A run started on a definition that is no longer registered, and the registered one would
+    change what it did or will do next (UPG-3); the run stays as it was."""
+
+    code = "definition_changed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        conversation_id: str | None,
+        run_id: str,
+        run_fingerprint: str | None,
+        current_fingerprint: str | None,
+        step_id: str | None,
+        status: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            conversation_id=conversation_id,
+            run_id=run_id,
+            status=status,
+            reason="definition_changed",
+        )
+        self.run_fingerprint = run_fingerprint
+        self.current_fingerprint = current_fingerprint
+        self.step_id = step_id
+
+    def fields(self) -> dict[str, str | None]:
+        """The structured fields, with both fingerprints and the first differing step."""
+        return {
+            **super().fields(),
+            "run_fingerprint": self.run_fingerprint,
+            "current_fingerprint": self.current_fingerprint,
+            "step_id": self.step_id,
+        }

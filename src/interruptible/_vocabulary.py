@@ -217,6 +217,10 @@ class RunRequested:
     supersede: bool = False
     at: float = 0.0
     cause_id: str | None = None
+    # The mode's definition document and its fingerprint, as the requester registered it
+    # (spec/upgrades.md, UPG-1); None in journals written before runs carried them.
+    fingerprint: str | None = None
+    definition: JsonValue = None
 
 
 @record
@@ -383,6 +387,31 @@ class HumanInputReceived:
     cause_id: str | None = None
 
 
+@record
+class RunUpgraded:
+    """A run moved to another definition of its mode: one the new definition plans exactly, or
+    through a migration the application declared (spec/upgrades.md, UPG-4, UPG-5).
+
+    `renames` maps old step ids to new ones (`None`: dropped); `context` is the run's context
+    under the new definition. Everything replay needs is here, so it never consults the code that
+    decided the move.
+    """
+
+    kind: ClassVar[str] = "run_upgraded"
+
+    event_id: str
+    conversation_id: str
+    run_id: str
+    from_fingerprint: str | None
+    fingerprint: str
+    definition: JsonValue = None
+    context: JsonValue = None
+    migration: str | None = None
+    renames: JsonValue = None
+    at: float = 0.0
+    cause_id: str | None = None
+
+
 Event: TypeAlias = (
     RunRequested
     | InterruptRequested
@@ -395,6 +424,7 @@ Event: TypeAlias = (
     | EffectCanceled
     | EffectLost
     | HumanInputReceived
+    | RunUpgraded
 )
 
 # --- directives ----------------------------------------------------------------------------------
@@ -568,6 +598,7 @@ EVENT_TYPES: Final[dict[str, type[Any]]] = {
     "effect_canceled": EffectCanceled,
     "effect_lost": EffectLost,
     "human_input_received": HumanInputReceived,
+    "run_upgraded": RunUpgraded,
 }
 DIRECTIVE_TYPES: Final[dict[str, type[Any]]] = {
     "start_effect": StartEffect,

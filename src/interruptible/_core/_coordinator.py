@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from .._errors import (
+    DefinitionChangedError,
     GateClosedError,
     IllegalTransition,
     InterruptibleError,
@@ -55,10 +56,12 @@ from .._vocabulary import (
     InterruptRequested,
     ResumeRequested,
     RunRequested,
+    RunUpgraded,
     StepFailure,
 )
 from ._authorizer import Authorizer, OwnerOrOperator
 from ._guards import attempts_left, is_retryable
+from ._definitions import Differs, definition_of, fingerprint_of, follow, rebuild
 from ._modes import Mode, mode_registry
 from ._refusals import (
     answer_conflict,
@@ -72,6 +75,7 @@ from ._refusals import (
 from ._state import (
     HISTORY_LIMIT,
     NO_INPUT,
+    NO_STEP_IDS,
     ConversationState,
     Disposition,
     IgnoredReason,
@@ -79,6 +83,7 @@ from ._state import (
     RunState,
     StepState,
 )
+from ._steps import freeze
 from ._txn import STEP, RunTxn, with_failure, with_input
 from ._validate import check_for
 
@@ -117,9 +122,19 @@ class Coordinator:
         *,
         history_limit: int = HISTORY_LIMIT,
     ) -> None:
-        self.modes: Mapping[str, Mode] = dict(
-            modes if isinstance(modes, Mapping) else mode_registry(list(modes))
-        )
+        registered = list(modes.values() if isinstance(modes, Mapping) else modes)
+        # Every registered version by fingerprint, and per name the newest (the last listed),
+        # which new runs get (UPG-4).
+        self.modes: Mapping[str, Mode] = dict(mode_registry(registered))
+        self.registered: tuple[Mode, ...] = tuple(registered)
+        self.versions: dict[str, Mode] = {}
+        self.current: dict[str, tuple[str, object]] = {}  # name -> (fingerprint, definition)
+        for mode in registered:
+            definition = definition_of(mode)
+            fingerprint = fingerprint_of(definition)
+            self.versions[fingerprint] = mode
+            self.current[mode.name] = (fingerprint, definition)
+        self._rebuilt: dict[str, Mode] = {}  # journaled definitions rebuilt, by fingerprint
         self.authorizer: Authorizer = authorizer if authorizer is not None else OwnerOrOperator()
         self.history_limit = history_limit
         handlers: dict[type[Any], _Handler] = {
@@ -136,6 +151,7 @@ class Coordinator:
             ),
             EffectLost: lambda state, event: self._effect_ended(state, event, "effect_lost"),
             HumanInputReceived: self._human_input_received,
+            RunUpgraded: self._run_upgraded,
         }
         # Per event class, its handler and its generated field check: one lookup per event.
         self._dispatch: dict[type[Any], tuple[_Handler, Callable[[object], str | None]]] = {
@@ -145,10 +161,13 @@ class Coordinator:
     def with_modes(self, *modes: Mode) -> Coordinator:
         """A coordinator with these modes added (same authorizer and retention)."""
         return Coordinator(
-            {**self.modes, **mode_registry(modes)},
-            self.authorizer,
-            history_limit=self.history_limit,
+            (*self.registered, *modes), self.authorizer, history_limit=self.history_limit
         )
+
+    def fingerprint(self, name: str) -> str | None:
+        """The fingerprint of the newest definition registered as `name` (UPG-1)."""
+        current = self.current.get(name)
+        return None if current is None else current[0]
 
     # --- the entry point ----------------------------------------------------------------------
 
@@ -203,7 +222,27 @@ class Coordinator:
     # --- shared steps -------------------------------------------------------------------------
 
     def _mode(self, run: RunState) -> Mode:
-        return self.modes[run.mode]
+        """The mode a run follows: the registered version with its fingerprint, else the one its
+        journaled definition rebuilds (UPG-2), else (a run journaled without one, or a mode of
+        the application's own) the one registered under its name."""
+        mode = self.versions.get(run.fingerprint)  # type: ignore[arg-type]  # None: no entry
+        if mode is not None:
+            return mode
+        return (
+            self.journaled_mode(run.mode, run.fingerprint, run.definition) or self.modes[run.mode]
+        )
+
+    def journaled_mode(self, name: str, fingerprint: str | None, definition: object) -> Mode | None:
+        """The mode a journaled definition names: registered, or rebuilt from the document."""
+        if fingerprint is None:
+            return None
+        mode = self.versions.get(fingerprint) or self._rebuilt.get(fingerprint)
+        if mode is None:
+            mode = rebuild(definition)
+            if mode is None or mode.name != name or fingerprint_of(definition) != fingerprint:
+                return None
+            self._rebuilt[fingerprint] = mode
+        return mode
 
     def _commit(self, state: ConversationState, txn: RunTxn) -> Outcome:
         run, directives = txn.commit()
@@ -262,7 +301,9 @@ class Coordinator:
             return _rejected(state, run_id_reused(event, existing.status.value))
         if event.run_id in state.run_ids:
             return _rejected(state, run_id_reused(event, None))
-        mode = self.modes.get(event.mode)
+        mode = self.journaled_mode(event.mode, event.fingerprint, event.definition)
+        if mode is None:
+            mode = self.modes.get(event.mode)
         if mode is None:
             return _rejected(
                 state,
@@ -312,6 +353,8 @@ class Coordinator:
             input=event.input,
             principal=event.principal,
             requested_at=event.at,
+            fingerprint=event.fingerprint,
+            definition=event.definition,
         )
         state = ConversationState(
             state.conversation_id, None, state.run_history, state.run_ids | {event.run_id}
@@ -613,6 +656,77 @@ class Coordinator:
         txn.directives.append(self._audit(event, run, AuditAction.provide_input, True, "kept"))
         txn.early_inputs = (*run.early_inputs, (event.step_id, event.value))
         return self._commit(state, txn)
+
+    # --- definitions (spec/upgrades.md) --------------------------------------------------------
+
+    def _run_upgraded(self, state: ConversationState, event: RunUpgraded) -> Outcome:
+        """The run follows another definition from now on (UPG-4, UPG-5): its planned steps
+        renamed and their definitions replaced as `follow` finds them, its context replaced."""
+        run = state.run(event.run_id)
+        if run is None:
+            if event.run_id in state.run_ids:
+                return _ignored(state, IgnoredReason.run_terminal)
+            return _rejected(state, not_found(event))
+        if run.is_terminal:
+            return _ignored(state, IgnoredReason.run_terminal)
+        if run.fingerprint == event.fingerprint:
+            return _ignored(state, IgnoredReason.duplicate_request)
+        new = self.journaled_mode(run.mode, event.fingerprint, event.definition)
+        renames = event.renames if isinstance(event.renames, Mapping) else {}
+        followed = (
+            Differs(None, f"its definition {event.fingerprint} is neither registered nor journaled")
+            if new is None
+            else Differs(None, f"it follows {run.fingerprint}, not {event.from_fingerprint}")
+            if run.fingerprint != event.from_fingerprint
+            else follow(new, run, renames, lenient=event.migration is not None)
+        )
+        if isinstance(followed, Differs):
+            return _rejected(
+                state,
+                DefinitionChangedError(
+                    f"run {run.run_id!r} cannot move to definition {event.fingerprint}: "
+                    f"{followed.detail}",
+                    conversation_id=event.conversation_id,
+                    run_id=run.run_id,
+                    run_fingerprint=run.fingerprint,
+                    current_fingerprint=event.fingerprint,
+                    step_id=followed.step_id,
+                    status=run.status.value,
+                ),
+            )
+        steps: list[StepState] = []
+        ids = NO_STEP_IDS
+        definitions = iter(followed.definitions)
+        for step in run.steps:
+            step_id = renames.get(step.step_id, step.step_id)
+            if step_id is None:
+                continue  # dropped by the migration
+            definition = next(definitions, None) or replace(step.definition, step_id=step_id)
+            result, failure = step.result, step.failure
+            steps.append(
+                replace(
+                    step,
+                    definition=definition,
+                    result=None if result is None else replace(result, step_id=step_id),
+                    failure=None if failure is None else replace(failure, step_id=step_id),
+                )
+            )
+            ids = ids.add(step_id)
+        upgraded = replace(
+            run,
+            steps=freeze(steps),
+            step_ids=ids,
+            context=event.context,
+            early_inputs=tuple(
+                (renames.get(step_id, step_id) or step_id, value)
+                for step_id, value in run.early_inputs
+            ),
+            fingerprint=event.fingerprint,
+            definition=event.definition,
+        )
+        return Outcome(
+            ConversationState(state.conversation_id, upgraded, state.run_history, state.run_ids)
+        )
 
 
 def _late_reason(step: StepState) -> IgnoredReason:

@@ -94,7 +94,12 @@ Plan: TypeAlias = NextStep | Complete | Fail
 
 @runtime_checkable
 class Mode(Protocol):
-    """The callbacks of a mode; all pure, all over a JSON-serializable context."""
+    """The callbacks of a mode; all pure, all over a JSON-serializable context.
+
+    Optional, read with defaults (spec/upgrades.md, UPG-1): `version` (a string naming this
+    definition) and `describe()` (a JSON value of what the mode declares). A run journals the
+    fingerprint of its mode's definition; a mode without either is fingerprinted by its name.
+    """
 
     @property
     def name(self) -> str:
@@ -175,6 +180,9 @@ class Sequence(_PassiveCallbacks):
 
     name: str
     steps: tuple[StepDefinition, ...]
+    # The application's name for this definition (spec/upgrades.md): part of the fingerprint a
+    # run journals, and what a `Migration` names as its `from_version` and `to_version`.
+    version: str | None = None
     _positions: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -275,6 +283,7 @@ class AgentLoop(_PassiveCallbacks):
     tool_policy: StepPolicy = field(
         default_factory=lambda: StepPolicy(max_attempts=3, timeout=60.0)
     )
+    version: str | None = None  # as `Sequence.version` (spec/upgrades.md)
 
     def start(self, input: JsonValue) -> JsonValue:
         if isinstance(input, Mapping) and isinstance(input.get("prompt"), str):
@@ -424,10 +433,18 @@ class AgentLoop(_PassiveCallbacks):
 
 
 def mode_registry(modes: SequenceOf[Mode]) -> Mapping[str, Mode]:
-    """A name -> mode mapping; rejects two modes with one name."""
+    """A name -> mode mapping of the newest (last listed) version of each name; two modes of
+    one name must name different versions (UPG-4)."""
     registry: dict[str, Mode] = {}
+    versions: dict[str, list[str | None]] = {}
     for mode in modes:
-        if mode.name in registry:
-            raise ValueError(f"two modes are named {mode.name!r}; mode names must be unique")
+        version = getattr(mode, "version", None)
+        seen = versions.setdefault(mode.name, [])
+        if version in seen and registry.get(mode.name) != mode:
+            raise ValueError(
+                f"two modes are named {mode.name!r} with version {version!r}; to keep both "
+                "registered, give each definition its own `version` (spec/upgrades.md)"
+            )
+        seen.append(version)
         registry[mode.name] = mode
     return registry

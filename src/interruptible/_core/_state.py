@@ -121,6 +121,10 @@ class RunState:
     requested_at: float = 0.0
     early_inputs: tuple[tuple[str, JsonValue], ...] = ()  # answers to gates not planned yet
     step_ids: StepIds = NO_STEP_IDS  # the ids in `steps`, for the "planned before?" test
+    # The definition the run follows, as journaled (spec/upgrades.md, UPG-1): None for a run
+    # journaled before runs carried one.
+    fingerprint: str | None = None
+    definition: JsonValue = None
 
     @property
     def is_terminal(self) -> bool:

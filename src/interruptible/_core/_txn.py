@@ -397,6 +397,8 @@ class RunTxn:
             run.requested_at,
             self.early_inputs,
             self.step_ids,
+            run.fingerprint,
+            run.definition,
         )
         return state, tuple(directives)
 

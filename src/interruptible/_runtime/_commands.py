@@ -550,7 +550,9 @@ def _draw(
         "diagram": (write_lit_diagram, "pydot: pip install 'interruptible[diagrams]'"),
         "timeline": (write_timeline, "matplotlib: pip install 'interruptible[timeline]'"),
     }[what]
-    keeping = Coordinator(coordinator.modes, coordinator.authorizer, history_limit=len(records))
+    keeping = Coordinator(
+        coordinator.registered, coordinator.authorizer, history_limit=len(records)
+    )
     try:
         written = draw(keeping, [r.event for r in records], run_id, Path(target))
     except ImportError:
@@ -567,7 +569,9 @@ def _keeping_every_run(coordinator: Any, records: list[Any]) -> Any:
     `history_limit` (CLI-7): the status and steps of an old run come from its own events."""
     from .._core import Coordinator, initial_state
 
-    keeping = Coordinator(coordinator.modes, coordinator.authorizer, history_limit=len(records))
+    keeping = Coordinator(
+        coordinator.registered, coordinator.authorizer, history_limit=len(records)
+    )
     state = initial_state()
     for record in records:
         state = keeping.reduce(state, record.event).state

@@ -1,0 +1,230 @@
+"""Definitions: what a mode declares, its fingerprint, and whether a run may move to another one.
+
+Theory of operation
+-------------------
+A run journals, in its `run_requested`, the *definition document* of its mode (for `Sequence`:
+its steps with their classes, inputs and policies; for `AgentLoop`: its tools, limits and
+policies; for a mode of the application's own: its name, `version` and `describe()`) and that
+document's *fingerprint*, a hash of its canonical JSON (UPG-1). The built-in modes are rebuilt
+from their document, so a journal folds the same way whatever code reads it later (UPG-2).
+
+When a run of one definition meets code that registers another (a resume, a recovery, a
+takeover, a gate answer, a late effect answer), `follow` decides whether the run may go on under
+the new definition: it feeds the run's planned steps, oldest first, through the *new* mode, as a
+fresh run of it would see them, and asks at each one whether the new mode plans that very step
+(UPG-3). The first step where it does not is the *first differing step*, and the run is
+`blocked`; when every planned step agrees, the run is `compatible`, and the context the new mode
+computed is the one it continues with. A `Migration` the application declares (from one version
+to another: renamed or dropped steps, and a transform of the context) goes through the same
+check, over the renamed steps, with one leniency: the steps that have ended may have changed their
+class or input, since they never run again (UPG-5). Whichever way, the move is a journaled event
+(`run_upgraded`), so replay never consults the code that decided it.
+
+Pure: no clock, no IO; the coordinator applies `run_upgraded` with these same functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from .._codec import value_from_json, value_to_json
+from .._lifecycle import LIVE_STEP_STATUSES, StepStatus
+from .._vocabulary import JsonValue, StepDefinition, StepPolicy
+from ._modes import AgentLoop, Mode, NextStep, Sequence
+from ._state import RunState
+
+# Enough to tell apart every definition an application will ever register (64 bits), short
+# enough to read in a report and a log line.
+FINGERPRINT_LENGTH: Final = 16
+
+
+def definition_of(mode: Mode) -> JsonValue:
+    """The JSON document of what `mode` declares (UPG-1)."""
+    if isinstance(mode, Sequence):
+        return {
+            "kind": "sequence",
+            "name": mode.name,
+            "version": mode.version,
+            "steps": [value_to_json(step) for step in mode.steps],
+        }
+    if isinstance(mode, AgentLoop):
+        return {
+            "kind": "agent_loop",
+            "name": mode.name,
+            "version": mode.version,
+            "tools": list(mode.tools),
+            "max_turns": mode.max_turns,
+            "llm_policy": value_to_json(mode.llm_policy),
+            "tool_policy": value_to_json(mode.tool_policy),
+        }
+    describe = getattr(mode, "describe", None)
+    return {
+        "kind": "mode",
+        "name": mode.name,
+        "version": getattr(mode, "version", None),
+        "declared": describe() if callable(describe) else None,
+    }
+
+
+def fingerprint_of(definition: JsonValue) -> str:
+    """The fingerprint of a definition document: a hash of its canonical JSON (UPG-1)."""
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:FINGERPRINT_LENGTH]
+
+
+def version_of(definition: JsonValue) -> str | None:
+    """The version a definition document names, if any."""
+    if isinstance(definition, Mapping):
+        version = definition.get("version")
+        return version if isinstance(version, str) else None
+    return None
+
+
+def rebuild(definition: JsonValue) -> Mode | None:
+    """The built-in mode a definition document describes; None for a mode of the application's
+    own (or a document this version cannot read)."""
+    if not isinstance(definition, Mapping):
+        return None
+    try:
+        kind = definition.get("kind")
+        if kind == "sequence":
+            return Sequence(
+                definition["name"],
+                tuple(value_from_json(StepDefinition, step) for step in definition["steps"]),
+                definition.get("version"),
+            )
+        if kind == "agent_loop":
+            return AgentLoop(
+                definition["name"],
+                tuple(definition["tools"]),
+                definition["max_turns"],
+                value_from_json(StepPolicy, definition["llm_policy"]),
+                value_from_json(StepPolicy, definition["tool_policy"]),
+                definition.get("version"),
+            )
+    except Exception:  # a damaged or foreign document: not rebuilt, like a mode of one's own
+        return None
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """How runs of one version of a mode move to another (UPG-5): renamed steps (`None` drops
+    one whose step the new version no longer has), and a transform of the run's context.
+
+    The transform may change what the context holds, not where the run is: the new mode must
+    plan the same next step from the transformed context as from the one it computes itself.
+    """
+
+    mode: str
+    from_version: str
+    to_version: str
+    steps: Mapping[str, str | None] = field(default_factory=dict)
+    context: Callable[[JsonValue], JsonValue] | None = None
+
+    @property
+    def name(self) -> str:
+        """How reports and the journal name this migration."""
+        return f"{self.mode}:{self.from_version}->{self.to_version}"
+
+
+@dataclass(frozen=True, slots=True)
+class Followed:
+    """A run the new mode plans exactly: its steps' new definitions, and its new context."""
+
+    definitions: tuple[StepDefinition, ...]
+    context: JsonValue
+
+
+@dataclass(frozen=True, slots=True)
+class Differs:
+    """Where the new mode parts from the run: the first differing step, and how."""
+
+    step_id: str | None
+    detail: str
+
+
+def follow(
+    new: Mode,
+    run: RunState,
+    renames: Mapping[str, str | None] | None = None,
+    *,
+    lenient: bool = False,
+) -> Followed | Differs:
+    """Feed the run's planned steps through `new` (UPG-3); with `renames`, under their new ids
+    (a migration's, UPG-5), and `lenient` about the class and input of ended steps."""
+    renames = renames or {}
+    try:
+        context = new.start(run.input)
+    except Exception as exc:
+        first = run.steps[0].step_id if run.steps else None
+        return Differs(first, f"the new definition refuses the run's input ({exc})")
+    definitions: list[StepDefinition] = []
+    steps = run.steps
+    for index, step in enumerate(steps):
+        old = step.definition
+        step_id = renames.get(old.step_id, old.step_id)
+        if step_id is None:
+            if step.status in LIVE_STEP_STATUSES:
+                return Differs(old.step_id, f"step {old.step_id!r} is live and cannot be dropped")
+            continue
+        if step_id != old.step_id and step.status in LIVE_STEP_STATUSES:
+            return Differs(old.step_id, f"step {old.step_id!r} is live and cannot be renamed")
+        try:
+            plan = new.plan(context)
+        except Exception as exc:
+            return Differs(step_id, f"the new definition cannot plan past it ({exc})")
+        if not isinstance(plan, NextStep):
+            return Differs(step_id, "the new definition has no such step at this position")
+        planned = plan.step
+        if planned.step_id != step_id:
+            return Differs(
+                step_id,
+                f"the new definition plans {planned.step_id!r} where the run planned {step_id!r}",
+            )
+        difference = _difference(step.status, step.attempt, old, planned, lenient)
+        if difference is not None:
+            return Differs(step_id, difference)
+        definitions.append(planned)
+        try:
+            if step.status is StepStatus.completed and step.result is not None:
+                context = new.on_result(context, replace(step.result, step_id=step_id))
+            elif step.status is StepStatus.failed and step.failure is not None:
+                context = new.on_failure(context, replace(step.failure, step_id=step_id))
+            elif index + 1 < len(steps):
+                # Only the last planned step may be unfinished (the run's position).
+                later = steps[index + 1].step_id
+                return Differs(later, f"step {later!r} was planned after an unfinished one")
+        except Exception as exc:
+            return Differs(step_id, f"the new definition refuses its kept outcome ({exc})")
+    return Followed(tuple(definitions), context)
+
+
+def _difference(
+    status: StepStatus, attempt: int, old: StepDefinition, new: StepDefinition, lenient: bool
+) -> str | None:
+    """Why `new` may not stand for the planned step `old`, if it may not (UPG-3)."""
+    live = status in LIVE_STEP_STATUSES
+    ended = status in (StepStatus.completed, StepStatus.failed, StepStatus.canceled)
+    started = attempt > 0
+    if started and not (lenient and ended):
+        if new.step_class is not old.step_class:
+            return f"its class changed from {old.step_class.value} to {new.step_class.value}"
+        if new.input != old.input:
+            return "its input changed, and it has started"
+    if live and new.policy != old.policy:
+        return "its policy changed while an attempt of it is in flight"
+    return None
+
+
+def next_step_id(mode: Mode, context: JsonValue) -> str | None:
+    """The id of the step `mode` plans next from `context` (None: none, or it cannot tell)."""
+    try:
+        plan = mode.plan(context)
+    except Exception:
+        return None
+    return plan.step.step_id if isinstance(plan, NextStep) else None
