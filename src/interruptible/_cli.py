@@ -161,11 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     from ._checker._command import add_parser as add_check
     from ._runtime._commands import add_parsers as add_runtime
     from ._runtime._control import add_parsers as add_control
+    from ._runtime._upgrade_check import add_parsers as add_upgrade_check
     from ._runtime._worker import add_parsers as add_worker
 
     add_runtime(subparsers)
     add_control(subparsers)
     add_worker(subparsers)
+    add_upgrade_check(subparsers)
     add_check(subparsers)
     return parser
 

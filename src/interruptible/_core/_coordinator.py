@@ -60,8 +60,8 @@ from .._vocabulary import (
     StepFailure,
 )
 from ._authorizer import Authorizer, OwnerOrOperator
-from ._guards import attempts_left, is_retryable
 from ._definitions import Differs, definition_of, fingerprint_of, follow, rebuild
+from ._guards import attempts_left, is_retryable
 from ._modes import Mode, mode_registry
 from ._refusals import (
     answer_conflict,

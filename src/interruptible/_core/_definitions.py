@@ -25,9 +25,9 @@ Pure: no clock, no IO; the coordinator applies `run_upgraded` with these same fu
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping
+from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -72,6 +72,8 @@ def definition_of(mode: Mode) -> JsonValue:
 
 def fingerprint_of(definition: JsonValue) -> str:
     """The fingerprint of a definition document: a hash of its canonical JSON (UPG-1)."""
+    import hashlib  # here, not at the top: `import interruptible` does without it
+
     text = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:FINGERPRINT_LENGTH]
 
@@ -116,8 +118,10 @@ class Migration:
     """How runs of one version of a mode move to another (UPG-5): renamed steps (`None` drops
     one whose step the new version no longer has), and a transform of the run's context.
 
-    The transform may change what the context holds, not where the run is: the new mode must
-    plan the same next step from the transformed context as from the one it computes itself.
+    The transform gets the context the new version computes for the run (its kept steps fed
+    through it under their new ids) and returns the one the run continues with. It may change
+    what the context holds, not where the run is: the new mode must plan the same next step
+    from it.
     """
 
     mode: str
@@ -228,3 +232,116 @@ def next_step_id(mode: Mode, context: JsonValue) -> str | None:
     except Exception:
         return None
     return plan.step.step_id if isinstance(plan, NextStep) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What meeting the registered definitions means for one run (UPG-3..UPG-5).
+
+    `kind` is `current` (it follows a registered definition), `compatible` (the newest plans it
+    exactly), `migrates` (through `migration`), `blocked` (neither; `step_id` is the first
+    differing step) or `unversioned` (journaled before runs carried a definition: it goes on
+    with the mode registered under its name, as it did before, UPG-6).
+    """
+
+    kind: str
+    run_fingerprint: str | None
+    current_fingerprint: str | None
+    step_id: str | None = None
+    detail: str = ""
+    migration: Migration | None = None
+    definition: JsonValue = None  # the definition it moves to
+    context: JsonValue = None  # its context under that definition
+    renames: Mapping[str, str | None] | None = None
+
+    @property
+    def moves(self) -> bool:
+        """Whether the run moves to the newest definition (a `run_upgraded` is journaled)."""
+        return self.kind in ("compatible", "migrates")
+
+
+def judge(
+    run: RunState,
+    versions: Mapping[str, Mode],
+    current: Mapping[str, tuple[str, JsonValue]],
+    migrations: SequenceOf[Migration] = (),
+) -> Verdict:
+    """Whether `run` follows a registered definition, may move to the newest registered one
+    of its mode (as it is, or through one of `migrations`), or is blocked (UPG-3..UPG-5)."""
+    fingerprint = run.fingerprint
+    if fingerprint is None:
+        return Verdict("unversioned", None, None, detail="journaled without a definition")
+    if fingerprint in versions:
+        return Verdict("current", fingerprint, fingerprint)
+    newest = current.get(run.mode)
+    if newest is None:
+        return Verdict(
+            "blocked", fingerprint, None, detail=f"no mode named {run.mode!r} is registered"
+        )
+    new_fingerprint, definition = newest
+    new = versions[new_fingerprint]
+    followed = follow(new, run)
+    if isinstance(followed, Followed):
+        return Verdict(
+            "compatible",
+            fingerprint,
+            new_fingerprint,
+            definition=definition,
+            context=followed.context,
+        )
+    old_version = version_of(run.definition)
+    new_version = getattr(new, "version", None)
+    migration = next(
+        (
+            m
+            for m in migrations
+            if m.mode == run.mode and m.from_version == old_version and m.to_version == new_version
+        ),
+        None,
+    )
+    if migration is None:
+        return Verdict("blocked", fingerprint, new_fingerprint, followed.step_id, followed.detail)
+    moved = follow(new, run, migration.steps, lenient=True)
+    if isinstance(moved, Differs):
+        return Verdict(
+            "blocked",
+            fingerprint,
+            new_fingerprint,
+            moved.step_id,
+            f"even through migration {migration.name}: {moved.detail}",
+            migration,
+        )
+    context = moved.context
+    if migration.context is not None:
+        try:
+            transformed = migration.context(context)
+        except Exception as exc:
+            return Verdict(
+                "blocked",
+                fingerprint,
+                new_fingerprint,
+                None,
+                f"migration {migration.name} raised on the run's context ({exc})",
+                migration,
+            )
+        expected, got = next_step_id(new, context), next_step_id(new, transformed)
+        if got != expected:
+            return Verdict(
+                "blocked",
+                fingerprint,
+                new_fingerprint,
+                expected or got,
+                f"migration {migration.name}'s context would make the run go on at {got!r}, "
+                f"not at {expected!r} (a step skipped or run again)",
+                migration,
+            )
+        context = transformed
+    return Verdict(
+        "migrates",
+        fingerprint,
+        new_fingerprint,
+        migration=migration,
+        definition=definition,
+        context=context,
+        renames=dict(migration.steps),
+    )

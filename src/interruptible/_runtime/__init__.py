@@ -21,6 +21,7 @@ from ._recovery import RESTART_REASON, RecoveryReport
 from ._runtime import Runtime
 from ._snapshot import RunSnapshot, StepSnapshot
 from ._subscription import Subscription
+from ._upgrade_check import RunCheck, UpgradeReport, upgrade_check
 
 __all__ = [
     "RESTART_REASON",
@@ -36,6 +37,7 @@ __all__ = [
     "LlmExecutor",
     "OpenAICompatibleModel",
     "RecoveryReport",
+    "RunCheck",
     "RunHandle",
     "RunSnapshot",
     "Runtime",
@@ -43,8 +45,10 @@ __all__ = [
     "StepSnapshot",
     "Subscription",
     "TimerExecutor",
+    "UpgradeReport",
     "UuidIds",
     "current_effect",
     "inline",
     "tool_schemas",
+    "upgrade_check",
 ]

@@ -418,13 +418,17 @@ class _Reader:
 def known_modes(specs: list[str]) -> list[Any]:
     """The demo's mode and the modes named by `--modes` (an application's mode of the demo's
     name wins)."""
+    from .._core._modes import mode_registry
     from ._demo import DEMO_MODE
 
-    modes = {DEMO_MODE.name: DEMO_MODE}
-    for spec in specs:
-        for mode in load_modes(spec):
-            modes[mode.name] = mode
-    return list(modes.values())
+    loaded = [mode for spec in specs for mode in load_modes(spec)]
+    try:
+        mode_registry(loaded)  # every version given is kept (spec/upgrades.md)
+    except ValueError as exc:
+        raise CommandError(f"--modes {' '.join(specs)}: {exc}", USAGE) from None
+    if any(mode.name == DEMO_MODE.name for mode in loaded):
+        return loaded
+    return [DEMO_MODE, *loaded]
 
 
 def _coordinator(specs: list[str]) -> Any:

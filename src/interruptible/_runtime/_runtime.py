@@ -32,6 +32,7 @@ from .._core import (
     Mode,
     RunState,
 )
+from .._core._definitions import Migration, definition_of, fingerprint_of
 from .._errors import JournalError, RunNotFoundError, StaleOwnerError
 from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, open_journal
 from .._lifecycle import StepClass
@@ -69,6 +70,7 @@ from ._recovery import RecoveryReport, restore
 from ._requests import request_event_id
 from ._snapshot import RunSnapshot
 from ._subscription import Subscription
+from ._upgrades import Meeting
 from ._writer import UNTIL, Conversation, Queued, Writer, has_run_to_drive
 
 log: Final = logging.getLogger("interruptible.runtime")
@@ -125,6 +127,7 @@ class Runtime:
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         role: Role = "embedded",
         limit: int = DEFAULT_LIMIT,
+        migrations: Iterable[Migration] = (),
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
@@ -142,6 +145,7 @@ class Runtime:
         self._own_journal = not isinstance(journal, Journal)
         self._journal: Journal | None = None
         self.coordinator = Coordinator(list(modes), authorizer, history_limit=history_limit)
+        self.migrations: tuple[Migration, ...] = tuple(migrations)
         self.clock = clock
         self._ids: Callable[[], str] = ids if ids is not None else UuidIds()
         self._run_ids: Callable[[], str] = ids if ids is not None else new_run_id
@@ -211,6 +215,7 @@ class Runtime:
             clock=self.clock,
             ids=self._ids,
         )
+        writer.meeting = Meeting(lambda: self.coordinator, self.migrations, self._ids, self.clock)
         self._writer = writer
         owning: dict[str, Any] = {
             "coordinator": lambda: self.coordinator,
@@ -299,7 +304,7 @@ class Runtime:
     ) -> RunHandle:
         """Start a run of `mode` over `input`; a repeated request (same run id, mode, input and
         principal) returns the existing run."""
-        name = self._register(mode)
+        name, fingerprint, definition = self._register(mode)
         run_id = run_id if run_id is not None else self._run_ids()
         event = RunRequested(
             self._ids(),
@@ -310,6 +315,9 @@ class Runtime:
             principal,
             supersede,
             self.clock(),
+            None,
+            fingerprint,
+            definition,
         )
         await self._submit(conversation_id, event, create=True)
         return RunHandle(self, conversation_id, run_id)
@@ -507,17 +515,24 @@ class Runtime:
             )
         return self._writer
 
-    def _register(self, mode: str | Mode) -> str:
+    def _register(self, mode: str | Mode) -> tuple[str, str | None, object]:
+        """The mode's name, and the fingerprint and definition a run of it journals (UPG-1):
+        the newest registered under a name, or the version given (registered if new)."""
         if isinstance(mode, str):
-            return mode
-        known = self.coordinator.modes.get(mode.name)
-        if known is None:
+            current = self.coordinator.current.get(mode)
+            return (mode, None, None) if current is None else (mode, *current)
+        definition = definition_of(mode)
+        fingerprint = fingerprint_of(definition)
+        if fingerprint not in self.coordinator.versions:
+            if mode.name in self.coordinator.modes:
+                raise ValueError(
+                    f"another definition is already registered as {mode.name!r}; register "
+                    "each version up front (modes=[old, new], each with its own `version`)"
+                )
             self.coordinator = self.coordinator.with_modes(mode)
             if self._writer is not None:
                 self._writer.coordinator = self.coordinator
-        elif known != mode:
-            raise ValueError(f"another mode is already registered as {mode.name!r}")
-        return mode.name
+        return mode.name, fingerprint, definition
 
     def _conversation(self, conversation_id: str, run_id: str | None) -> Conversation:
         conv = self._live_writer().conversations.get(conversation_id)

@@ -79,6 +79,7 @@ from ._answers import error_answer, snapshot_answer
 from ._effects import EffectManager
 from ._requests import REQUEST_PREFIX, RequestMemory
 from ._snapshot import RunSnapshot
+from ._upgrades import MEETING_EVENTS, Meeting
 
 log: Final = logging.getLogger("interruptible.runtime")
 
@@ -226,6 +227,8 @@ class Writer:
         # `on_idle` hears of each conversation whose run no longer needs driving.
         self.markers = bool(getattr(journal, "claims_work", False))
         self.on_idle: Callable[[Conversation], None] | None = None
+        # The check for events that meet a run of another definition (spec/upgrades.md).
+        self.meeting: Meeting | None = None
         self.commits = 0  # journal writes made (for benchmarks and tests)
         self._ready: list[Conversation] = []
         self._waker: asyncio.Future[None] | None = None
@@ -348,6 +351,7 @@ class Writer:
         events = batch.events
         results = batch.results
         requests = conv.requests
+        meeting = self.meeting
         for event, future in items:
             first = None if requests is None else requests.answer(event)
             if first is not None:  # a retried request: its first answer, nothing journaled
@@ -357,7 +361,10 @@ class Writer:
                     assert isinstance(future, asyncio.Future)
                     results.append(((), (future, first)))
                 continue
-            outcome = reduce(state, event)
+            if meeting is not None and type(event) in MEETING_EVENTS:
+                state, outcome = self._meet(batch, meeting, state, event)
+            else:
+                outcome = reduce(state, event)
             if event.event_id.startswith(REQUEST_PREFIX):
                 conv.remember(event, outcome)
                 requests = conv.requests
@@ -383,6 +390,24 @@ class Writer:
             if active is not conv.active:
                 batch.active = active
         return batch
+
+    def _meet(
+        self, batch: _Batch, meeting: Meeting, state: ConversationState, event: Event
+    ) -> tuple[ConversationState, Outcome]:
+        """Fold an event that may meet a run of another definition (UPG-3): the events the
+        meeting asks for first (journaled in this batch), then the event, or its refusal."""
+        met = meeting(state, event)
+        if isinstance(met, InterruptibleError):
+            return state, Outcome(state, (), Disposition.rejected, None, met)
+        for before in met or ():
+            prior = self.coordinator.reduce(state, before)
+            if prior.disposition is _REJECTED:
+                log.warning("%s was refused before %s: %s", before, event, prior.error)
+                continue
+            batch.events.append(before)
+            batch.results.append((prior.directives, None))
+            state = prior.state
+        return state, self.coordinator.reduce(state, event)
 
     def _answer(self, batch: _Batch, command_id: int, event: Event, outcome: Outcome) -> None:
         """Answer a command from another process, in the same write as its event (OWN-6)."""
