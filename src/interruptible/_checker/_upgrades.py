@@ -216,10 +216,8 @@ def _explore(
             if path.fold(prior).rejected:
                 report.violations.append(f"{where}: the core refused {type(prior).__name__}")
         path.fold(event)
-    upgraded = path.state.run(RUN)
-    assert upgraded is not None
     renames = dict(verdict.renames or {}) if verdict.moves or seeded else {}
-    kept = {renames.get(step_id, step_id) for step_id in kept} - {None}  # type: ignore[misc]
+    kept = {new_id for old in kept if (new_id := renames.get(old, old)) is not None}
     while path.step_once():
         pass
     for start in path.starts[starts_before:]:
