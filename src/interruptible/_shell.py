@@ -37,7 +37,7 @@ EXIT_STATUSES: Final = (
         ERROR,
         "error: the command failed or was refused (a file that is not a journal, or is locked "
         "or cannot be written; a request the run's state refuses; a failed run; a parity "
-        "problem; a violation)",
+        "problem; a violation; upgrade-check: a run would be blocked)",
     ),
     (
         USAGE,

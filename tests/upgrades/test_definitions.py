@@ -214,3 +214,17 @@ def test_upg_8_the_model_check_explores_every_change_and_finds_the_seeded_defect
     seeded = check_upgrades(seeded=True)
     assert seeded.violations
     assert any("failed after the meeting" in v or "ran again" in v for v in seeded.violations)
+
+
+def test_upg_2_a_subclass_is_rebuilt_only_as_its_own_registered_class() -> None:
+    """UPG-2: a definition of a `Sequence` subclass (the demo's) names its class; it is rebuilt
+    as the class registered under its name, with the journaled steps, and not otherwise."""
+    from interruptible._runtime._demo import DEMO_MODE
+
+    document = definition_of(DEMO_MODE)
+    assert document["class"].endswith("EditedSequence")
+    older = replace(DEMO_MODE, steps=DEMO_MODE.steps[:3], version="0")
+    rebuilt = rebuild(definition_of(older), DEMO_MODE)
+    assert rebuilt == older and type(rebuilt) is type(DEMO_MODE)
+    assert rebuild(document) is None
+    assert rebuild(document, Sequence(DEMO_MODE.name, DEMO_MODE.steps)) is None

@@ -238,7 +238,7 @@ class Coordinator:
             return None
         mode = self.versions.get(fingerprint) or self._rebuilt.get(fingerprint)
         if mode is None:
-            mode = rebuild(definition)
+            mode = rebuild(definition, self.modes.get(name))
             if mode is None or mode.name != name or fingerprint_of(definition) != fingerprint:
                 return None
             self._rebuilt[fingerprint] = mode

@@ -44,15 +44,16 @@ FINGERPRINT_LENGTH: Final = 16
 
 def definition_of(mode: Mode) -> JsonValue:
     """The JSON document of what `mode` declares (UPG-1)."""
+    document: dict[str, JsonValue]
     if isinstance(mode, Sequence):
-        return {
+        document = {
             "kind": "sequence",
             "name": mode.name,
             "version": mode.version,
             "steps": [value_to_json(step) for step in mode.steps],
         }
-    if isinstance(mode, AgentLoop):
-        return {
+    elif isinstance(mode, AgentLoop):
+        document = {
             "kind": "agent_loop",
             "name": mode.name,
             "version": mode.version,
@@ -61,6 +62,14 @@ def definition_of(mode: Mode) -> JsonValue:
             "llm_policy": value_to_json(mode.llm_policy),
             "tool_policy": value_to_json(mode.tool_policy),
         }
+    else:
+        document = {}
+    if document:
+        if type(mode) not in (Sequence, AgentLoop):
+            # A subclass behaves as its own code says: it is rebuilt only as the class registered
+            # under its name, and only while that class is the one named here (UPG-2).
+            document["class"] = _class_name(mode)
+        return document
     describe = getattr(mode, "describe", None)
     return {
         "kind": "mode",
@@ -86,28 +95,37 @@ def version_of(definition: JsonValue) -> str | None:
     return None
 
 
-def rebuild(definition: JsonValue) -> Mode | None:
-    """The built-in mode a definition document describes; None for a mode of the application's
-    own (or a document this version cannot read)."""
+def _class_name(mode: object) -> str:
+    return f"{type(mode).__module__}.{type(mode).__qualname__}"
+
+
+def rebuild(definition: JsonValue, like: Mode | None = None) -> Mode | None:
+    """The mode a definition document describes: a `Sequence` or an `AgentLoop`, or a subclass
+    of one as `like` (the mode registered under its name) if that is of the class the document
+    names; None for a mode of the application's own (or a document this version cannot read)."""
     if not isinstance(definition, Mapping):
+        return None
+    named = definition.get("class")
+    if named is not None and (like is None or _class_name(like) != named):
         return None
     try:
         kind = definition.get("kind")
         if kind == "sequence":
-            return Sequence(
-                definition["name"],
-                tuple(value_from_json(StepDefinition, step) for step in definition["steps"]),
-                definition.get("version"),
-            )
+            steps = tuple(value_from_json(StepDefinition, step) for step in definition["steps"])
+            if named is not None and isinstance(like, Sequence):
+                return replace(like, steps=steps, version=definition.get("version"))
+            return Sequence(definition["name"], steps, definition.get("version"))
         if kind == "agent_loop":
-            return AgentLoop(
-                definition["name"],
-                tuple(definition["tools"]),
-                definition["max_turns"],
-                value_from_json(StepPolicy, definition["llm_policy"]),
-                value_from_json(StepPolicy, definition["tool_policy"]),
-                definition.get("version"),
-            )
+            fields = {
+                "tools": tuple(definition["tools"]),
+                "max_turns": definition["max_turns"],
+                "llm_policy": value_from_json(StepPolicy, definition["llm_policy"]),
+                "tool_policy": value_from_json(StepPolicy, definition["tool_policy"]),
+                "version": definition.get("version"),
+            }
+            if named is not None and isinstance(like, AgentLoop):
+                return replace(like, **fields)
+            return AgentLoop(definition["name"], **fields)
     except Exception:  # a damaged or foreign document: not rebuilt, like a mode of one's own
         return None
     return None

@@ -144,6 +144,7 @@ DEMO_MODE: Final = EditedSequence(
             "publish (system)",
         ),
     ),
+    "1",  # its version (spec/upgrades.md): docs/demo_v2.py shows what changing it does
 )
 
 

@@ -20,8 +20,13 @@ from .._core._definitions import Migration, judge
 from .._journal import Journal, JournalRecord
 from .._shell import ERROR, OK, USAGE, CommandError
 
-# A registered definition is the newest of its name, so a run that follows it is compatible.
+# A run whose own definition is registered is compatible: it finishes on it (UPG-4).
 _SHOWN: Final = {"current": "compatible"}
+_DETAILS: Final = {
+    "current": "its own definition is registered",
+    "compatible": "the newest definition plans it exactly",
+    "unversioned": "journaled without a definition: it goes on with the registered mode",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,7 @@ def check_conversations(
         if run is None:
             continue
         verdict = judge(run, coordinator.versions, coordinator.current, known)
+        detail = _DETAILS.get(verdict.kind, verdict.detail)
         found.append(
             RunCheck(
                 conversation_id,
@@ -83,7 +89,7 @@ def check_conversations(
                 verdict.run_fingerprint,
                 verdict.current_fingerprint,
                 verdict.step_id,
-                verdict.detail,
+                detail,
                 None if verdict.migration is None else verdict.migration.name,
             )
         )
@@ -168,6 +174,8 @@ def run_upgrade_check(args: argparse.Namespace) -> int:
         elif run.verdict == "blocked":
             where = f" at step {run.step_id!r}" if run.step_id else ""
             line += f"{where}: {run.detail} ({run.run_fingerprint} -> {run.current_fingerprint})"
+        else:
+            line += f": {run.detail}"
         print(line, file=out)
     for line in reader.lines:
         print(line, file=sys.stderr)
