@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from interruptible import Sequence
 from interruptible._runtime import Runtime
 from interruptible._runtime._commands import main
 from tests.runtime.support import arun, pipeline, system_step
@@ -103,8 +104,12 @@ def test_rt_16_commands_explain_missing_journals_and_runs(
     assert main(["inspect", "--db", db, "--run", "run-x"]) == 2
 
 
+class AppSequence(Sequence):
+    """An application's own mode class: its runs fold only where it is registered (UPG-2)."""
+
+
 # An application's modes, importable as `tests.runtime.test_commands:APP_MODES`.
-APP_MODES = [pipeline("app", [system_step("only", "double", x=2)])]
+APP_MODES = [AppSequence("app", (system_step("only", "double", x=2),))]
 
 
 def test_rt_16_inspect_and_replay_fold_an_applications_modes(
@@ -128,6 +133,26 @@ def test_rt_16_inspect_and_replay_fold_an_applications_modes(
     assert main(["replay", "--db", db]) == 1
     assert "replay parity: FAIL" in capsys.readouterr().out
     assert main(["replay", "--db", db, "--modes", spec]) == 0
+    assert "replay parity: PASS" in capsys.readouterr().out
+
+
+def test_upg_2_inspect_and_replay_fold_a_built_in_mode_from_its_journaled_definition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """UPG-2: a run of a plain `Sequence` journals its definition, so `inspect` and `replay`
+    fold it without `--modes`."""
+    db = str(tmp_path / "app.db")
+    mode = pipeline("plain", [system_step("only", "double", x=2)])
+
+    async def scenario() -> None:
+        async with Runtime(db, modes=[mode], functions={"double": lambda x: 2 * x}) as rt:
+            handle = await rt.run("c", None, mode="plain", run_id="r1")
+            assert (await handle.wait()).status.value == "completed"
+
+    arun(scenario())
+    assert main(["inspect", "--db", db]) == 0
+    assert "run r1  completed  [only=completed]" in capsys.readouterr().out
+    assert main(["replay", "--db", db]) == 0
     assert "replay parity: PASS" in capsys.readouterr().out
 
 

@@ -57,6 +57,7 @@ class Workers:
         self.modes = list(modes)
         self.tools = list(tools)
         self.functions = list(functions)
+        self.migrations: list[str] = []  # `--migrations` specs (spec/upgrades.md)
         self.lease = lease
         self.limit = limit
         self.env = dict(env or {})
@@ -97,6 +98,8 @@ class Workers:
             command += ["--tools", spec]
         for spec in self.functions:
             command += ["--functions", spec]
+        for spec in self.migrations:
+            command += ["--migrations", spec]
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         processes = [
             subprocess.Popen(

@@ -131,32 +131,16 @@ def add_parsers(subparsers: Any) -> None:
     )
     parser = subparsers.add_parser("upgrade-check", help=text, description=text)
     fold_options(parser)
-    parser.add_argument(
-        "--migrations",
-        action="append",
-        default=[],
-        metavar="MODULE:NAME",
-        help="migrations the new version declares: a Migration or an iterable of them (repeatable)",
-    )
+    migrations_option(parser)
     parser.set_defaults(func=run_upgrade_check, run=run_upgrade_check)
 
 
 def run_upgrade_check(args: argparse.Namespace) -> int:
     """`interruptible upgrade-check`: one line per unended run, exit 1 if any is blocked."""
-    from ._commands import _Reader, journal_label, known_modes, load_object, open_reading
+    from ._commands import _Reader, journal_label, known_modes, open_reading
 
     modes = known_modes(args.modes)
-    migrations: list[Migration] = []
-    for spec in args.migrations:
-        value = load_object("--migrations", spec)
-        found = [value] if isinstance(value, Migration) else _migrations_in(value)
-        if not found:
-            raise CommandError(
-                f"--migrations {spec}: it is a {type(value).__name__}, neither a Migration nor "
-                "an iterable of Migrations",
-                USAGE,
-            )
-        migrations.extend(found)
+    migrations = load_migrations(args.migrations)
     journal = open_reading(args)
     label = journal_label(args)
     reader = _Reader(journal, label)
@@ -186,6 +170,37 @@ def run_upgrade_check(args: argparse.Namespace) -> int:
         file=out,
     )
     return OK if report.ok and not reader.lines else ERROR
+
+
+def migrations_option(parser: argparse.ArgumentParser) -> None:
+    """`--migrations MODULE:NAME`, for every command that registers definitions."""
+    parser.add_argument(
+        "--migrations",
+        action="append",
+        default=[],
+        metavar="MODULE:NAME",
+        help="migrations the new version declares: a Migration or an iterable of them "
+        "(repeatable; spec/upgrades.md)",
+    )
+
+
+def load_migrations(specs: list[str]) -> list[Migration]:
+    """The migrations `--migrations MODULE:NAME` options name; a usage error for one that
+    names none."""
+    from ._commands import load_object
+
+    migrations: list[Migration] = []
+    for spec in specs:
+        value = load_object("--migrations", spec)
+        found = [value] if isinstance(value, Migration) else _migrations_in(value)
+        if not found:
+            raise CommandError(
+                f"--migrations {spec}: it is a {type(value).__name__}, neither a Migration nor "
+                "an iterable of Migrations",
+                USAGE,
+            )
+        migrations.extend(found)
+    return migrations
 
 
 def _migrations_in(value: object) -> list[Migration]:

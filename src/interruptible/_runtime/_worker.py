@@ -24,6 +24,7 @@ from typing import Any
 from .._shell import USAGE, CommandError
 from ._commands import load_modes
 from ._owner import DEFAULT_LIMIT
+from ._upgrade_check import load_migrations, migrations_option
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -78,6 +79,7 @@ def add_parsers(subparsers: Any) -> None:
         help=f"the lease, in seconds: a killed worker's runs move after it (default: "
         f"{DEFAULT_LEASE:g})",
     )
+    migrations_option(parser)
     parser.add_argument("--verbose", action="store_true", help="log claims and takeovers")
     parser.set_defaults(func=run_worker, run=run_worker)
 
@@ -121,6 +123,7 @@ def load_callables(option: str, spec: str) -> dict[str, Callable[..., Any]]:
 def run_worker(args: argparse.Namespace) -> int:
     """`interruptible worker --dsn DSN --modes MODULE:NAME`."""
     modes = [mode for spec in args.modes for mode in load_modes(spec)]
+    args.loaded_migrations = load_migrations(args.migrations)
     tools: dict[str, Callable[..., Any]] = {}
     for spec in args.tools:
         tools.update(load_callables("--tools", spec))
@@ -167,6 +170,7 @@ async def _serve(
             lease=args.lease,
             role="worker",
             limit=args.limit,
+            migrations=args.loaded_migrations,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
