@@ -133,7 +133,8 @@ def test_upg_3_each_change_that_alters_the_run_blocks_its_resume(
 ) -> None:
     """UPG-3: a changed class or input of a started step, and a removed, reordered or renamed
     step behind the position, each block the run: met at recovery while its gate was live, it
-    is interrupted with the reason `definition_changed`, and its resume is refused."""
+    is interrupted with the reason `definition_changed`, and its resume and its gate's answer
+    are refused."""
     db, ledger = tmp_path / "j.db", Ledger()
     a, gate, b = v1().steps
     other = {
@@ -155,6 +156,9 @@ def test_upg_3_each_change_that_alters_the_run_blocks_its_resume(
             assert rt.snapshot("c").reason == "definition_changed"
             with pytest.raises(DefinitionChangedError):
                 await rt.resume_run("c", "r")
+            with pytest.raises(DefinitionChangedError):  # the gate's answer meets it too
+                await rt.provide_input("c", "r", "approve", True)
+            assert rt.snapshot("c").status is RunStatus.interrupted
 
     arun(scenario())
     assert ledger.steps() == {"r:a": 1}

@@ -129,3 +129,21 @@ def test_upg_7_bad_options_are_one_line(demo_dir: Path) -> None:
     )
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "neither a Migration" in done.stderr
+
+
+def test_upg_1_inspect_shows_the_definition_a_run_follows(demo_dir: Path) -> None:
+    """UPG-1: `inspect --run` names the fingerprint and version of the run's definition, the
+    same fingerprint `upgrade-check` reports."""
+    done = subprocess.run(
+        [sys.executable, "-m", "interruptible", "inspect", "--run", RUN_ID],
+        cwd=demo_dir,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("  definition "))
+    fingerprint = line.split()[1]
+    assert line.endswith("(version 1)")
+    assert f"({fingerprint} -> " in SECTION  # the README's blocked line names it

@@ -634,6 +634,10 @@ def _run_detail(
     print(f"run {run_id} in conversation {conversation_id}", file=out)
     if run is not None:
         print(f"  status {run.status.value}" + (f" ({run.reason})" if run.reason else ""), file=out)
+        if run.fingerprint is not None:  # the definition it follows (spec/upgrades.md)
+            version = run.definition.get("version") if isinstance(run.definition, dict) else None
+            named = f" (version {version})" if version is not None else ""
+            print(f"  definition {run.fingerprint}{named}", file=out)
         for step in run.steps:
             detail = ""
             if step.result is not None:
@@ -663,7 +667,12 @@ def _run_detail(
             disposition += f" ({outcome.reason.value})"
         elif outcome.error is not None:
             disposition += f" ({outcome.error.code})"
-        extra = getattr(event, "reason", None) or getattr(event, "message", None) or ""
+        extra = (
+            getattr(event, "reason", None)
+            or getattr(event, "message", None)
+            or getattr(event, "migration", None)
+            or ""
+        )
         print(
             f"  {record.sequence:>5}  +{event.at - start:7.3f}s  {type_name(event):<22} "
             f"{where:<14} {disposition:<10} {extra}".rstrip(),
