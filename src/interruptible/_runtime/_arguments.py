@@ -113,11 +113,10 @@ def _path(arguments: Any, loc: tuple[int | str, ...]) -> str:
     """
     path, value = "", arguments
     for step in loc:
-        if (isinstance(value, Mapping) and step in value) or (
-            isinstance(value, list | tuple)
-            and isinstance(step, int)
-            and -len(value) <= step < len(value)
-        ):
+        inside = (isinstance(value, Mapping) and step in value) or (
+            isinstance(value, list | tuple) and isinstance(step, int) and step < len(value)
+        )
+        if inside:
             value = value[step]
         elif path and not (isinstance(value, Mapping) and isinstance(step, str)):
             continue  # a union member's name, or a key into what is not an object

@@ -24,12 +24,13 @@ read a result, duck-typed, so a session from any SDK version that keeps these na
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .._vocabulary import FailureCategory, JsonValue
-from ._arguments import ArgumentPlan
 from ._executors import EffectError
-from ._foreign import SchemaArguments, json_schema_validator
+
+if TYPE_CHECKING:
+    from ._arguments import ArgumentPlan
 
 # JSON-RPC error codes of an MCP error response, by category (TOOL-10): the request itself was
 # wrong (invalid params, an unknown method or tool) or the server failed while answering.
@@ -66,6 +67,8 @@ class McpTool:
         )
 
     def arguments_plan(self, name: str) -> ArgumentPlan:
+        from ._foreign import SchemaArguments, json_schema_validator  # pydantic, at registration
+
         schema = self.input_schema
         return SchemaArguments(name, self.description, schema, json_schema_validator(schema))
 
