@@ -98,7 +98,7 @@ def test_tool_1_a_pydantic_typed_tool_is_called_with_models_and_bad_arguments_na
 
     final = arun(scenario(**GOOD, pair=[1, 2]))
     assert final.status is RunStatus.completed
-    assert final.output == {"b": "Ana to Oslo in business"} or "Ana to Oslo" in str(final.output)
+    assert final.steps[0].output == "Ana to Oslo in business"
     trip, traveller, contact, seats, pair = BOOKED[0]
     assert isinstance(trip, Trip) and trip.cabin is Cabin.business
     assert traveller == Traveller("Ana", 30)
