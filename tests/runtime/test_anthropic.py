@@ -186,7 +186,7 @@ def test_tool_11_a_real_anthropic_client_is_accepted_without_network() -> None:
     import anthropic
 
     AnthropicModel(anthropic.AsyncAnthropic(api_key="test"), model="m")
-    with pytest.raises(TypeError, match="messages.create"):
+    with pytest.raises(TypeError, match=r"messages\.create"):
         AnthropicModel(object(), model="m")
 
 

@@ -17,7 +17,7 @@ from langchain_core.tools import StructuredTool, ToolException
 from langchain_core.tools import tool as langchain_tool
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from interruptible import (
@@ -50,6 +50,10 @@ class Trip(BaseModel):
 class Traveller:
     name: str
     age: int
+
+
+class Opaque:
+    """No pydantic model, dataclass or TypedDict: pydantic cannot validate it."""
 
 
 class OldStyle(typing.TypedDict):
@@ -243,6 +247,12 @@ def test_tool_6_a_langchain_tool_is_validated_from_its_args_schema_and_called_as
         (ConnectionError("reset"), FailureCategory.transient, True),
         (TimeoutError("slow"), FailureCategory.timeout, True),
         (RuntimeError("bug"), FailureCategory.executor_error, False),
+        (NotImplementedError("no body"), FailureCategory.not_found, False),
+        (
+            ValidationError.from_exception_data("CityQuery", []),
+            FailureCategory.invalid_input,
+            False,
+        ),
     ],
 )
 def test_tool_7_a_langchain_tools_exceptions_map_to_failure_categories(
@@ -429,6 +439,51 @@ def test_tool_9_an_interrupt_cancels_the_mcp_request_and_resume_calls_again() ->
     assert final.status is RunStatus.completed
     assert final.output == {"answer": "done", "turns": 2}
     assert log == ["start", "cancelled", "start", "done"]
+
+
+@pytest.mark.parametrize(
+    ("code", "category"),
+    [
+        (-32602, FailureCategory.invalid_input),
+        (-32601, FailureCategory.not_found),
+        (-32603, FailureCategory.transient),
+        (-1, FailureCategory.executor_error),
+    ],
+)
+def test_tool_10_an_mcp_protocol_error_maps_by_its_json_rpc_code(
+    code: int, category: FailureCategory
+) -> None:
+    """An error response to `tools/call` (the SDK's `MCPError`) fails the step by its JSON-RPC
+    code: invalid params `invalid_input`, method not found `not_found`, internal error
+    `transient`, others `executor_error`; the details keep the code (TOOL-10)."""
+    from mcp.shared.exceptions import MCPError
+
+    class Session:
+        async def list_tools(self) -> Any:
+            return {"tools": [{"name": "t", "description": "", "inputSchema": {"type": "object"}}]}
+
+        async def call_tool(self, name: str, arguments: Any) -> Any:
+            raise MCPError(code, "refused")
+
+    async def scenario() -> Any:
+        tools = await McpTools(Session()).load()
+        mode = pipeline("p", [tool_step("s", "t")])
+        async with Runtime("memory", modes=[mode], tools=tools) as rt:
+            return await (await rt.run("c", None, mode="p")).wait()
+
+    final = arun(scenario())
+    assert final.error.category is category
+    assert final.error.details == {"tool": "t", "code": code}
+
+
+def test_tool_1_a_signature_pydantic_cannot_validate_is_refused_at_registration() -> None:
+    """A parameter of a class pydantic cannot validate, or an annotation that does not resolve,
+    is a `TypeError` naming the tool when the runtime is made, before anything runs (TOOL-1)."""
+
+    def takes_opaque(x: Opaque) -> None: ...
+
+    with pytest.raises(TypeError, match="'o': pydantic cannot validate one of its parameters"):
+        Runtime("memory", tools={"o": takes_opaque})
 
 
 def test_tool_8_mcp_tools_of_a_server_run_as_a_subprocess_over_stdio() -> None:

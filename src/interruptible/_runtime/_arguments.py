@@ -323,6 +323,13 @@ def _adapter(name: str, shape: Any) -> pydantic.TypeAdapter[Any]:
         return adapter
     except pydantic.PydanticUndefinedAnnotation as exc:
         raise TypeError(f"{name!r}: its annotations cannot be resolved ({exc})") from None
+    # A subclass of PydanticUserError: first.
+    except pydantic.PydanticSchemaGenerationError as exc:
+        raise TypeError(
+            f"{name!r}: pydantic cannot validate one of its parameters' types "
+            f"({str(exc).splitlines()[0]}); annotate it with a JSON type, a pydantic model, a "
+            "dataclass, a TypedDict or an enum"
+        ) from None
     except pydantic.PydanticUserError as exc:
         if exc.code == "typed-dict-version":
             raise TypeError(
@@ -330,12 +337,6 @@ def _adapter(name: str, shape: Any) -> pydantic.TypeAdapter[Any]:
                 "typing_extensions.TypedDict; import TypedDict from typing_extensions"
             ) from None
         raise TypeError(f"{name!r}: pydantic cannot read its parameters ({exc})") from None
-    except pydantic.PydanticSchemaGenerationError as exc:
-        raise TypeError(
-            f"{name!r}: pydantic cannot validate one of its parameters' types "
-            f"({str(exc).splitlines()[0]}); annotate it with a JSON type, a pydantic model, a "
-            "dataclass, a TypedDict or an enum"
-        ) from None
     except NameError as exc:
         raise TypeError(f"{name!r}: its annotations cannot be resolved ({_reason(exc)})") from None
 
