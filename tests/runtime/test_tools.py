@@ -511,3 +511,18 @@ def test_tool_8_mcp_tools_of_a_server_run_as_a_subprocess_over_stdio() -> None:
     final = arun(scenario(), timeout=60)
     assert final.status is RunStatus.completed
     assert final.steps[0].output == {"result": "HI"}
+
+
+def test_tool_1_the_demo_summarises_through_a_pydantic_typed_tool() -> None:
+    """The demo's `summarize` step calls a tool whose argument is a pydantic model: its step
+    input validates into a `Brief`, and a wrong tone is refused naming the path (TOOL-1)."""
+    from interruptible._runtime._demo import DEMO_MODE, Brief, summarize
+
+    step = next(s for s in DEMO_MODE.steps if s.step_id == "summarize")
+    plan = Arguments("summarize", summarize)
+    assert plan.bind(step.input["arguments"]) == {
+        "brief": Brief(topic="European capitals", tone="plain")
+    }
+    assert plan.problem({"brief": {"topic": "x", "tone": "loud"}}) == (
+        "'summarize': argument 'brief.tone' should be 'plain' or 'lively', got a string 'loud'"
+    )
