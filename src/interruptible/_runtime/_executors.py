@@ -222,8 +222,9 @@ def tool_schemas(functions: Mapping[str, Function]) -> dict[str, dict[str, Any]]
     """OpenAI-style tool objects for registered callables, from their signatures.
 
     `{name: {"type": "function", "function": {"name", "description", "parameters"}}}`, where
-    `parameters` is the JSON Schema of the arguments that the runtime's check admits (RT-12) and
-    `description` the first paragraph of the docstring; pass it to
+    `parameters` is pydantic's JSON Schema of the arguments the runtime validates (TOOL-4) and
+    `description` the first paragraph of the docstring (a LangChain tool as LangChain describes
+    it, an MCP tool by its `inputSchema`); pass it to
     `OpenAICompatibleModel(tool_schemas=...)` so the model is told what each tool takes. A tool
     registered as `inline(function)` is described as its function.
     """
