@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from .._vocabulary import FailureCategory, JsonValue
-from ._arguments import ArgumentPlan, ArgumentsRefused, refusal, to_json
+from ._arguments import ArgumentPlan
 from ._executors import EffectError
+from ._refusals import ArgumentsRefused, refusal, to_json
 
 
 class SchemaArguments:
