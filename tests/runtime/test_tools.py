@@ -329,6 +329,39 @@ def test_tool_6_an_agent_loop_drives_a_langchain_tool_and_an_interrupt_cancels_i
     assert seen == ["start", "cancelled", "start", "done"]
 
 
+def test_tool_1_an_agent_loop_drives_a_pydantic_typed_tool_through_an_interrupt() -> None:
+    """An agent loop calls a pydantic-typed async tool with the model's JSON arguments; an
+    interrupt while the call is in flight cancels its task, and the resumed run calls it again
+    with a fresh `Trip` and completes (TOOL-1)."""
+    seen: list[Any] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def plan_trip(trip: Trip) -> str:
+        seen.append(trip)
+        started.set()
+        try:
+            if not release.is_set():
+                await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        return f"{len(trip.dates)} days in {trip.destination}"
+
+    agent, model = _agent_run("plan_trip", {"trip": {"destination": "Oslo", "dates": ["a", "b"]}})
+
+    async def scenario() -> Any:
+        async with Runtime(
+            "memory", modes=[agent], model=model, tools={"plan_trip": plan_trip}
+        ) as rt:
+            return await _interrupt_in_flight_and_resume(rt, started, release)
+
+    final = arun(scenario())
+    assert final.status is RunStatus.completed
+    trip = Trip(destination="Oslo", dates=["a", "b"])
+    assert seen == [trip, "cancelled", trip]
+    assert final.steps[1].output == "2 days in Oslo"
+
+
 # --- MCP servers -------------------------------------------------------------------------------
 
 
