@@ -419,6 +419,37 @@ def test_tool_8_mcp_tools_are_listed_and_named_by_the_server_after_a_prefix() ->
     arun(scenario())
 
 
+def test_tool_8_mcp_tools_lists_every_page_through_a_client_or_a_client_session() -> None:
+    """`load()` follows `nextCursor` to the last page, through `mcp.Client` (`cursor=`) and
+    through the SDK's `ClientSession` (`params=`), the latter also on a real in-process server
+    (TOOL-8)."""
+    from mcp.types import PaginatedRequestParams
+
+    pages = {
+        None: {"tools": [{"name": "a", "inputSchema": {"type": "object"}}], "nextCursor": "2"},
+        "2": {"tools": [{"name": "b", "inputSchema": {"type": "object"}}], "nextCursor": None},
+    }
+
+    class ByCursor:
+        async def list_tools(self, *, cursor: str | None = None) -> Any:
+            return pages[cursor]
+
+        async def call_tool(self, name: str, arguments: Any) -> Any: ...
+
+    class ByParams(ByCursor):
+        async def list_tools(self, *, params: PaginatedRequestParams | None = None) -> Any:  # type: ignore[override]
+            return pages[params.cursor if params is not None else None]
+
+    async def scenario() -> None:
+        for session in (ByCursor(), ByParams()):
+            assert sorted(await McpTools(session).load()) == ["a", "b"]
+        async with Client(_server([])) as client:
+            tools = await McpTools(client.session).load()
+            assert sorted(tools) == ["add", "refuse", "wait_for"]
+
+    arun(scenario())
+
+
 def test_tool_10_mcp_calls_validate_first_and_map_errors() -> None:
     """An MCP tool's arguments are checked against its `inputSchema` before any request
     (`invalid_input`); a result the server marks `isError` fails the step as `executor_error`,

@@ -23,6 +23,7 @@ read a result, duck-typed, so a session from any SDK version that keeps these na
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -144,9 +145,7 @@ class McpTools(Mapping[str, McpTool]):
         tools: dict[str, McpTool] = {}
         cursor: str | None = None
         while True:
-            listed = await (
-                self.session.list_tools(cursor=cursor) if cursor else self.session.list_tools()
-            )
+            listed = await (self._next_page(cursor) if cursor else self.session.list_tools())
             for tool in _field(listed, "tools") or ():
                 name = str(_field(tool, "name"))
                 if self.only is not None and name not in self.only:
@@ -169,6 +168,15 @@ class McpTools(Mapping[str, McpTool]):
                 )
         self._tools = tools
         return self
+
+    def _next_page(self, cursor: str) -> Any:
+        # `mcp.Client.list_tools(cursor=...)`; `ClientSession.list_tools(params=...)`.
+        parameters = inspect.signature(self.session.list_tools).parameters
+        if "cursor" in parameters or "params" not in parameters:
+            return self.session.list_tools(cursor=cursor)
+        from mcp.types import PaginatedRequestParams
+
+        return self.session.list_tools(params=PaginatedRequestParams(cursor=cursor))
 
     def _loaded(self) -> dict[str, McpTool]:
         if self._tools is None:
