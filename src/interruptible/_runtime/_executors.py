@@ -342,7 +342,7 @@ class FunctionExecutor:
             plan = self._arguments[name] = _plan(name, function)
         try:
             return function, plan.bind(arguments)
-        except ValueError as refused:  # `ArgumentsRefused`
+        except ValueError as refused:  # `ArgumentsRefused` (its module imports pydantic)
             raise EffectError(
                 FailureCategory.invalid_input,
                 str(refused),

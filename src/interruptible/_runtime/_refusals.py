@@ -15,6 +15,8 @@ from typing import Any, Final
 import pydantic
 import pydantic_core
 
+from .._errors import InterruptibleError
+
 # A value in a message: bounded, so that describing a large argument costs next to nothing.
 _SHORT: Final = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 2, 30, 30
@@ -33,8 +35,10 @@ _JSON_NAMES: Final = {
 }
 
 
-class ArgumentsRefused(ValueError):
+class ArgumentsRefused(InterruptibleError, ValueError):
     """A step's arguments do not fit its callable; the executor fails the step `invalid_input`."""
+
+    code = "invalid_arguments"
 
     def __init__(self, tool: str, argument: str | None, problem: str) -> None:
         self.tool = tool
