@@ -228,3 +228,48 @@ def test_tool_11_an_agent_loop_streams_its_answer_as_coalesced_progress() -> Non
         "role": "user",
         "content": [{"type": "tool_result", "tool_use_id": "tu-1", "content": "sunny in Oslo"}],
     }
+
+
+def test_tool_11_an_interrupt_mid_stream_stops_the_stream_and_resume_asks_again() -> None:
+    """An interrupt while the answer streams cancels the llm step's task where it waits for the
+    next event (the stream is closed, not read to its end); the resumed run asks the model again
+    and completes with the new answer (TOOL-11)."""
+    closed: list[str] = []
+    streaming = asyncio.Event()
+
+    class Messages:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def create(self, **request: Any) -> Any:
+            self.calls += 1
+            first = self.calls == 1
+
+            async def stream() -> Any:
+                try:
+                    for event in _events(["Thinking", " hard"] if first else ["Done."]):
+                        if first and event.get("type") == "content_block_stop":
+                            streaming.set()
+                            await asyncio.sleep(30)  # the rest never comes in time
+                        yield event
+                finally:
+                    closed.append("first" if first else "second")
+
+            return stream()
+
+    messages = Messages()
+    model = AnthropicModel(SimpleNamespace(messages=messages), model="m")
+
+    async def scenario() -> Any:
+        agent = AgentLoop("agent", tools=())
+        async with Runtime("memory", modes=[agent], model=model) as rt:
+            handle = await rt.run("c", {"prompt": "hi"}, mode="agent")
+            await asyncio.wait_for(streaming.wait(), 5)
+            await handle.interrupt()
+            await handle.resume()
+            return await handle.wait(until="terminal")
+
+    final = arun(scenario())
+    assert final.status is RunStatus.completed
+    assert final.output == {"answer": "Done.", "turns": 1}
+    assert messages.calls == 2 and closed == ["first", "second"]
