@@ -46,17 +46,20 @@ def run_block(source: str, tmp_path: Path) -> tuple[dict[str, object], str]:
     return namespace, printed.getvalue()
 
 
-def test_readme_has_the_four_python_blocks() -> None:
-    """The README's examples: the runtime, a client of workers, the pure core, the kit."""
-    assert len(BLOCKS) == 4
+def test_readme_has_the_five_python_blocks() -> None:
+    """The README's examples: the runtime, a client of workers, tools from elsewhere, the pure
+    core, the kit."""
+    assert len(BLOCKS) == 5
     assert "Runtime(" in BLOCKS[0] and 'role="client"' in BLOCKS[1]
-    assert "coordinator.reduce" in BLOCKS[2]
-    assert "ModeConformance" in BLOCKS[3]
+    assert "McpTools(client)" in BLOCKS[2]
+    assert "coordinator.reduce" in BLOCKS[3]
+    assert "ModeConformance" in BLOCKS[4]
 
 
-@pytest.mark.parametrize("index", [0, 2], ids=["runtime", "pure_core"])
+@pytest.mark.parametrize("index", [0, 2, 3], ids=["runtime", "tools", "pure_core"])
 def test_readme_blocks_print_what_their_comments_say(index: int, tmp_path: Path) -> None:
-    """The runtime and pure-core examples run and print exactly what their comments promise."""
+    """The runtime, tools (TOOL-1, TOOL-6, TOOL-8) and pure-core examples run and print exactly
+    what their comments promise."""
     source = BLOCKS[index]
     _, printed = run_block(source, tmp_path)
     assert printed.splitlines() == promised(source)
@@ -64,7 +67,7 @@ def test_readme_blocks_print_what_their_comments_say(index: int, tmp_path: Path)
 
 def test_readme_conformance_example_passes_the_kit(tmp_path: Path) -> None:
     """MODE-1: the conformance example's mode is complete and passes `ModeConformance`."""
-    namespace, _ = run_block(BLOCKS[3], tmp_path)
+    namespace, _ = run_block(BLOCKS[4], tmp_path)
     machine = namespace["FetchConformance"]
     run_state_machine_as_test(
         machine,  # type: ignore[arg-type]

@@ -119,12 +119,14 @@ from ._vocabulary import (
 if TYPE_CHECKING:
     from ._journal import MemoryJournal, PostgresJournal, RecoveryNote, SQLiteJournal
     from ._runtime import (
+        AnthropicModel,
         CancelToken,
         ChatModel,
         Effect,
         EffectError,
         Executor,
         Inline,
+        McpTools,
         OpenAICompatibleModel,
         RunCheck,
         RunHandle,
@@ -144,12 +146,14 @@ if TYPE_CHECKING:
 # the pure core and `import interruptible` do without (the import stays under 100 ms).
 _RUNTIME_NAMES = frozenset(
     {
+        "AnthropicModel",
         "CancelToken",
         "ChatModel",
         "Effect",
         "EffectError",
         "Executor",
         "Inline",
+        "McpTools",
         "OpenAICompatibleModel",
         "RunHandle",
         "RunSnapshot",
@@ -190,6 +194,7 @@ __all__ = [
     "STEP",
     "STEP_CLASS_TRAITS",
     "AgentLoop",
+    "AnthropicModel",
     "AuditAction",
     "Authorizer",
     "Backoff",
@@ -235,6 +240,7 @@ __all__ = [
     "InvalidEventError",
     "JournalError",
     "LifecycleDefinitionError",
+    "McpTools",
     "MemoryJournal",
     "Migration",
     "MissingGuardError",

@@ -17,7 +17,6 @@ from typing import (
     NotRequired,
     Optional,
     Required,
-    TypedDict,
     TypeVar,
     Union,
 )
@@ -32,6 +31,9 @@ from interruptible import FailureCategory, StepClass, StepPolicy, inline, tool_s
 from interruptible._runtime import EffectError, OpenAICompatibleModel, Runtime
 from interruptible._runtime._arguments import Arguments, _hints
 from tests.runtime.support import arun, pipeline, system_step, tool_step
+
+# pydantic reads `typing.TypedDict` only from Python 3.12; `typing_extensions.TypedDict` on all.
+TypedDict = typing_extensions.TypedDict
 
 UserId = NewType("UserId", int)
 Key = NewType("Key", str)
@@ -116,83 +118,108 @@ class Counter:
 CASES: list[tuple[Any, dict[str, Any], str | None]] = [
     (search, {"query": "q"}, None),
     (search, {"query": "q", "limit": 3, "exact": True}, None),
-    (search, {}, "missing required argument(s) 'query'"),
+    (search, {}, "'f' is missing required argument(s) 'query'"),
     (search, {"query": "q", "page": 2}, "takes no argument 'page' (it takes: exact, limit, query)"),
-    (search, {"query": 3}, "'f': argument 'query' must be a string, got an integer 3"),
-    (search, {"query": "q", "limit": True}, "must be an integer, got a boolean True"),
-    (search, {"query": "q", "limit": 2.0}, "must be an integer, got a number 2.0"),
-    (search, {"query": "q", "exact": 1}, "must be a boolean, got an integer 1"),
-    (search, {"query": None}, "must be a string, got null None"),
+    (search, {"query": 3}, "'f': argument 'query' should be a valid string, got an integer 3"),
+    (search, {"query": "q", "limit": True}, "should be a valid integer, got a boolean True"),
+    (search, {"query": "q", "limit": 2.0}, "should be a valid integer, got a number 2.0"),
+    (search, {"query": "q", "exact": 1}, "should be a valid boolean, got an integer 1"),
+    (search, {"query": None}, "should be a valid string, got null None"),
     (scale, {"factor": 2}, None),
     (scale, {"factor": 2.5}, None),
-    (scale, {"factor": "2"}, "must be a finite number, got a string '2'"),
-    (scale, {"factor": False}, "must be a finite number, got a boolean False"),
+    (scale, {"factor": "2"}, "should be a valid number, got a string '2'"),
+    (scale, {"factor": False}, "should be a valid number, got a boolean False"),
     (tagged, {"tags": ["a", "b"]}, None),
     (tagged, {"tags": ["a", "b"], "weights": {"a": 1, "b": 0.5}}, None),
-    (tagged, {"tags": ["a", 2]}, "'f': argument 'tags'[1] must be a string, got an integer 2"),
-    (tagged, {"tags": "ab"}, "must be an array, got a string 'ab'"),
+    (
+        tagged,
+        {"tags": ["a", 2]},
+        "'f': argument 'tags[1]' should be a valid string, got an integer 2",
+    ),
+    (tagged, {"tags": "ab"}, "should be a valid array, got a string 'ab'"),
     (
         tagged,
         {"tags": [], "weights": {"a": "x"}},
-        "argument 'weights'['a'] must be a finite number, got a string 'x'",
+        "argument 'weights.a' should be a valid number, got a string 'x'",
     ),
-    (tagged, {"tags": [], "weights": [1]}, "must be"),
+    (tagged, {"tags": [], "weights": [1]}, "should be an object, got an array [1]"),
     (read_only, {"items": [1, 2], "table": {"k": [3]}}, None),
-    (read_only, {"items": [1, "2"], "table": {}}, "[1] must be an integer"),
-    (read_only, {"items": [], "table": {"k": [True]}}, "['k'][0] must be an integer"),
+    (read_only, {"items": [1, "2"], "table": {}}, "argument 'items[1]' should be a valid integer"),
+    (
+        read_only,
+        {"items": [], "table": {"k": [True]}},
+        "argument 'table.k[0]' should be a valid integer",
+    ),
     (choose, {"mode": "fast"}, None),
     (choose, {"mode": 3}, None),
-    (choose, {"mode": "medium"}, "must be one of 'fast', 'slow', 3, got a string 'medium'"),
-    (choose, {"mode": 3.0}, "must be one of"),
+    (choose, {"mode": "medium"}, "should be 'fast', 'slow' or 3, got a string 'medium'"),
+    (choose, {"mode": 3.0}, None),  # CHANGED: a JSON number is compared by value,
     (typed, {"query": {"text": "q"}, "user": 7}, None),
     (typed, {"query": {"text": "q", "limit": 2}, "user": 7}, None),
-    (typed, {"query": {"limit": 2}, "user": 7}, "is missing key(s) 'text'"),
-    (typed, {"query": {"text": "q", "page": 1}, "user": 7}, "has key 'page', which Query does not"),
-    (typed, {"query": {"text": 1}, "user": 7}, "['text'] must be a string"),
-    (typed, {"query": {"text": "q"}, "user": "7"}, "argument 'user' must be an integer"),
+    (typed, {"query": {"limit": 2}, "user": 7}, "argument 'query.text' is required and missing"),
+    (typed, {"query": {"text": "q", "page": 1}, "user": 7}, "argument 'query.page' is not a field"),
+    (typed, {"query": {"text": 1}, "user": 7}, "argument 'query.text' should be a valid string"),
+    (typed, {"query": {"text": "q"}, "user": "7"}, "argument 'user' should be a valid integer"),
     (configure, {"options": {"depth": 1}, "label": "x"}, None),
     (configure, {"options": {"depth": 1, "verbose": False}}, None),
-    (configure, {"options": {"verbose": True}}, "is missing key(s) 'depth'"),
-    (configure, {"options": {"depth": 1, "verbose": 0}}, "['verbose'] must be a boolean"),
-    (configure, {"options": {"depth": 1}, "label": 1}, "argument 'label' must be a string"),
+    (configure, {"options": {"verbose": True}}, "argument 'options.depth' is required and missing"),
+    (
+        configure,
+        {"options": {"depth": 1, "verbose": 0}},
+        "argument 'options.verbose' should be a valid boolean",
+    ),
+    (configure, {"options": {"depth": 1}, "label": 1}, "argument 'label' should be a valid string"),
     (anything, {"value": [1, {"a": None}], "other": 2.5, "bare": "x"}, None),
     (optional, {"note": None, "either": 1}, None),
     (optional, {"note": "n", "either": "s"}, None),
-    (optional, {"note": 1, "either": 1}, "argument 'note' must be str | None, got an integer 1"),
+    (
+        optional,
+        {"note": 1, "either": 1},
+        "argument 'note' should be a valid string, got an integer 1",
+    ),
     (
         optional,
         {"note": None, "either": 1.5},
-        "argument 'either' must be int | str, got a number 1.5",
+        "argument 'either' fits no member of its union "
+        "(should be a valid integer; should be a valid string), got a number 1.5",
     ),
     (loose, {"first": 1, "a": "x", "b": "y"}, None),
-    (loose, {"first": 1, "a": 2}, "argument 'a' must be a string"),
+    (loose, {"first": 1, "a": 2}, "argument 'a' should be a valid string"),
     (not_json, {}, None),
-    (not_json, {"when": 1}, "is annotated complex and no JSON value is one"),
-    (not_json, {"pair": [1, 2]}, "is annotated tuple[int, int] and no JSON value is one"),
-    (not_json, {"by_int": {"1": "a"}}, "JSON object keys are strings"),
+    (not_json, {"when": 1}, "argument 'when' should be a valid complex"),
+    (not_json, {"pair": [1, 2]}, None),  # CHANGED: an array is a tuple,
+    (not_json, {"by_int": {"1": "a"}}, None),  # CHANGED: "1" is an int key,
     (tree, {"root": {"name": "a", "children": [{"name": "b", "children": []}]}}, None),
-    (tree, {"root": {"name": "a", "children": [{"name": 1, "children": []}]}}, "[0]['name']"),
+    (
+        tree,
+        {"root": {"name": "a", "children": [{"name": 1, "children": []}]}},
+        "argument 'root.children[0].name' should be a valid string",
+    ),
     (legacy, {"x": {"a": 1}}, None),
-    (legacy, {"x": {"a": "1"}}, "argument 'x'['a'] must be an integer"),
+    (legacy, {"x": {"a": "1"}}, "argument 'x.a' should be a valid integer"),
     (variables, {"b": "s", "e": 1, "f": [None]}, None),
-    (variables, {"b": 1, "e": "s", "f": None}, "argument 'b' must be a string"),
-    (variables, {"b": "s", "e": 1.5, "f": None}, "argument 'e' must be int | str"),
+    (variables, {"b": 1, "e": "s", "f": None}, "argument 'b' should be a valid string"),
+    (variables, {"b": "s", "e": 1.5, "f": None}, "argument 'e' fits no member of its union"),
     (literals, {"n": 2.0}, None),
-    (literals, {"n": 2}, "must be one of 1.5, 2.0, 'x', got an integer 2"),
-    (literals, {"c": "red"}, "is annotated Literal[<Color.RED: 'red'>] and none of its values"),
+    (literals, {"n": 2}, None),  # CHANGED: a JSON number is compared by value,
+    (literals, {"c": "red"}, "argument 'c' should be <Color.RED: 'red'>, got a string 'red'"),
     (keyed, {"by_name": {"a": 1}, "by_key": {"k": 2}}, None),
-    (keyed, {"by_name": {"c": 1}, "by_key": {}}, "a key of argument 'by_name' must be one of"),
+    (keyed, {"by_name": {"c": 1}, "by_key": {}}, "argument 'by_name.c' should be 'a' or 'b'"),
     (returns_unresolved, {"x": 1}, None),
-    (anything_else, {"first": 1, "b": [object]}, None),
+    (
+        anything_else,
+        {"first": 1, "b": [object]},
+        "has arguments that are not JSON values",
+    ),  # CHANGED,
     (Klass, {"n": 1}, None),
-    (Klass, {"n": "1"}, "argument 'n' must be an integer"),
-    (cached, {"n": "1"}, "argument 'n' must be an integer"),
+    (Klass, {"n": "1"}, "argument 'n' should be a valid integer"),
+    (cached, {"n": "1"}, "argument 'n' should be a valid integer"),
     (tagged, {"tags": ("a", "b"), "weights": MappingProxyType({"a": 1})}, None),
-    (scale, {"factor": float("nan")}, "must be a finite number, got a number nan"),
+    (scale, {"factor": float("nan")}, "should be a finite number, got a number nan"),
     (Counter(), {"step": 1}, None),
-    (Counter(), {"step": "1"}, "must be an integer"),
+    (Counter(), {"step": "1"}, "should be a valid integer"),
     (functools.partial(search, limit=5), {"query": "q"}, None),
-    (functools.partial(search, limit=5), {"query": "q", "limit": "x"}, "must be an integer"),
+    (functools.partial(search, limit=5), {"query": "q", "limit": "x"}, "should be a valid integer"),
 ]
 
 
@@ -201,7 +228,8 @@ def test_rt_12_arguments_are_checked_against_the_signature(
     function: Any, arguments: dict[str, Any], expected: str | None
 ) -> None:
     """Names the callable does not take, missing required ones, and values that do not fit their
-    annotation are refused with a message naming the argument; JSON values that fit pass."""
+    annotation are refused with a message naming the argument; JSON values that fit pass. The
+    hand-written checker's cases, kept: those whose verdict changed are marked (TOOL-5)."""
     problem = Arguments("f", function).problem(arguments)
     if expected is None:
         assert problem is None
@@ -257,7 +285,7 @@ def test_rt_12_bad_arguments_fail_the_step_as_invalid_input_before_the_call() ->
     assert final.error.category is FailureCategory.invalid_input
     assert final.error.retryable is False
     assert final.error.message == (
-        "'fetch': argument 'retries' must be an integer, got a string '2'"
+        "'fetch': argument 'retries' should be a valid integer, got a string '2'"
     )
     assert final.steps[0].attempt == 1
     final = arun(scenario(system_step("s", "fetch", link="u")))
@@ -282,7 +310,7 @@ SCHEMA_FUNCTIONS = [
     optional,
     loose,
     configure,
-    not_json,
+    # not_json: pydantic describes `complex` as any string, and parses only some (TOOL-2).
     Counter(),
     tree,
     legacy,
@@ -354,14 +382,12 @@ def test_rt_12_a_tool_schema_admits_exactly_what_the_check_admits(
     assert jsonschema.Draft202012Validator(schema).is_valid(arguments) == admitted
 
 
-def test_rt_12_the_one_difference_between_schema_and_check_is_2_against_2_0() -> None:
-    """JSON Schema compares numbers by value: its `integer` matches `2.0`, and an `enum` of `2.0`
-    matches `2`. The check, like Python, tells an int from a float and refuses both (the schema
-    says more than the runtime accepts only there)."""
-    for function, arguments in [
-        (search, {"query": "q", "limit": 2.0}),
-        (literals, {"n": 2}),
-    ]:
+def test_tool_2_the_one_difference_between_schema_and_check_is_2_against_2_0() -> None:
+    """JSON Schema's `integer` matches `2.0`; pydantic's strict JSON mode refuses `2.0` for an
+    `int` (the schema says more than the runtime accepts only there). A `Literal` is compared by
+    value by both, so `2` fits `Literal[2.0]` (TOOL-2)."""
+    assert Arguments("f", literals).problem({"n": 2}) is None
+    for function, arguments in [(search, {"query": "q", "limit": 2.0})]:
         schema = tool_schemas({"f": function})["f"]["function"]["parameters"]
         assert jsonschema.Draft202012Validator(schema).is_valid(arguments)
         assert Arguments("f", function).problem(arguments) is not None
@@ -388,7 +414,10 @@ def test_rt_12_tool_schemas_describe_tools_for_the_openai_adapter() -> None:
             "description": "Fetch a page over HTTP.",
             "parameters": {
                 "type": "object",
-                "properties": {"url": {"type": "string"}, "retries": {"type": "integer"}},
+                "properties": {
+                    "url": {"title": "Url", "type": "string"},
+                    "retries": {"title": "Retries", "type": "integer"},
+                },
                 "required": ["url"],
                 "additionalProperties": False,
             },
@@ -414,22 +443,22 @@ def test_rt_12_odd_arguments_get_a_message_not_an_exception() -> None:
     """Names that are not strings, values nested deeper than can be checked, and large values
     all give a short message naming the callable; nothing raises out of the check."""
     assert Arguments("f", anything_else).problem({"first": 1, 2: "x"}) == (
-        "'f': argument names are strings, got 2"
+        "'f' has an argument name that is not a string: 2"
     )
     deep: dict[str, Any] = {"name": "leaf", "children": []}
     for _ in range(5000):
         deep = {"name": "n", "children": [deep]}
     assert Arguments("t", tree).problem({"root": deep}) == (
-        "'t': an argument nests too deeply to be checked"
+        "'t' has an argument nested too deeply to be checked"
     )
     problem = Arguments("f", tagged).problem({"tags": list(range(100_000))})
     assert problem is not None and len(problem) < 120
-    assert problem.startswith("'f': argument 'tags'[0] must be a string, got an integer 0")
+    assert problem.startswith("'f': argument 'tags[0]' should be a valid string, got an integer 0")
 
 
 def test_rt_12_a_typed_dict_that_cannot_be_resolved_is_refused_with_the_tools_name() -> None:
     """A TypedDict field naming something undefined is a `TypeError` naming the tool."""
-    with pytest.raises(TypeError, match=r"'use': the annotations of .*Broken cannot be resolved"):
+    with pytest.raises(TypeError, match=r"'use': its annotations cannot be resolved.*Missing"):
         Arguments("use", use)
 
 
@@ -438,8 +467,12 @@ def test_rt_12_a_self_referring_typed_dict_is_one_schema_definition() -> None:
     schema = tool_schemas({"tree": tree})["tree"]["function"]["parameters"]
     assert schema["properties"]["root"] == {"$ref": "#/$defs/Node"}
     node = schema["$defs"]["Node"]
-    assert node["properties"]["children"] == {"type": "array", "items": {"$ref": "#/$defs/Node"}}
-    assert node["required"] == ["children", "name"]
+    assert node["properties"]["children"] == {
+        "title": "Children",
+        "type": "array",
+        "items": {"$ref": "#/$defs/Node"},
+    }
+    assert sorted(node["required"]) == ["children", "name"]
 
 
 def test_rt_12_a_callable_put_in_functions_is_checked_and_arguments_must_be_an_object() -> None:
@@ -458,7 +491,7 @@ def test_rt_12_a_callable_put_in_functions_is_checked_and_arguments_must_be_an_o
         )()
 
     assert executor.resolve(effect({"factor": 2}))[1] == {"factor": 2}
-    for bad, says in [({"factor": "x"}, "must be a finite number"), ([], "must be an object")]:
+    for bad, says in [({"factor": "x"}, "should be a valid number"), ([], "must be an object")]:
         with pytest.raises(EffectError, match=says) as raised:
             executor.resolve(effect(bad))
         assert raised.value.category is FailureCategory.invalid_input

@@ -1,5 +1,6 @@
 """The embedded runtime: asyncio `Runtime`, the effect manager, executors, model adapters."""
 
+from ._anthropic import AnthropicModel
 from ._cancel import CancelToken
 from ._effects import EffectManager
 from ._executors import (
@@ -17,6 +18,7 @@ from ._executors import (
 from ._handle import RunHandle
 from ._ids import UuidIds
 from ._llm import ChatModel, LlmExecutor, OpenAICompatibleModel, ScriptedModel
+from ._mcp import McpTools
 from ._recovery import RESTART_REASON, RecoveryReport
 from ._runtime import Runtime
 from ._snapshot import RunSnapshot, StepSnapshot
@@ -25,6 +27,7 @@ from ._upgrade_check import RunCheck, UpgradeReport, upgrade_check
 
 __all__ = [
     "RESTART_REASON",
+    "AnthropicModel",
     "CancelToken",
     "ChatModel",
     "Effect",
@@ -35,6 +38,7 @@ __all__ = [
     "HumanGateExecutor",
     "Inline",
     "LlmExecutor",
+    "McpTools",
     "OpenAICompatibleModel",
     "RecoveryReport",
     "RunCheck",

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NoReturn, TextIO
+from typing import Any, Final, Literal, NoReturn, TextIO
+
+from pydantic import BaseModel
 
 from .._core import Complete, Plan, Sequence
 from .._lifecycle import RunStatus, StepClass, StepStatus
@@ -118,9 +120,12 @@ DEMO_MODE: Final = EditedSequence(
         StepDefinition(
             "summarize",
             StepClass.tool,
-            {"name": "summarize", "arguments": {}},
+            {
+                "name": "summarize",
+                "arguments": {"brief": {"topic": "European capitals", "tone": "plain"}},
+            },
             TOOL_POLICY,
-            "summarise (tool, in a thread)",
+            "summarise (pydantic-typed tool, in a thread)",
         ),
         StepDefinition(
             "approve",
@@ -159,9 +164,18 @@ async def lookup_populations(cities: list[str]) -> dict[str, float]:
     return found
 
 
-def summarize() -> str:
-    """The second tool: synchronous (it runs in a worker thread)."""
+class Brief(BaseModel):
+    """What the summary is about: the tool's argument, validated by pydantic (TOOL-1)."""
+
+    topic: str
+    tone: Literal["plain", "lively"] = "plain"
+
+
+def summarize(brief: Brief) -> str:
+    """The second tool: synchronous (it runs in a worker thread), its argument a pydantic model."""
     time.sleep(1.5 / SPEED)
+    if brief.tone == "lively":
+        return "Four capitals, and Berlin, at 3.7 million, beats them all!"
     return "Four capitals, 2.1 to 3.7 million people each; Berlin is the largest."
 
 

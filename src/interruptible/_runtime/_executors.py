@@ -23,12 +23,22 @@ import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from .._lifecycle import StepClass
 from .._vocabulary import FailureCategory, JsonValue, StepPolicy
-from ._arguments import Arguments
 from ._cancel import CancelToken
+
+if TYPE_CHECKING:
+    from ._arguments import ArgumentPlan
+
+
+def _plan(name: str, function: Function) -> ArgumentPlan:
+    # pydantic is imported here, at the first registration, never by `import interruptible`
+    # nor by a runtime without tools (TOOL-3).
+    from ._arguments import plan_for
+
+    return plan_for(name, function)
 
 
 class EffectError(Exception):
@@ -212,14 +222,17 @@ def tool_schemas(functions: Mapping[str, Function]) -> dict[str, dict[str, Any]]
     """OpenAI-style tool objects for registered callables, from their signatures.
 
     `{name: {"type": "function", "function": {"name", "description", "parameters"}}}`, where
-    `parameters` is the JSON Schema of the arguments that the runtime's check admits (RT-12) and
-    `description` the first paragraph of the docstring; pass it to
+    `parameters` is pydantic's JSON Schema of the arguments the runtime validates (TOOL-4) and
+    `description` the first paragraph of the docstring (a LangChain tool as LangChain describes
+    it, an MCP tool by its `inputSchema`); pass it to
     `OpenAICompatibleModel(tool_schemas=...)` so the model is told what each tool takes. A tool
     registered as `inline(function)` is described as its function.
     """
+    from ._foreign import adapt
+
     tools = {}
     for name, function in functions.items():
-        arguments = Arguments(name, _plain(function))
+        arguments = _plan(name, adapt(_plain(function)))
         described: dict[str, Any] = {"name": name}
         if arguments.description:
             described["description"] = arguments.description
@@ -248,7 +261,7 @@ class FunctionExecutor:
     def __init__(self, functions: Mapping[str, Function] | None = None, *, threaded: bool) -> None:
         self.functions: dict[str, Function] = {}
         self.threaded = threaded
-        self._arguments: dict[str, Arguments] = {}
+        self._arguments: dict[str, ArgumentPlan] = {}
         self._is_async: dict[str, bool] = {}
         self._on_loop: set[str] = set()  # synchronous callables registered with `inline`
         for name, function in (functions or {}).items():
@@ -259,9 +272,11 @@ class FunctionExecutor:
 
         `TypeError` when its signature can take no step's arguments (see `_arguments`).
         """
+        from ._foreign import adapt
+
         on_loop = isinstance(function, Inline)
-        function = _plain(function)
-        arguments = Arguments(name, function)  # raises before anything is registered
+        function = adapt(_plain(function))  # a LangChain tool becomes a callable (TOOL-6)
+        arguments = _plan(name, function)  # raises before anything is registered
         if on_loop:
             self._on_loop.add(name)
         else:
@@ -324,11 +339,16 @@ class FunctionExecutor:
             )
         plan = self._arguments.get(name)
         if plan is None:  # put in `functions` directly, not through `register`
-            plan = self._arguments[name] = Arguments(name, function)
-        problem = plan.problem(arguments)
-        if problem is not None:
-            raise EffectError(FailureCategory.invalid_input, problem, retryable=False)
-        return function, dict(arguments)
+            plan = self._arguments[name] = _plan(name, function)
+        try:
+            return function, plan.bind(arguments)
+        except ValueError as refused:  # `ArgumentsRefused` (its module imports pydantic)
+            raise EffectError(
+                FailureCategory.invalid_input,
+                str(refused),
+                retryable=False,
+                details=_refusal_details(refused),
+            ) from None
 
     def call_inline(self, effect: Effect) -> JsonValue:
         """Run a synchronous callable right here (the effect manager checked `is_inline`)."""
@@ -398,6 +418,12 @@ async def _in_thread(
     if cancel is not None:
         raise asyncio.CancelledError
     return thread.result()  # its exception, if it raised: a failure that crossed the cancel
+
+
+def _refusal_details(refused: ValueError) -> JsonValue:
+    """The refusal's fields, for a program reading the failure (the argument's path above all)."""
+    argument = getattr(refused, "argument", None)
+    return {"argument": argument} if isinstance(argument, str) else None
 
 
 def _number_field(input: JsonValue, name: str) -> float:
