@@ -114,7 +114,7 @@ class Runtime:
         *,
         modes: Iterable[Mode] = (),
         executors: Mapping[StepClass | str, Executor] | None = None,
-        tools: Mapping[str, Callable[..., Any]] | None = None,
+        tools: Mapping[str, Any] | None = None,  # callables, LangChain tools, McpTools(...)
         functions: Mapping[str, Callable[..., Any]] | None = None,
         model: ChatModel | None = None,
         authorizer: Authorizer | None = None,
