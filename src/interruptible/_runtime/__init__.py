@@ -20,6 +20,8 @@ from ._llm import ChatModel, LlmExecutor, OpenAICompatibleModel, ScriptedModel
 from ._recovery import RESTART_REASON, RecoveryReport
 from ._runtime import Runtime
 from ._snapshot import RunSnapshot, StepSnapshot
+from ._stream import Position as StreamPosition
+from ._stream import Stream, StreamItem, follow
 from ._subscription import Subscription
 
 __all__ = [
@@ -41,10 +43,14 @@ __all__ = [
     "Runtime",
     "ScriptedModel",
     "StepSnapshot",
+    "Stream",
+    "StreamItem",
+    "StreamPosition",
     "Subscription",
     "TimerExecutor",
     "UuidIds",
     "current_effect",
+    "follow",
     "inline",
     "tool_schemas",
 ]

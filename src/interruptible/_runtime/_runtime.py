@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from .._core import (
     HISTORY_LIMIT,
@@ -68,6 +68,7 @@ from ._reads import IN_PROCESS, Principal, check_read, run_filter
 from ._recovery import RecoveryReport, restore
 from ._requests import request_event_id
 from ._snapshot import RunSnapshot
+from ._stream import DEFAULT_POLL, Position, Stream
 from ._subscription import Subscription
 from ._writer import UNTIL, Conversation, Queued, Writer, has_run_to_drive
 
@@ -170,6 +171,7 @@ class Runtime:
         )
         self._writer: Writer | None = None
         self._subscribers: dict[str | None, list[Subscription]] = {}
+        self._streams: dict[str, list[Stream]] = {}  # woken after a commit publishes (OBS-8)
         self.recovery = RecoveryReport()
         self._state = "new"
 
@@ -281,6 +283,9 @@ class Runtime:
         for subscriptions in list(self._subscribers.values()):
             for subscription in list(subscriptions):
                 subscription.close()
+        for streams in list(self._streams.values()):
+            for stream in list(streams):
+                stream.close()
         if self._own_journal and self._journal is not None:
             self._journal.close()
         self._state = "closed"
@@ -463,17 +468,48 @@ class Runtime:
                 return conversation_id
         return None
 
+    @overload
     def subscribe(
-        self, conversation_id: str | None = None, *, principal: Principal = IN_PROCESS
-    ) -> Subscription:
+        self,
+        conversation_id: str | None = None,
+        *,
+        principal: Principal = IN_PROCESS,
+        after: None = None,
+        poll: float = DEFAULT_POLL,
+    ) -> Subscription: ...
+
+    @overload
+    def subscribe(
+        self,
+        conversation_id: str,
+        *,
+        principal: Principal = IN_PROCESS,
+        after: int | Position,
+        poll: float = DEFAULT_POLL,
+    ) -> Stream: ...
+
+    def subscribe(
+        self,
+        conversation_id: str | None = None,
+        *,
+        principal: Principal = IN_PROCESS,
+        after: int | Position | None = None,
+        poll: float = DEFAULT_POLL,
+    ) -> Subscription | Stream:
         """The published lifecycle, progress and output directives of one conversation (or,
         with None, of every conversation), from now on; with `principal=`, if the authorizer
-        lets it read the conversation, and only of the runs it lets it read (RT-20)."""
+        lets it read the conversation, and only of the runs it lets it read (RT-20).
+
+        With `after=` (a journal sequence, 0 for the start, or the `position` of the last item a
+        client saw): a rejoinable `Stream` of the conversation's items after it, read from the
+        journal, then of the new ones (OBS-6..OBS-10); in every role, a client's included."""
+        if after is not None:
+            return self._stream(conversation_id, principal, after, poll)
         if self.role == "client":
             raise JournalError(
-                "a client runtime drives no run, so it publishes nothing: subscribe in a "
-                "worker's process, or follow the run with wait() or snapshot() "
-                "(spec/workers.md)",
+                "a client runtime drives no run, so it publishes nothing: subscribe with "
+                "after=0 (a stream read from the journal), or follow the run with wait() or "
+                "snapshot() (spec/workers.md)",
                 reason="client_role",
             )
         admits = None
@@ -483,6 +519,41 @@ class Runtime:
         subscription = Subscription(conversation_id, self._unsubscribe, admits)
         self._subscribers.setdefault(conversation_id, []).append(subscription)
         return subscription
+
+    def _stream(
+        self,
+        conversation_id: str | None,
+        principal: Principal,
+        after: int | Position,
+        poll: float,
+    ) -> Stream:
+        if not isinstance(conversation_id, str):
+            raise ValueError(
+                "a stream's positions are one conversation's journal sequences: name the "
+                f"conversation (subscribe(conversation_id, after=...)), got {conversation_id!r}"
+            )
+        journal = self.journal
+        self._live_writer()
+        stream = Stream(
+            journal,
+            conversation_id,
+            after,
+            coordinator=lambda: self.coordinator,
+            poll=poll,
+            on_close=self._unstream,
+        )
+        if principal is not IN_PROCESS:
+            check_read(self.coordinator.authorizer, principal, conversation_id, None)
+            stream.filter_for(lambda: self.coordinator.authorizer, principal)
+        self._streams.setdefault(conversation_id, []).append(stream)
+        return stream
+
+    def _unstream(self, stream: Stream) -> None:
+        streams = self._streams.get(stream.conversation_id)
+        if streams is not None and stream in streams:
+            streams.remove(stream)
+            if not streams:
+                del self._streams[stream.conversation_id]
 
     @property
     def journal(self) -> Journal:
@@ -633,6 +704,9 @@ class Runtime:
             if self.on_audit is not None:
                 self.on_audit(directive)
             return
+        if self._streams:
+            for stream in self._streams.get(conv.conversation_id, ()):
+                stream.wake()
         subscribers = self._subscribers
         if not subscribers:
             return
