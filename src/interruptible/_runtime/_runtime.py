@@ -70,6 +70,7 @@ from ._requests import request_event_id
 from ._snapshot import RunSnapshot
 from ._stream import DEFAULT_POLL, Position, Stream
 from ._subscription import Subscription
+from ._tracing import RunTracer
 from ._writer import UNTIL, Conversation, Queued, Writer, has_run_to_drive
 
 log: Final = logging.getLogger("interruptible.runtime")
@@ -105,6 +106,10 @@ class Runtime:
     `role="client"` owns nothing and drives nothing: `run`, `interrupt_run`, `resume_run`,
     `cancel_run` and `provide_input` are sent to whichever worker owns the conversation (or
     claims it), and return its answer or raise its typed error (WRK-5).
+
+    Traces (spec/observability.md): with `tracer_provider` (an OpenTelemetry `TracerProvider`,
+    the `otel` extra), or `tracing=True` for the global one, each run that ends here is emitted
+    as one trace built from the journal, once; the runtime never sets a global provider.
     """
 
     def __init__(
@@ -126,6 +131,8 @@ class Runtime:
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         role: Role = "embedded",
         limit: int = DEFAULT_LIMIT,
+        tracing: bool = False,
+        tracer_provider: Any = None,
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
@@ -169,6 +176,9 @@ class Runtime:
             ids=self._ids,
             post_latest=self._post_progress,
         )
+        # Traces of the runs that settle here (OBS-1): on with `tracing=True` (the global tracer
+        # provider, looked up when a trace is emitted) or with a `tracer_provider`.
+        self.tracer = RunTracer(tracer_provider) if tracing or tracer_provider is not None else None
         self._writer: Writer | None = None
         self._subscribers: dict[str | None, list[Subscription]] = {}
         self._streams: dict[str, list[Stream]] = {}  # woken after a commit publishes (OBS-8)
@@ -704,6 +714,9 @@ class Runtime:
             if self.on_audit is not None:
                 self.on_audit(directive)
             return
+        if self.tracer is not None and type(directive) is EmitOutput:
+            assert isinstance(directive, EmitOutput)
+            self.tracer.settled(self.journal, self.coordinator, conv.conversation_id, directive)
         if self._streams:
             for stream in self._streams.get(conv.conversation_id, ()):
                 stream.wake()
