@@ -122,13 +122,18 @@ class RunTracer:
             return  # not this journal's run (cannot happen for a run this writer ended)
         end = ended_at if ended_at is not None else (history.last_at or requested.at)
         classes = {step.step_id: step.definition.step_class.value for step in run.steps}
+        # The attempt whose result each step kept: a gate's attempt is completed by its answer
+        # (its waiter then answers `effect_canceled`), a result may cross a cancel (CORE-18).
+        kept = {
+            (step.step_id, step.result.attempt) for step in run.steps if step.result is not None
+        }
         takeovers = [
             record
             for record in journal.ownership_history(conversation_id)
             if record.previous_owner is not None and requested.at <= record.taken_at <= end
         ]
         self._spans(conversation_id, output, requested.at, end, run.mode, requested.principal,
-                    history.attempts, history.requests, classes, takeovers)  # fmt: skip
+                    history.attempts, history.requests, classes, kept, takeovers)  # fmt: skip
 
     def _spans(
         self,
@@ -141,6 +146,7 @@ class RunTracer:
         attempts: list[AttemptFact],
         requests: list[RequestFact],
         classes: dict[str, str],
+        kept: set[tuple[str, int]],
         takeovers: list[OwnerRecord],
     ) -> None:
         from opentelemetry import trace
@@ -169,7 +175,8 @@ class RunTracer:
         context = trace.set_span_in_context(run_span)
         marks: list[tuple[float, str, dict[str, Any]]] = []  # added in time order
         for fact in attempts:
-            outcome = OUTCOMES[fact.ended_by]
+            kept_here = (fact.step_id, fact.attempt) in kept
+            outcome = "completed" if kept_here else OUTCOMES[fact.ended_by]
             step_span = tracer.start_span(
                 f"step {fact.step_id}",
                 context=context,
