@@ -47,16 +47,19 @@ def run_block(source: str, tmp_path: Path) -> tuple[dict[str, object], str]:
 
 
 def test_readme_has_the_four_python_blocks() -> None:
-    """The README's examples: the runtime, a client of workers, the pure core, the kit."""
-    assert len(BLOCKS) == 4
+    """The README's examples: the runtime, a client of workers, the pure core, the kit, and
+    traces with a rejoinable stream."""
+    assert len(BLOCKS) == 5
     assert "Runtime(" in BLOCKS[0] and 'role="client"' in BLOCKS[1]
     assert "coordinator.reduce" in BLOCKS[2]
     assert "ModeConformance" in BLOCKS[3]
+    assert "tracer_provider=" in BLOCKS[4] and "after=" in BLOCKS[4]
 
 
-@pytest.mark.parametrize("index", [0, 2], ids=["runtime", "pure_core"])
+@pytest.mark.parametrize("index", [0, 2, 4], ids=["runtime", "pure_core", "watching"])
 def test_readme_blocks_print_what_their_comments_say(index: int, tmp_path: Path) -> None:
-    """The runtime and pure-core examples run and print exactly what their comments promise."""
+    """The runtime, pure-core and watching examples run and print exactly what their comments
+    promise (OBS-1, OBS-7: the trace of a run, and a stream rejoined after a position)."""
     source = BLOCKS[index]
     _, printed = run_block(source, tmp_path)
     assert printed.splitlines() == promised(source)

@@ -716,7 +716,10 @@ class Runtime:
             return
         if self.tracer is not None and type(directive) is EmitOutput:
             assert isinstance(directive, EmitOutput)
-            self.tracer.settled(self.journal, self.coordinator, conv.conversation_id, directive)
+            run = conv.state.run(directive.run_id)
+            self.tracer.settled(
+                self.journal, self.coordinator, conv.conversation_id, directive, run
+            )
         if self._streams:
             for stream in self._streams.get(conv.conversation_id, ()):
                 stream.wake()

@@ -17,29 +17,39 @@ emitted by the second. A run that never ends is never exported (as an OpenTeleme
 exported when it ends), and a crash between the terminal commit and the emission loses that
 run's trace (at most once).
 
-The journal is folded once more here, through the runtime's coordinator, only to learn what the
-raw events do not say: which requests counted (a refused interrupt is journaled for its audit,
-RT-13), each step's class, and when the run ended. opentelemetry is imported when the first
-trace is emitted, never by `import interruptible`; the tracer provider is the one given, else the
-global one at emission time: this module never sets a provider.
+The raw events do not say which requests counted (a refused interrupt is journaled for its
+audit, RT-13): for a run that was asked anything, the conversation is folded once more through
+the runtime's coordinator to learn it. Each step's class and kept result come from the run's
+state as the writer holds it, and the run's end is the time of the event that caused its
+output. opentelemetry is imported when the first trace is emitted, never by `import
+interruptible`; the tracer provider is the one given, else the global one at emission time:
+this module never sets a provider.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
-from .._core import Coordinator, Disposition, initial_state
+from .._core import Coordinator, Disposition, RunState, initial_state
 from .._history import AttemptFact, RequestFact, run_history
 from .._journal import Journal, OwnerRecord
-from .._lifecycle import RunStatus
-from .._vocabulary import EmitOutput, Event, idempotency_key_for
+from .._vocabulary import (
+    CancelRequested,
+    EmitOutput,
+    Event,
+    HumanInputReceived,
+    InterruptRequested,
+    ResumeRequested,
+    idempotency_key_for,
+)
 
 log: Final = logging.getLogger("interruptible.tracing")
 
 TRACER_NAME: Final = "interruptible"
 PREFIX: Final = "interruptible."
-_TERMINAL: Final = frozenset({RunStatus.completed, RunStatus.failed, RunStatus.canceled})
+_REQUESTS: Final = (InterruptRequested, ResumeRequested, CancelRequested, HumanInputReceived)
 # An attempt's outcome, by the event that ended it; "open": no answer was journaled before the
 # run ended (a cancel ends the run first, then the effect answers).
 OUTCOMES: Final = {
@@ -81,12 +91,18 @@ class RunTracer:
         return provider.get_tracer(TRACER_NAME)
 
     def settled(
-        self, journal: Journal, coordinator: Coordinator, conversation_id: str, output: EmitOutput
+        self,
+        journal: Journal,
+        coordinator: Coordinator,
+        conversation_id: str,
+        output: EmitOutput,
+        run: RunState | None = None,
     ) -> None:
-        """Emit the trace of the run `output` ended; never raises (a trace is not worth a run:
-        a failure is logged on `interruptible.tracing`)."""
+        """Emit the trace of the run `output` ended (`run`: its state as the writer holds it);
+        never raises (a trace is not worth a run: a failure is logged on
+        `interruptible.tracing`)."""
         try:
-            self._emit(journal, coordinator, conversation_id, output)
+            self._emit(journal, coordinator, conversation_id, output, run)
             self.emitted += 1
         except Exception:
             log.exception(
@@ -96,31 +112,32 @@ class RunTracer:
             )
 
     def _emit(
-        self, journal: Journal, coordinator: Coordinator, conversation_id: str, output: EmitOutput
+        self,
+        journal: Journal,
+        coordinator: Coordinator,
+        conversation_id: str,
+        output: EmitOutput,
+        run: RunState | None,
     ) -> None:
         run_id = output.run_id
-        events: list[Event] = []
-        counted: set[int] = set()  # id() of the applied events: the requests that counted
-        ended_at: float | None = None
-        state = initial_state()
-        reduce = coordinator.reduce
-        for record in journal.read(conversation_id):
-            event = record.event
-            events.append(event)
-            outcome = reduce(state, event)
-            state = outcome.state
-            if outcome.disposition is Disposition.applied:
-                counted.add(id(event))
-            if ended_at is None and getattr(event, "run_id", None) == run_id:
-                run = state.run(run_id)
-                if run is not None and run.status in _TERMINAL:
-                    ended_at = event.at
-        run = state.run(run_id)
-        history = run_history(events, run_id, counts=lambda event: id(event) in counted)
+        events = [record.event for record in journal.read(conversation_id)]
+        counts: Callable[[Event], bool] | None = None
+        asked = any(type(e) in _REQUESTS and e.run_id == run_id for e in events)
+        if asked or run is None:
+            # Only a fold says which requests counted; a run nobody asked anything of (most)
+            # needs none, and the writer's state gives its steps.
+            counted, folded = _fold(coordinator, events, run_id)
+            counts = lambda event: id(event) in counted  # noqa: E731
+            run = folded if run is None else run
+        history = run_history(events, run_id, counts=counts)
         requested = history.requested
         if requested is None or run is None:
             return  # not this journal's run (cannot happen for a run this writer ended)
-        end = ended_at if ended_at is not None else (history.last_at or requested.at)
+        # The event that ended the run caused its output (the core's cause ids).
+        end = next(
+            (e.at for e in reversed(events) if e.event_id == output.cause_id),
+            history.last_at or requested.at,
+        )
         classes = {step.step_id: step.definition.step_class.value for step in run.steps}
         # The attempt whose result each step kept: a gate's attempt is completed by its answer
         # (its waiter then answers `effect_canceled`), a result may cross a cancel (CORE-18).
@@ -216,3 +233,18 @@ class RunTracer:
         for at, name, attributes in sorted(marks, key=lambda mark: mark[0]):
             run_span.add_event(name, attributes, timestamp=_ns(at))
         run_span.end(end_time=_ns(end))
+
+
+def _fold(
+    coordinator: Coordinator, events: list[Event], run_id: str
+) -> tuple[set[int], RunState | None]:
+    """The id() of each event the core applied, and the run as the fold leaves it."""
+    counted: set[int] = set()
+    state = initial_state()
+    reduce = coordinator.reduce
+    for event in events:
+        outcome = reduce(state, event)
+        state = outcome.state
+        if outcome.disposition is Disposition.applied:
+            counted.add(id(event))
+    return counted, state.run(run_id)
