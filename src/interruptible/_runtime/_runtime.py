@@ -68,7 +68,7 @@ from ._reads import IN_PROCESS, Principal, check_read, run_filter
 from ._recovery import RecoveryReport, restore
 from ._requests import request_event_id
 from ._snapshot import RunSnapshot
-from ._stream import DEFAULT_POLL, Position, Stream
+from ._stream import DEFAULT_POLL, Position, Stream, Streams
 from ._subscription import Subscription
 from ._tracing import RunTracer
 from ._writer import UNTIL, Conversation, Queued, Writer, has_run_to_drive
@@ -181,7 +181,7 @@ class Runtime:
         self.tracer = RunTracer(tracer_provider) if tracing or tracer_provider is not None else None
         self._writer: Writer | None = None
         self._subscribers: dict[str | None, list[Subscription]] = {}
-        self._streams: dict[str, list[Stream]] = {}  # woken after a commit publishes (OBS-8)
+        self._streams = Streams()  # woken after a commit publishes for them (OBS-8)
         self.recovery = RecoveryReport()
         self._state = "new"
 
@@ -293,9 +293,7 @@ class Runtime:
         for subscriptions in list(self._subscribers.values()):
             for subscription in list(subscriptions):
                 subscription.close()
-        for streams in list(self._streams.values()):
-            for stream in list(streams):
-                stream.close()
+        self._streams.close()
         if self._own_journal and self._journal is not None:
             self._journal.close()
         self._state = "closed"
@@ -514,7 +512,10 @@ class Runtime:
         client saw): a rejoinable `Stream` of the conversation's items after it, read from the
         journal, then of the new ones (OBS-6..OBS-10); in every role, a client's included."""
         if after is not None:
-            return self._stream(conversation_id, principal, after, poll)
+            self._live_writer()
+            return self._streams.open(
+                self.journal, conversation_id, after, lambda: self.coordinator, principal, poll
+            )
         if self.role == "client":
             raise JournalError(
                 "a client runtime drives no run, so it publishes nothing: subscribe with "
@@ -529,41 +530,6 @@ class Runtime:
         subscription = Subscription(conversation_id, self._unsubscribe, admits)
         self._subscribers.setdefault(conversation_id, []).append(subscription)
         return subscription
-
-    def _stream(
-        self,
-        conversation_id: str | None,
-        principal: Principal,
-        after: int | Position,
-        poll: float,
-    ) -> Stream:
-        if not isinstance(conversation_id, str):
-            raise ValueError(
-                "a stream's positions are one conversation's journal sequences: name the "
-                f"conversation (subscribe(conversation_id, after=...)), got {conversation_id!r}"
-            )
-        journal = self.journal
-        self._live_writer()
-        stream = Stream(
-            journal,
-            conversation_id,
-            after,
-            coordinator=lambda: self.coordinator,
-            poll=poll,
-            on_close=self._unstream,
-        )
-        if principal is not IN_PROCESS:
-            check_read(self.coordinator.authorizer, principal, conversation_id, None)
-            stream.filter_for(lambda: self.coordinator.authorizer, principal)
-        self._streams.setdefault(conversation_id, []).append(stream)
-        return stream
-
-    def _unstream(self, stream: Stream) -> None:
-        streams = self._streams.get(stream.conversation_id)
-        if streams is not None and stream in streams:
-            streams.remove(stream)
-            if not streams:
-                del self._streams[stream.conversation_id]
 
     @property
     def journal(self) -> Journal:
@@ -721,8 +687,7 @@ class Runtime:
                 self.journal, self.coordinator, conv.conversation_id, directive, run
             )
         if self._streams:
-            for stream in self._streams.get(conv.conversation_id, ()):
-                stream.wake()
+            self._streams.wake(conv.conversation_id)
         subscribers = self._subscribers
         if not subscribers:
             return

@@ -203,6 +203,65 @@ class Stream:
         self.close()
 
 
+class Streams:
+    """A runtime's open streams, by conversation: the writer wakes a conversation's streams
+    after each commit that published something for it (OBS-8)."""
+
+    def __init__(self) -> None:
+        self._by_conversation: dict[str, list[Stream]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._by_conversation)
+
+    def open(
+        self,
+        journal: Journal,
+        conversation_id: str | None,
+        after: int | Position,
+        coordinator: Callable[[], Coordinator],
+        principal: Principal,
+        poll: float,
+    ) -> Stream:
+        """A stream of `conversation_id` on the runtime's journal, with its read checked and
+        filtered for `principal` unless it is the process's own (RT-20)."""
+        if not isinstance(conversation_id, str):
+            raise ValueError(
+                "a stream's positions are one conversation's journal sequences: name the "
+                f"conversation (subscribe(conversation_id, after=...)), got {conversation_id!r}"
+            )
+        stream = Stream(
+            journal,
+            conversation_id,
+            after,
+            coordinator=coordinator,
+            poll=poll,
+            on_close=self._forget,
+        )
+        if principal is not IN_PROCESS:
+            check_read(coordinator().authorizer, principal, conversation_id, None)
+            stream.filter_for(lambda: coordinator().authorizer, principal)
+        self._by_conversation.setdefault(conversation_id, []).append(stream)
+        return stream
+
+    def wake(self, conversation_id: str) -> None:
+        """Wake the conversation's streams: the journal holds something new for them."""
+        for stream in self._by_conversation.get(conversation_id, ()):
+            stream.wake()
+
+    def close(self) -> None:
+        """Close every stream (the runtime is closing)."""
+        for streams in list(self._by_conversation.values()):
+            for stream in list(streams):
+                stream.close()
+
+    def _forget(self, stream: Stream) -> None:
+        streams = self._by_conversation.get(stream.conversation_id)
+        if streams is not None and stream in streams:
+            streams.remove(stream)
+            if not streams:
+                del self._by_conversation[stream.conversation_id]
+
+
 def follow(
     journal: Journal | str | os.PathLike[str],
     conversation_id: str,
