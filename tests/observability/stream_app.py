@@ -21,12 +21,17 @@ async def chatty(pause: float = 0.002) -> str:
 TOOLS: dict[str, Any] = {"chatty": chatty}
 
 
-def streamed(steps: int) -> Sequence:
-    """`steps` chatty tool steps."""
+def streamed(steps: int, pause: float = 0.002) -> Sequence:
+    """`steps` chatty tool steps, pausing `pause` seconds after each report."""
     return Sequence(
         "streamed",
         tuple(
-            StepDefinition(f"s{n}", StepClass.tool, {"name": "chatty"}, StepPolicy())
+            StepDefinition(
+                f"s{n}",
+                StepClass.tool,
+                {"name": "chatty", "arguments": {"pause": pause}},
+                StepPolicy(),
+            )
             for n in range(steps)
         ),
     )

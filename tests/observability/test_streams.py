@@ -10,6 +10,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,13 +18,16 @@ import pytest
 
 from interruptible import EmitOutput, OwnerOrOperator, StreamItem, StreamPosition
 from interruptible._errors import InterruptibleError, NotAuthorizedError
-from interruptible._journal import SQLiteJournal
+from interruptible._journal import Journal, SQLiteJournal
 from interruptible._runtime import Runtime, Stream, follow
 from tests._postgres import POSTGRES
 from tests.observability.stream_app import TOOLS, streamed
 from tests.runtime.support import arun
 
 ROOT = Path(__file__).resolve().parents[2]
+# When each rejoining client opened its first stream: a cross-process test checks that its
+# clients were following while the other process still ran.
+FIRST_SEEN: list[float] = []
 CHILD = Path(__file__).with_name("stream_child.py")
 
 
@@ -51,6 +55,8 @@ async def rejoining(
     items: list[StreamItem] = []
     while True:
         stream = open_stream(after)
+        if not items:
+            FIRST_SEEN.append(time.time())
         budget = rng.randint(1, 7)
         ended = False
         async for item in stream:
@@ -181,7 +187,7 @@ class Driver:
     def __init__(self, db: str, conversations: int, steps: int) -> None:
         env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'src'}"}
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), db, str(conversations), str(steps)],
+            [sys.executable, str(CHILD), db, str(conversations), str(steps), str(PAUSE)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -204,6 +210,12 @@ class Driver:
 
 CROSS_CONVERSATIONS = 5
 CROSS_STEPS = 15
+PAUSE = 0.01  # a run of the other process lasts about half a second: followed while it runs
+
+
+def ended_at(journal: Journal, conversation_id: str) -> float:
+    """When the conversation's run ended: the time of its last journaled event."""
+    return [record.event.at for record in journal.read(conversation_id)][-1]
 
 
 def test_obs_9_a_second_process_follows_a_sqlite_journal_read_only(tmp_path: Path) -> None:
@@ -212,7 +224,7 @@ def test_obs_9_a_second_process_follows_a_sqlite_journal_read_only(tmp_path: Pat
     rejoining after random numbers of items: each client reads exactly the items that a read
     of the finished journal gives, in order, with the same positions."""
     db = tmp_path / "j.db"
-    mode = streamed(CROSS_STEPS)
+    mode = streamed(CROSS_STEPS, PAUSE)
     driver = Driver(str(db), CROSS_CONVERSATIONS, CROSS_STEPS)
     try:
 
@@ -228,10 +240,17 @@ def test_obs_9_a_second_process_follows_a_sqlite_journal_read_only(tmp_path: Pat
                 )
             )
 
+        FIRST_SEEN.clear()
         results = arun(clients(), timeout=60)
         driver.finish()
     finally:
         driver.kill()
+    journal = SQLiteJournal(db, readonly=True)
+    try:  # every client joined while the other process was still running its run
+        ends = [ended_at(journal, f"c{n}") for n in range(CROSS_CONVERSATIONS)]
+    finally:
+        journal.close()
+    assert len(FIRST_SEEN) == CROSS_CONVERSATIONS and max(FIRST_SEEN) < min(ends)
 
     async def references() -> list[list[StreamItem]]:
         return [
@@ -251,7 +270,7 @@ def test_obs_9_a_client_on_postgresql_follows_what_another_process_drives() -> N
 
     dsn = POSTGRES.require()
     schema = POSTGRES.new_schema()
-    mode = streamed(CROSS_STEPS)
+    mode = streamed(CROSS_STEPS, PAUSE)
     driver = Driver(f"postgres:{schema}:{dsn}", CROSS_CONVERSATIONS, CROSS_STEPS)
     try:
 
@@ -267,6 +286,7 @@ def test_obs_9_a_client_on_postgresql_follows_what_another_process_drives() -> N
                         return lambda after: client.subscribe(cid, after=after, poll=0.02)
 
                     rng = random.Random(10)
+                    FIRST_SEEN.clear()
                     got = await asyncio.gather(
                         *(
                             rejoining(opener(f"c{n}"), random.Random(rng.random()))
@@ -274,6 +294,8 @@ def test_obs_9_a_client_on_postgresql_follows_what_another_process_drives() -> N
                         )
                     )
                     await asyncio.to_thread(driver.finish)
+                    ends = [ended_at(journal, f"c{n}") for n in range(CROSS_CONVERSATIONS)]
+                    assert max(FIRST_SEEN) < min(ends)  # joined while the runs went on
                     reference = [
                         await read_to_end(client.subscribe(f"c{n}", after=0))
                         for n in range(CROSS_CONVERSATIONS)
