@@ -192,7 +192,10 @@ class Stream:
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
             except TimeoutError:
                 delay = min(delay * 2, self._poll)
-                # Cheap look first: read (and decode) only when something was appended.
+                # Cheap look first: read (and decode) only when something was appended. A stream
+                # closed meanwhile may have lost its journal (closed with it): look no more.
+                if self._closed:
+                    continue
                 if self._journal.last_sequence(self.conversation_id) == self._last:
                     continue
 
