@@ -22,7 +22,9 @@ from opentelemetry.trace import StatusCode
 
 from interruptible import (
     Backoff,
+    Coordinator,
     EffectStarted,
+    EmitOutput,
     FailureCategory,
     RunStatus,
     StepClass,
@@ -32,6 +34,7 @@ from interruptible import (
 )
 from interruptible._journal import SQLiteJournal
 from interruptible._runtime import EffectError, Runtime, ScriptedModel
+from interruptible._runtime._tracing import RunTracer
 from tests._postgres import POSTGRES
 from tests.runtime.owner_child import OWNED, side_tool
 from tests.runtime.support import arun, pipeline, system_step, tool_step, until
@@ -523,3 +526,62 @@ def test_obs_3_the_worker_that_ends_a_run_emits_its_trace() -> None:
             opened.close()
         traces.provider.shutdown()
         POSTGRES.drop_schema(schema)
+
+
+def shape(spans: list[ReadableSpan]) -> list[tuple[Any, ...]]:
+    """What a trace says, without its ids: names, parents' names, times, attributes, events."""
+    names = {span.context.span_id: span.name for span in spans if span.context is not None}
+    return [
+        (
+            span.name,
+            None if span.parent is None else names[span.parent.span_id],
+            span.start_time,
+            span.end_time,
+            attrs(span),
+            events(span),
+            span.status.status_code,
+        )
+        for span in spans
+    ]
+
+
+def test_obs_1_the_trace_of_committed_events_is_the_trace_read_back_from_the_journal(
+    tmp_path: Path, traces: Traces
+) -> None:
+    """OBS-1: a run this process saw start is traced from the events its writer committed (not
+    read back); the same run traced from the journal alone (a tracer that saw nothing, as in
+    another process) is the same trace: the same spans, times, attributes and events."""
+
+    def flaky() -> None:
+        raise EffectError(FailureCategory.transient, "try again")
+
+    mode = pipeline("p", [system_step("one", "ok"), tool_step("flaky", "flaky", FAST_RETRY)])
+    db = tmp_path / "j.db"
+
+    async def traced_here() -> tuple[EmitOutput, Any]:
+        async with Runtime(
+            db, modes=[mode], tools={"flaky": flaky}, functions={"ok": lambda: 1},
+            tracer_provider=traces.provider,
+        ) as rt:  # fmt: skip
+            handle = await rt.run("c1", None, mode="p", principal="alice")
+            assert (await handle.wait()).status is RunStatus.failed
+            assert rt.tracer is not None and (rt.tracer.emitted, rt.tracer.read_back) == (1, 0)
+            stream = rt.subscribe("c1", after=0)
+            async for item in stream:
+                if isinstance(item.directive, EmitOutput):
+                    stream.close()
+                    return item.directive, rt.state("c1").run(handle.run_id)
+        raise AssertionError("no output")
+
+    output, run = arun(traced_here())
+    here = shape(traces.spans())
+    again = Traces()
+    tracer = RunTracer(again.provider)
+    journal = SQLiteJournal(db, readonly=True)
+    try:
+        tracer.settled(journal, Coordinator([mode]), "c1", output, run)
+    finally:
+        journal.close()
+    assert (tracer.emitted, tracer.read_back) == (1, 1)
+    assert shape(again.spans()) == here
+    assert len(here) == 4

@@ -224,6 +224,8 @@ class Runtime:
             ids=self._ids,
         )
         self._writer = writer
+        if self.tracer is not None:
+            writer.on_commit = self.tracer.committed
         owning: dict[str, Any] = {
             "coordinator": lambda: self.coordinator,
             "clock": self.clock,
