@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     report(
         f"emitting the trace of a {steps}-step run",
         f"{statistics.median(emissions):.1f} ms ({statistics.median(emissions) * 1e3 / steps:.1f}"
-        " us per span, read + fold + spans)",
+        " us per span: the run's events, the SDK's spans)",
         "",
         None,
     )
