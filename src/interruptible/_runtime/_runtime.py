@@ -296,6 +296,8 @@ class Runtime:
             for subscription in list(subscriptions):
                 subscription.close()
         self._streams.close()
+        if self.tracer is not None:
+            self.tracer.forget()
         if self._own_journal and self._journal is not None:
             self._journal.close()
         self._state = "closed"

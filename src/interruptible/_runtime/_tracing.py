@@ -115,6 +115,11 @@ class RunTracer:
         log.events.extend(events)
         log.last = last
 
+    def forget(self) -> None:
+        """Drop every kept event (the runtime is closing: its unfinished runs end elsewhere or
+        in the next runtime, which reads them back)."""
+        self._logs.clear()
+
     def _committed_run(self, conversation_id: str, run_id: str) -> list[Event] | None:
         """The committed events of run `run_id` from its request on, when this writer saw them
         all (the conversation's log is dropped: its run has ended)."""
