@@ -46,20 +46,22 @@ def run_block(source: str, tmp_path: Path) -> tuple[dict[str, object], str]:
     return namespace, printed.getvalue()
 
 
-def test_readme_has_the_five_python_blocks() -> None:
+def test_readme_has_the_six_python_blocks() -> None:
     """The README's examples: the runtime, a client of workers, tools from elsewhere, the pure
-    core, the kit."""
-    assert len(BLOCKS) == 5
+    core, the kit, and traces with a rejoinable stream."""
+    assert len(BLOCKS) == 6
     assert "Runtime(" in BLOCKS[0] and 'role="client"' in BLOCKS[1]
     assert "McpTools(client)" in BLOCKS[2]
     assert "coordinator.reduce" in BLOCKS[3]
     assert "ModeConformance" in BLOCKS[4]
+    assert "tracer_provider=" in BLOCKS[5] and "after=" in BLOCKS[5]
 
 
-@pytest.mark.parametrize("index", [0, 2, 3], ids=["runtime", "tools", "pure_core"])
+@pytest.mark.parametrize("index", [0, 2, 3, 5], ids=["runtime", "tools", "pure_core", "watching"])
 def test_readme_blocks_print_what_their_comments_say(index: int, tmp_path: Path) -> None:
-    """The runtime, tools (TOOL-1, TOOL-6, TOOL-8) and pure-core examples run and print exactly
-    what their comments promise."""
+    """The runtime, tools (TOOL-1, TOOL-6, TOOL-8), pure-core and watching examples run and
+    print exactly what their comments promise (OBS-1, OBS-7: the trace of a run, and a stream
+    rejoined after a position)."""
     source = BLOCKS[index]
     _, printed = run_block(source, tmp_path)
     assert printed.splitlines() == promised(source)

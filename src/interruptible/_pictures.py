@@ -12,10 +12,11 @@ some step reached filled, and a caption that gives each step's path in order. Gr
 it; the file's suffix picks the format (`.svg`, `.png`, `.pdf`, `.dot` for the source).
 
 The timeline is one row per step and a bar per attempt over wall-clock time (from the run's
-request), from its journaled start to the event that ended it; a bar takes the colour that the
-spec's step diagram gives its ending event (`effect_completed`, `effect_failed`,
-`effect_canceled`, `effect_lost`), and an attempt still live at the journal's end is grey and
-hatched, as is the wait of a human gate for its answer. Interrupts, resumes, cancels and gate
+request), from its journaled start to the event that ended it (the facts are read by
+`_history.py`, which the traces share); a bar takes the colour that the spec's step diagram
+gives its ending event (`effect_completed`, `effect_failed`, `effect_canceled`, `effect_lost`),
+and an attempt still live at the journal's end is grey and hatched, as is the wait of a human
+gate for its answer. Interrupts, resumes, cancels and gate
 answers are marked at their times, in their events' colours, with their reason and principal.
 matplotlib draws it (the `timeline` extra), through its object API: no global state (pyplot,
 backends) of an application is touched.
@@ -30,19 +31,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._core import Coordinator, initial_state
+from ._history import run_history
 from ._lifecycle import StepLifecycle, StepStatus
-from ._vocabulary import (
-    CancelRequested,
-    EffectCanceled,
-    EffectCompleted,
-    EffectFailed,
-    EffectLost,
-    EffectStarted,
-    Event,
-    HumanInputReceived,
-    InterruptRequested,
-    ResumeRequested,
-)
+from ._vocabulary import Event
 
 # The fill of a status some step of the run passed through; the others stay white.
 LIT: Final = "#ffd966"
@@ -121,13 +112,6 @@ def write_lit_diagram(
 
 # --- the timeline ---------------------------------------------------------------------------------
 
-# The event that ends an attempt, by event type: named as the step lifecycle's events are.
-_ENDINGS: Final = {
-    EffectCompleted: "effect_completed",
-    EffectFailed: "effect_failed",
-    EffectCanceled: "effect_canceled",
-    EffectLost: "effect_lost",
-}
 _LIVE: Final = "#9e9e9e"
 TIMELINE_FORMATS: Final = frozenset({"svg", "png", "pdf"})
 
@@ -167,50 +151,33 @@ class Timeline:
 
 def timeline(coordinator: Coordinator, events: Sequence[Event], run_id: str) -> Timeline:
     """The attempts and requests of run `run_id`, from its conversation's `events`."""
-    result = Timeline(run_id)
-    origin: float | None = None
-    last = 0.0
-    live: dict[str, tuple[str, int, float, bool]] = {}  # effect id -> step, attempt, start, gate
+    history = run_history(events, run_id)
+    result = Timeline(run_id, list(history.steps))
+    run_events = [event for event in events if getattr(event, "run_id", None) == run_id]
+    if not run_events:
+        return result
+    origin = run_events[0].at  # its request: a run's first event
+    last = max(0.0, max(event.at - origin for event in run_events))
     gates = {
         step.step_id
         for mode in coordinator.modes.values()
         for step in getattr(mode, "steps", ())
         if getattr(step, "step_class", None) is not None and step.step_class.value == "human_gate"
     }
-    for event in events:
-        if getattr(event, "run_id", None) != run_id:
-            continue
-        if origin is None:
-            origin = event.at  # its request: a run's first event
-        at = event.at - origin
-        last = max(last, at)
-        kind = type(event)
-        if kind is EffectStarted:
-            assert isinstance(event, EffectStarted)
-            if event.step_id not in result.steps:
-                result.steps.append(event.step_id)
-            gate = event.step_id in gates
-            live[event.effect_id] = (event.step_id, event.attempt, at, gate)
-        elif kind in _ENDINGS:
-            effect_id: str = getattr(event, "effect_id", "")
-            started = live.pop(effect_id, None)
-            if started is not None:
-                step_id, attempt, start, gate = started
-                result.attempts.append(Attempt(step_id, attempt, start, at, _ENDINGS[kind], gate))
-        elif kind is InterruptRequested:
-            assert isinstance(event, InterruptRequested)
-            result.marks.append(Mark("interrupt", at, None, _who(event.reason, event.principal)))
-        elif kind is ResumeRequested:
-            assert isinstance(event, ResumeRequested)
-            result.marks.append(Mark("resume", at, None, _who("", event.principal)))
-        elif kind is CancelRequested:
-            assert isinstance(event, CancelRequested)
-            result.marks.append(Mark("cancel", at, None, _who(event.reason, event.principal)))
-        elif kind is HumanInputReceived:
-            assert isinstance(event, HumanInputReceived)
-            result.marks.append(Mark("answer", at, event.step_id, _who("", event.principal)))
-    for step_id, attempt, start, gate in live.values():
-        result.attempts.append(Attempt(step_id, attempt, start, max(last, start), None, gate))
+    for fact in history.attempts:
+        start = fact.start - origin
+        end = max(last, start) if fact.end is None else fact.end - origin
+        gate = fact.step_id in gates
+        result.attempts.append(Attempt(fact.step_id, fact.attempt, start, end, fact.ended_by, gate))
+    for request in history.requests:
+        result.marks.append(
+            Mark(
+                request.kind,
+                request.at - origin,
+                request.step_id,
+                _who(request.reason, request.principal),
+            )
+        )
     return result
 
 

@@ -22,6 +22,8 @@ from ._mcp import McpTools
 from ._recovery import RESTART_REASON, RecoveryReport
 from ._runtime import Runtime
 from ._snapshot import RunSnapshot, StepSnapshot
+from ._stream import Position as StreamPosition
+from ._stream import Stream, StreamItem, follow
 from ._subscription import Subscription
 from ._upgrade_check import RunCheck, UpgradeReport, upgrade_check
 
@@ -47,11 +49,15 @@ __all__ = [
     "Runtime",
     "ScriptedModel",
     "StepSnapshot",
+    "Stream",
+    "StreamItem",
+    "StreamPosition",
     "Subscription",
     "TimerExecutor",
     "UpgradeReport",
     "UuidIds",
     "current_effect",
+    "follow",
     "inline",
     "tool_schemas",
     "upgrade_check",

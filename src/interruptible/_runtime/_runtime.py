@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from .._core import (
     HISTORY_LIMIT,
@@ -69,7 +69,9 @@ from ._reads import IN_PROCESS, Principal, check_read, run_filter
 from ._recovery import RecoveryReport, restore
 from ._requests import request_event_id
 from ._snapshot import RunSnapshot
+from ._stream import DEFAULT_POLL, Position, Stream, Streams
 from ._subscription import Subscription
+from ._tracing import RunTracer
 from ._upgrades import Meeting
 from ._writer import UNTIL, Conversation, Queued, Writer, has_run_to_drive
 
@@ -106,6 +108,10 @@ class Runtime:
     `role="client"` owns nothing and drives nothing: `run`, `interrupt_run`, `resume_run`,
     `cancel_run` and `provide_input` are sent to whichever worker owns the conversation (or
     claims it), and return its answer or raise its typed error (WRK-5).
+
+    Traces (spec/observability.md): with `tracer_provider` (an OpenTelemetry `TracerProvider`,
+    the `otel` extra), or `tracing=True` for the global one, each run that ends here is emitted
+    as one trace built from the journal, once; the runtime never sets a global provider.
     """
 
     def __init__(
@@ -128,6 +134,8 @@ class Runtime:
         role: Role = "embedded",
         limit: int = DEFAULT_LIMIT,
         migrations: Iterable[Migration] = (),
+        tracing: bool = False,
+        tracer_provider: Any = None,
     ) -> None:
         if lease <= 0:
             raise ValueError(f"lease must be positive seconds, got {lease!r}")
@@ -172,8 +180,12 @@ class Runtime:
             ids=self._ids,
             post_latest=self._post_progress,
         )
+        # Traces of the runs that settle here (OBS-1): on with `tracing=True` (the global tracer
+        # provider, looked up when a trace is emitted) or with a `tracer_provider`.
+        self.tracer = RunTracer(tracer_provider) if tracing or tracer_provider is not None else None
         self._writer: Writer | None = None
         self._subscribers: dict[str | None, list[Subscription]] = {}
+        self._streams = Streams()  # woken after a commit publishes for them (OBS-8)
         self.recovery = RecoveryReport()
         self._state = "new"
 
@@ -217,6 +229,8 @@ class Runtime:
         )
         writer.meeting = Meeting(lambda: self.coordinator, self.migrations, self._ids, self.clock)
         self._writer = writer
+        if self.tracer is not None:
+            writer.on_commit = self.tracer.committed
         owning: dict[str, Any] = {
             "coordinator": lambda: self.coordinator,
             "clock": self.clock,
@@ -286,6 +300,9 @@ class Runtime:
         for subscriptions in list(self._subscribers.values()):
             for subscription in list(subscriptions):
                 subscription.close()
+        self._streams.close()
+        if self.tracer is not None:
+            self.tracer.forget()
         if self._own_journal and self._journal is not None:
             self._journal.close()
         self._state = "closed"
@@ -471,17 +488,51 @@ class Runtime:
                 return conversation_id
         return None
 
+    @overload
     def subscribe(
-        self, conversation_id: str | None = None, *, principal: Principal = IN_PROCESS
-    ) -> Subscription:
+        self,
+        conversation_id: str | None = None,
+        *,
+        principal: Principal = IN_PROCESS,
+        after: None = None,
+        poll: float = DEFAULT_POLL,
+    ) -> Subscription: ...
+
+    @overload
+    def subscribe(
+        self,
+        conversation_id: str,
+        *,
+        principal: Principal = IN_PROCESS,
+        after: int | Position,
+        poll: float = DEFAULT_POLL,
+    ) -> Stream: ...
+
+    def subscribe(
+        self,
+        conversation_id: str | None = None,
+        *,
+        principal: Principal = IN_PROCESS,
+        after: int | Position | None = None,
+        poll: float = DEFAULT_POLL,
+    ) -> Subscription | Stream:
         """The published lifecycle, progress and output directives of one conversation (or,
         with None, of every conversation), from now on; with `principal=`, if the authorizer
-        lets it read the conversation, and only of the runs it lets it read (RT-20)."""
+        lets it read the conversation, and only of the runs it lets it read (RT-20).
+
+        With `after=` (a journal sequence, 0 for the start, or the `position` of the last item a
+        client saw): a rejoinable `Stream` of the conversation's items after it, read from the
+        journal, then of the new ones (OBS-6..OBS-10); in every role, a client's included."""
+        if after is not None:
+            self._live_writer()
+            return self._streams.open(
+                self.journal, conversation_id, after, lambda: self.coordinator, principal, poll
+            )
         if self.role == "client":
             raise JournalError(
-                "a client runtime drives no run, so it publishes nothing: subscribe in a "
-                "worker's process, or follow the run with wait() or snapshot() "
-                "(spec/workers.md)",
+                "a client runtime drives no run, so it publishes nothing: subscribe with "
+                "after=0 (a stream read from the journal), or follow the run with wait() or "
+                "snapshot() (spec/workers.md)",
                 reason="client_role",
             )
         admits = None
@@ -648,6 +699,14 @@ class Runtime:
             if self.on_audit is not None:
                 self.on_audit(directive)
             return
+        if self.tracer is not None and type(directive) is EmitOutput:
+            assert isinstance(directive, EmitOutput)
+            run = conv.state.run(directive.run_id)
+            self.tracer.settled(
+                self.journal, self.coordinator, conv.conversation_id, directive, run
+            )
+        if self._streams:
+            self._streams.wake(conv.conversation_id)
         subscribers = self._subscribers
         if not subscribers:
             return

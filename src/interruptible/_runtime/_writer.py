@@ -229,6 +229,9 @@ class Writer:
         self.on_idle: Callable[[Conversation], None] | None = None
         # The check for events that meet a run of another definition (spec/upgrades.md).
         self.meeting: Meeting | None = None
+        # Hears each committed batch (conversation id, its new last sequence, the events), when
+        # set: the tracer keeps a running run's committed events (spec/observability.md).
+        self.on_commit: Callable[[str, int, list[Event]], None] | None = None
         self.commits = 0  # journal writes made (for benchmarks and tests)
         self._ready: list[Conversation] = []
         self._waker: asyncio.Future[None] | None = None
@@ -520,6 +523,8 @@ class Writer:
             return
         conv.state = batch.state
         conv.last = batch.last
+        if self.on_commit is not None and batch.events:
+            self.on_commit(conv.conversation_id, batch.last, batch.events)
         if batch.active is not None:
             conv.active = batch.active
             if not batch.active and self.on_idle is not None:
