@@ -31,6 +31,7 @@ from ._vocabulary import (
     InterruptRequested,
     ResumeRequested,
     RunRequested,
+    RunUpgraded,
 )
 
 # The event that ends an attempt, by event type: named as the step lifecycle's events are.
@@ -59,7 +60,8 @@ class AttemptFact:
 
 @dataclass(frozen=True, slots=True)
 class RequestFact:
-    """A request made of the run: `interrupt`, `resume`, `cancel` or `answer` (of `step_id`)."""
+    """A request made of the run: `interrupt`, `resume`, `cancel` or `answer` (of `step_id`),
+    or its move to another definition, `upgrade` (`reason`: the migration, or `compatible`)."""
 
     kind: str
     at: float
@@ -133,6 +135,10 @@ def run_history(
         elif kind is HumanInputReceived:
             assert isinstance(event, HumanInputReceived)
             requests.append(RequestFact("answer", event.at, event.step_id, None, event.principal))
+        elif kind is RunUpgraded:  # the run moved to another definition (spec/upgrades.md)
+            assert isinstance(event, RunUpgraded)
+            reason = event.migration or "compatible"
+            requests.append(RequestFact("upgrade", event.at, None, reason, None))
     for started in live.values():
         attempts.append(
             AttemptFact(started.step_id, started.attempt, started.effect_id, started.at, None, None)

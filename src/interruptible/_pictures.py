@@ -237,7 +237,7 @@ def write_timeline(
         axes.text(attempt.start, row - 0.34, f"#{attempt.attempt}", fontsize=7, va="bottom")
     top = -0.7
     for mark in data.marks:
-        color = colors.get(_MARK_EVENTS[mark.kind], "black")
+        color = colors.get(_MARK_EVENTS.get(mark.kind, ""), "black")  # an upgrade: black
         if mark.step_id is not None and mark.step_id in rows:
             axes.plot([mark.at], [rows[mark.step_id]], marker="D", color=color, markersize=7)
         else:

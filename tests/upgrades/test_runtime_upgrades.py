@@ -347,3 +347,36 @@ def test_upg_6_a_journal_written_before_fingerprints_still_opens(
             return await rt.wait("c", "r")
 
     assert arun(scenario()).status is RunStatus.completed
+
+
+def test_upg_4_a_traced_run_that_moves_shows_the_move_in_its_trace(tmp_path: Path) -> None:
+    """UPG-4, OBS-1: the trace of a run that moved to another definition is one run span, with
+    the definition it ended on and a `run_upgraded` event naming how it moved; its timeline
+    draws the move too."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from interruptible._pictures import write_timeline
+
+    db, ledger = tmp_path / "j.db", Ledger()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    v2 = Sequence("p", (*v1().steps, tool_step("c", "work")), "2")
+
+    async def scenario() -> None:
+        await interrupted_at_gate(db, ledger)
+        async with Runtime(db, modes=[v2], tools=tools(ledger), tracer_provider=provider) as rt:
+            await rt.resume_run("c", "r")
+            await rt.provide_input("c", "r", "approve", True)
+            assert (await rt.wait("c", "r")).status is RunStatus.completed
+
+    arun(scenario())
+    (run_span,) = [s for s in exporter.get_finished_spans() if s.parent is None]
+    assert run_span.attributes is not None
+    assert run_span.attributes["interruptible.definition"] == Coordinator([v2]).fingerprint("p")
+    moved = [e for e in run_span.events if e.name == "run_upgraded"]
+    assert len(moved) == 1 and moved[0].attributes["interruptible.reason"] == "compatible"
+    picture = write_timeline(Coordinator([v2]), events(db), "r", tmp_path / "t.svg")
+    assert "upgrade (compatible)" in picture.read_text()

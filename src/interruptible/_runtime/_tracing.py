@@ -74,6 +74,7 @@ REQUEST_EVENTS: Final = {
     "resume": "resume",
     "cancel": "cancel",
     "answer": "human_input",
+    "upgrade": "run_upgraded",
 }
 
 
@@ -206,7 +207,8 @@ class RunTracer:
             if record.previous_owner is not None and requested.at <= record.taken_at <= end
         ]
         self._spans(conversation_id, output, requested.at, end, run.mode, requested.principal,
-                    history.attempts, history.requests, classes, kept, takeovers)  # fmt: skip
+                    run.fingerprint, history.attempts, history.requests, classes, kept,
+                    takeovers)  # fmt: skip
 
     def _spans(
         self,
@@ -216,6 +218,7 @@ class RunTracer:
         end: float,
         mode: str,
         principal: str | None,
+        definition: str | None,
         attempts: list[AttemptFact],
         requests: list[RequestFact],
         classes: dict[str, str],
@@ -236,6 +239,7 @@ class RunTracer:
                 conversation_id=conversation_id,
                 run_id=run_id,
                 mode=mode,
+                definition=definition,
                 principal=principal,
                 outcome=output.status,
                 failure_category=None if error is None else error.category.value,
