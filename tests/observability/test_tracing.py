@@ -137,7 +137,9 @@ def test_obs_1_a_completed_run_is_one_span_with_a_child_per_attempt(
     run_id = arun(scenario())
     root, children = traces.tree()
     assert root.name == "run research"
-    assert attrs(root) == {
+    root_attributes = attrs(root)
+    definition = root_attributes.pop("definition")  # the run's definition (UPG-1)
+    assert root_attributes == {
         "conversation_id": "c1",
         "run_id": run_id,
         "mode": "research",
@@ -148,6 +150,7 @@ def test_obs_1_a_completed_run_is_one_span_with_a_child_per_attempt(
     journal = SQLiteJournal(db, readonly=True)
     try:
         recorded = [record.event for record in journal.read("c1")]
+        assert definition == recorded[0].fingerprint
     finally:
         journal.close()
     assert root.start_time == ns(recorded[0].at)
