@@ -58,6 +58,7 @@ class Workers:
         self.tools = list(tools)
         self.functions = list(functions)
         self.migrations: list[str] = []  # `--migrations` specs (spec/upgrades.md)
+        self.options: list[str] = []  # any other options, as given (`--tracing`)
         self.lease = lease
         self.limit = limit
         self.env = dict(env or {})
@@ -100,6 +101,7 @@ class Workers:
             command += ["--functions", spec]
         for spec in self.migrations:
             command += ["--migrations", spec]
+        command += self.options
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         processes = [
             subprocess.Popen(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import signal
 import sys
@@ -80,6 +81,13 @@ def add_parsers(subparsers: Any) -> None:
         f"{DEFAULT_LEASE:g})",
     )
     migrations_option(parser)
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="emit the trace of each run that ends here through the global OpenTelemetry "
+        "tracer provider, as the process configures it (opentelemetry-instrument, OTEL_* "
+        "variables; the `otel` extra; spec/observability.md)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log claims and takeovers")
     parser.set_defaults(func=run_worker, run=run_worker)
 
@@ -124,6 +132,10 @@ def run_worker(args: argparse.Namespace) -> int:
     """`interruptible worker --dsn DSN --modes MODULE:NAME`."""
     modes = [mode for spec in args.modes for mode in load_modes(spec)]
     args.loaded_migrations = load_migrations(args.migrations)
+    if args.tracing and importlib.util.find_spec("opentelemetry") is None:
+        raise CommandError(
+            "--tracing needs OpenTelemetry's API: pip install 'interruptible[otel]'", USAGE
+        )
     tools: dict[str, Callable[..., Any]] = {}
     for spec in args.tools:
         tools.update(load_callables("--tools", spec))
@@ -171,6 +183,7 @@ async def _serve(
             role="worker",
             limit=args.limit,
             migrations=args.loaded_migrations,
+            tracing=args.tracing,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
