@@ -112,7 +112,7 @@ def test_rt_20_a_refused_subscription_is_not_made() -> None:
             await rt.run("c", None, mode="p", run_id="r1", principal="ops")
             subscription.close()
             assert [d async for d in subscription if isinstance(d, EmitLifecycle)]
-            assert rt._subscribers == {}
+            assert rt._publisher.subscribers == {}
 
     arun(scenario())
 

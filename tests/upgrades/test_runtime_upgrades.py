@@ -380,3 +380,18 @@ def test_upg_4_a_traced_run_that_moves_shows_the_move_in_its_trace(tmp_path: Pat
     assert len(moved) == 1 and moved[0].attributes["interruptible.reason"] == "compatible"
     picture = write_timeline(Coordinator([v2]), events(db), "r", tmp_path / "t.svg")
     assert "upgrade (compatible)" in picture.read_text()
+
+
+def test_upg_4_a_snapshot_shows_the_upcoming_steps_of_the_runs_own_version(tmp_path: Path) -> None:
+    """UPG-4: with both versions registered, an old run's snapshot lists the steps its own
+    version will run, not the newest's."""
+    db, ledger = tmp_path / "j.db", Ledger()
+    a, gate, b = v1().steps
+    v2 = Sequence("p", (a, gate, tool_step("other", "work")), "2")
+
+    async def scenario() -> list[str]:
+        await interrupted_at_gate(db, ledger)
+        async with Runtime(db, modes=[v1(), v2], tools=tools(ledger)) as rt:
+            return [step.step_id for step in rt.snapshot("c", "r").upcoming]
+
+    assert arun(scenario()) == ["b"]

@@ -232,6 +232,13 @@ class Coordinator:
             self.journaled_mode(run.mode, run.fingerprint, run.definition) or self.modes[run.mode]
         )
 
+    def mode_of(self, run: RunState) -> Mode | None:
+        """The mode a run follows (UPG-2), or None when none is known here."""
+        try:
+            return self._mode(run)
+        except KeyError:
+            return None
+
     def journaled_mode(self, name: str, fingerprint: str | None, definition: object) -> Mode | None:
         """The mode a journaled definition names: registered, or rebuilt from the document."""
         if fingerprint is None:

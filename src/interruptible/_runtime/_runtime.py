@@ -38,12 +38,8 @@ from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, open_journal
 from .._lifecycle import StepClass
 from .._vocabulary import (
     CancelRequested,
-    Directive,
     EffectStarted,
     EmitAudit,
-    EmitLifecycle,
-    EmitOutput,
-    EmitProgress,
     Event,
     HumanInputReceived,
     InterruptRequested,
@@ -65,18 +61,18 @@ from ._owner import (
     Role,
     owned_elsewhere,
 )
+from ._publishing import Publisher
 from ._reads import IN_PROCESS, Principal, check_read, run_filter
 from ._recovery import RecoveryReport, restore
 from ._requests import request_event_id
 from ._snapshot import RunSnapshot
-from ._stream import DEFAULT_POLL, Position, Stream, Streams
+from ._stream import DEFAULT_POLL, Position, Stream
 from ._subscription import Subscription
 from ._tracing import RunTracer
 from ._upgrades import Meeting
 from ._writer import UNTIL, Conversation, Queued, Writer, has_run_to_drive
 
 log: Final = logging.getLogger("interruptible.runtime")
-audit_log: Final = logging.getLogger("interruptible.audit")
 
 JournalSpec = str | os.PathLike[str] | Journal
 
@@ -157,7 +153,6 @@ class Runtime:
         self.clock = clock
         self._ids: Callable[[], str] = ids if ids is not None else UuidIds()
         self._run_ids: Callable[[], str] = ids if ids is not None else new_run_id
-        self.on_audit = on_audit
         timer = TimerExecutor()
         timer.bind_clock(clock)
         table: dict[StepClass, Executor] = {
@@ -184,8 +179,9 @@ class Runtime:
         # provider, looked up when a trace is emitted) or with a `tracer_provider`.
         self.tracer = RunTracer(tracer_provider) if tracing or tracer_provider is not None else None
         self._writer: Writer | None = None
-        self._subscribers: dict[str | None, list[Subscription]] = {}
-        self._streams = Streams()  # woken after a commit publishes for them (OBS-8)
+        self._publisher = Publisher(
+            on_audit, self.tracer, lambda: self.journal, lambda: self.coordinator
+        )
         self.recovery = RecoveryReport()
         self._state = "new"
 
@@ -223,7 +219,7 @@ class Runtime:
             self._journal,
             self.coordinator,
             self.effects,
-            publish=self._publish,
+            publish=self._publisher.publish,
             clock=self.clock,
             ids=self._ids,
         )
@@ -297,12 +293,7 @@ class Runtime:
         await writer.stop()
         if self._owner is not None and self.role != "client":
             self._owner.release()
-        for subscriptions in list(self._subscribers.values()):
-            for subscription in list(subscriptions):
-                subscription.close()
-        self._streams.close()
-        if self.tracer is not None:
-            self.tracer.forget()
+        self._publisher.close()
         if self._own_journal and self._journal is not None:
             self._journal.close()
         self._state = "closed"
@@ -446,7 +437,7 @@ class Runtime:
             conv.waiters.setdefault((run_id, until), []).append(future)
             settled = await future
             run = settled if settled is not None else run
-        return RunSnapshot.of(conversation_id, run, self.coordinator.modes.get(run.mode))
+        return RunSnapshot.of(conversation_id, run, self.coordinator.mode_of(run))
 
     def snapshot(
         self, conversation_id: str, run_id: str | None = None, *, principal: Principal = IN_PROCESS
@@ -462,7 +453,7 @@ class Runtime:
             raise self._run_not_found(conversation_id, run_id or "<none>")
         if principal is not IN_PROCESS:
             check_read(self.coordinator.authorizer, principal, conversation_id, run)
-        return RunSnapshot.of(conversation_id, run, self.coordinator.modes.get(run.mode))
+        return RunSnapshot.of(conversation_id, run, self.coordinator.mode_of(run))
 
     def state(self, conversation_id: str) -> ConversationState:
         """The core's `ConversationState` of a conversation (exact, for tests and tools)."""
@@ -525,7 +516,7 @@ class Runtime:
         journal, then of the new ones (OBS-6..OBS-10); in every role, a client's included."""
         if after is not None:
             self._live_writer()
-            return self._streams.open(
+            return self._publisher.streams.open(
                 self.journal, conversation_id, after, lambda: self.coordinator, principal, poll
             )
         if self.role == "client":
@@ -539,9 +530,7 @@ class Runtime:
         if principal is not IN_PROCESS:
             check_read(self.coordinator.authorizer, principal, conversation_id, None)
             admits = run_filter(lambda: self.coordinator.authorizer, principal, self._held_run)
-        subscription = Subscription(conversation_id, self._unsubscribe, admits)
-        self._subscribers.setdefault(conversation_id, []).append(subscription)
-        return subscription
+        return self._publisher.subscribe(conversation_id, admits)
 
     @property
     def journal(self) -> Journal:
@@ -623,7 +612,7 @@ class Runtime:
         run = outcome.state.run(run_id)
         if run is None:  # a late request for a forgotten ended run: nothing to show
             raise self._run_not_found(conversation_id, run_id)
-        return RunSnapshot.of(conversation_id, run, self.coordinator.modes.get(run.mode))
+        return RunSnapshot.of(conversation_id, run, self.coordinator.mode_of(run))
 
     async def _submit(self, conversation_id: str, event: Event, create: bool = False) -> Any:
         writer = self._live_writer()
@@ -684,40 +673,3 @@ class Runtime:
         writer = self._writer
         conv = writer.conversations.get(conversation_id) if writer is not None else None
         return None if conv is None else conv.first_start(run_id, step_id)
-
-    def _publish(self, conv: Conversation, directive: Directive) -> None:
-        if type(directive) is EmitAudit:
-            assert isinstance(directive, EmitAudit)
-            audit_log.info(
-                "%s %s run %s by %r: %s",
-                "allowed" if directive.allowed else "refused",
-                directive.action.value,
-                directive.run_id,
-                directive.principal,
-                directive.reason,
-            )
-            if self.on_audit is not None:
-                self.on_audit(directive)
-            return
-        if self.tracer is not None and type(directive) is EmitOutput:
-            assert isinstance(directive, EmitOutput)
-            run = conv.state.run(directive.run_id)
-            self.tracer.settled(
-                self.journal, self.coordinator, conv.conversation_id, directive, run
-            )
-        if self._streams:
-            self._streams.wake(conv.conversation_id)
-        subscribers = self._subscribers
-        if not subscribers:
-            return
-        assert isinstance(directive, EmitLifecycle | EmitProgress | EmitOutput)
-        for key in (conv.conversation_id, None):
-            for subscription in subscribers.get(key, ()):
-                subscription.put(directive)
-
-    def _unsubscribe(self, subscription: Subscription) -> None:
-        subscriptions = self._subscribers.get(subscription.conversation_id)
-        if subscriptions is not None and subscription in subscriptions:
-            subscriptions.remove(subscription)
-            if not subscriptions:
-                del self._subscribers[subscription.conversation_id]

@@ -421,9 +421,7 @@ class Writer:
             run = outcome.state.run(run_id)
             body = (
                 snapshot_answer(
-                    RunSnapshot.of(
-                        batch.conv.conversation_id, run, self.coordinator.modes.get(run.mode)
-                    )
+                    RunSnapshot.of(batch.conv.conversation_id, run, self.coordinator.mode_of(run))
                 )
                 if run is not None
                 else error_answer(JournalError(f"run {run_id!r} is no longer held", run_id=run_id))
