@@ -386,7 +386,7 @@ def test_upg_4_a_snapshot_shows_the_upcoming_steps_of_the_runs_own_version(tmp_p
     """UPG-4: with both versions registered, an old run's snapshot lists the steps its own
     version will run, not the newest's."""
     db, ledger = tmp_path / "j.db", Ledger()
-    a, gate, b = v1().steps
+    a, gate, _ = v1().steps
     v2 = Sequence("p", (a, gate, tool_step("other", "work")), "2")
 
     async def scenario() -> list[str]:
