@@ -122,6 +122,15 @@ def check_events(conversation_id: str, events: Sequence[Event]) -> None:
         check_event(conversation_id, index, event)
 
 
+def stale_batches() -> StaleWriterError:
+    """The error for a group write that another writer overtook (which batch is not known)."""
+    return StaleWriterError(
+        "another writer advanced a conversation of this batch while it was written, and nothing "
+        "was written; read the conversations again, fold what you missed, and decide again.",
+        reason="stale_writer",
+    )
+
+
 def stale(conversation_id: str, expected_last: int, actual_last: int) -> StaleWriterError:
     """The error for a writer whose `expected_last` is not the conversation's last sequence."""
     return StaleWriterError(

@@ -61,7 +61,7 @@ from typing import Any, Final, Literal
 from .._codec import dumps, loads_event
 from .._errors import DecodeError, JournalError, StaleWriterError
 from .._vocabulary import TYPE_NAMES, Event
-from ._check import check_events, check_target, closed, no_lease, stale, stale_owner
+from ._check import check_events, check_target, closed, no_lease, stale, stale_batches, stale_owner
 from ._ownership import Command, CommandAnswer, OwnerRecord
 from ._protocol import AppendBatch, JournalRecord
 from ._readonly import READONLY_BUSY_TIMEOUT, connect_readonly
@@ -186,14 +186,6 @@ def _first_stale(conn: sqlite3.Connection, targets: Sequence[_Target]) -> StaleW
         # A conversation may appear in several batches; a later one follows the earlier ones.
         pending[cid] = last + count
     return None
-
-
-def _stale_batches() -> StaleWriterError:
-    return StaleWriterError(
-        "another writer advanced a conversation of this batch while it was written, and nothing "
-        "was written; read the conversations again, fold what you missed, and decide again.",
-        reason="stale_writer",
-    )
 
 
 class SQLiteJournal:
@@ -325,9 +317,9 @@ class SQLiteJournal:
                 # row does not follow the last one (the conversation moved, or recovery
                 # shortened it).
                 try:
-                    error = _first_stale(conn, targets) or _stale_batches()
+                    error = _first_stale(conn, targets) or stale_batches()
                 except sqlite3.Error:
-                    error = _stale_batches()
+                    error = stale_batches()
                 raise error from None
             except sqlite3.Error as exc:
                 raise _sqlite_error(exc, f"appending {count} event(s)") from None
