@@ -58,6 +58,18 @@ def demo_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _interruptible(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m interruptible ARGS` in `cwd`, as the README's reader runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "interruptible", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _commands() -> list[tuple[list[str], list[str]]]:
     assert CONSOLE is not None, "the README's deploy section has its console block"
     found: list[tuple[list[str], list[str]]] = []
@@ -78,14 +90,7 @@ def test_upg_7_the_readme_deploy_check_prints_what_it_shows(demo_dir: Path) -> N
     before = journal.read_bytes()
     for argv, expected in commands:
         assert argv[0] == ".venv/bin/interruptible"
-        done = subprocess.run(
-            [sys.executable, "-m", "interruptible", *argv[1:]],
-            cwd=demo_dir,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = _interruptible(demo_dir, *argv[1:])
         assert done.stdout.splitlines() == expected, done.stderr
         blocked = any(" blocked at step " in line for line in expected)
         assert done.returncode == (1 if blocked else 0), done.stderr
@@ -113,20 +118,7 @@ def test_upg_7_upgrade_check_as_a_function(demo_dir: Path, monkeypatch: pytest.M
 
 def test_upg_7_bad_options_are_one_line(demo_dir: Path) -> None:
     """UPG-7, CLI-1: a `--migrations` that names no migration is a usage error in one line."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "interruptible",
-            "upgrade-check",
-            "--migrations",
-            "docs.demo_v2:plan",
-        ],
-        cwd=demo_dir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _interruptible(demo_dir, "upgrade-check", "--migrations", "docs.demo_v2:plan")
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "neither a Migration" in done.stderr
 
@@ -134,14 +126,7 @@ def test_upg_7_bad_options_are_one_line(demo_dir: Path) -> None:
 def test_upg_1_inspect_shows_the_definition_a_run_follows(demo_dir: Path) -> None:
     """UPG-1: `inspect --run` names the fingerprint and version of the run's definition, the
     same fingerprint `upgrade-check` reports."""
-    done = subprocess.run(
-        [sys.executable, "-m", "interruptible", "inspect", "--run", RUN_ID],
-        cwd=demo_dir,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _interruptible(demo_dir, "inspect", "--run", RUN_ID)
     assert done.returncode == 0, done.stderr
     line = next(x for x in done.stdout.splitlines() if x.startswith("  definition "))
     fingerprint = line.split()[1]

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 try:
-    import psycopg
+    import psycopg as psycopg  # re-exported: the journal's other modules import it from here
     from psycopg import errors as pg_errors
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(

@@ -8,19 +8,19 @@ import time
 from collections.abc import Sequence
 from typing import Any, Final
 
-try:
-    import psycopg
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "PostgresJournal needs psycopg 3: pip install 'interruptible[postgres]'"
-    ) from exc
-
 from .._codec import dumps, loads_event
 from .._errors import DecodeError, InvalidEventError
 from .._vocabulary import TYPE_NAMES, Event
 from ._check import check_events, check_target, no_lease, stale_batches, stale_owner
 from ._ownership import Command, CommandAnswer, OwnerRecord
-from ._pg_connection import _REFUSED, PgConnection, _storable, _unstorable, logger
+from ._pg_connection import (
+    _REFUSED,
+    PgConnection,
+    _storable,
+    _unstorable,
+    logger,
+    psycopg,  # imported there, with the message for an installation without it
+)
 from ._pg_listen import Claim, Listener
 from ._pg_schema import channel
 

@@ -46,17 +46,10 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
-try:
-    import psycopg
-except ImportError as exc:  # pragma: no cover - depends on the installation
-    raise ImportError(
-        "PostgresJournal needs psycopg 3: pip install 'interruptible[postgres]'"
-    ) from exc
-
 from .._errors import JournalError, StaleWriterError
 from .._vocabulary import Event
 from ._check import check_target, stale, stale_batches, stale_owner
-from ._pg_connection import _REFUSED, _storable, _unstorable
+from ._pg_connection import _REFUSED, _storable, _unstorable, psycopg
 from ._pg_owners import PgOwners
 from ._protocol import AppendBatch, JournalRecord
 from ._records import RecoveryNote, Row, TornRecord, decode_page, encode_rows, find_tear
