@@ -64,13 +64,13 @@ from ._definitions import Differs, definition_of, fingerprint_of, follow, rebuil
 from ._guards import attempts_left, is_retryable
 from ._modes import Mode, mode_registry
 from ._refusals import (
-    answer_conflict,
-    gate_closed,
-    no_step,
-    not_a_gate,
-    not_found,
-    resume_refused,
-    run_id_reused,
+    resume_not_allowed_for_uninterrupted,
+    run_conflict_for_changed_answer,
+    run_conflict_for_reused_id,
+    run_not_found_for_unknown_id,
+    run_terminal_for_gate_answer,
+    step_not_found_for_non_gate,
+    step_not_found_for_unplanned_step,
 )
 from ._state import (
     HISTORY_LIMIT,
@@ -305,9 +305,9 @@ class Coordinator:
                 event.principal,
             ):
                 return _ignored(state, IgnoredReason.duplicate_request)
-            return _rejected(state, run_id_reused(event, existing.status.value))
+            return _rejected(state, run_conflict_for_reused_id(event, existing.status.value))
         if event.run_id in state.run_ids:
-            return _rejected(state, run_id_reused(event, None))
+            return _rejected(state, run_conflict_for_reused_id(event, None))
         mode = self.journaled_mode(event.mode, event.fingerprint, event.definition)
         if mode is None:
             mode = self.modes.get(event.mode)
@@ -389,7 +389,7 @@ class Coordinator:
         if run is None:
             if event.run_id in state.run_ids:
                 return forgotten()
-            return _rejected(state, not_found(event))
+            return _rejected(state, run_not_found_for_unknown_id(event))
         if not self.authorizer.allows(action, event.principal, run):
             return self._refuse(state, event, run, action)
         return run
@@ -421,14 +421,16 @@ class Coordinator:
             state,
             event,
             AuditAction.resume,
-            lambda: _rejected(state, resume_refused(event, "a forgotten ended run")),
+            lambda: _rejected(
+                state, resume_not_allowed_for_uninterrupted(event, "a forgotten ended run")
+            ),
         )
         if isinstance(run, Outcome):
             return run
         if run.status is RunStatus.running:
             return _ignored(state, IgnoredReason.duplicate_request)
         if run.status is not RunStatus.interrupted:
-            return _rejected(state, resume_refused(event, run.status.value))
+            return _rejected(state, resume_not_allowed_for_uninterrupted(event, run.status.value))
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.reason = None
         txn.update_context(txn.mode.on_resume, txn.context)
@@ -462,7 +464,7 @@ class Coordinator:
         if run is None:
             if event.run_id in state.run_ids:
                 return _ignored(state, IgnoredReason.run_terminal)
-            return _rejected(state, not_found(event))
+            return _rejected(state, run_not_found_for_unknown_id(event))
         if run.status in TERMINAL_RUN_STATUSES:
             return _ignored(state, IgnoredReason.run_terminal)
         steps = run.steps
@@ -472,7 +474,7 @@ class Coordinator:
                 if event.effect_id != step.effect_id or event.attempt != step.attempt:
                     return _ignored(state, IgnoredReason.stale_effect)
                 return run, index, step
-        return _rejected(state, no_step(event, run))
+        return _rejected(state, step_not_found_for_unplanned_step(event, run))
 
     def _effect_started(self, state: ConversationState, event: EffectStarted) -> Outcome:
         target = self._effect_target(state, event)
@@ -598,7 +600,7 @@ class Coordinator:
             state,
             event,
             AuditAction.provide_input,
-            lambda: _rejected(state, gate_closed(event, "forgotten")),
+            lambda: _rejected(state, run_terminal_for_gate_answer(event, "forgotten")),
         )
         if isinstance(run, Outcome):
             return run
@@ -608,14 +610,14 @@ class Coordinator:
         if step is None:
             return self._early_answer(state, event, run)
         if not STEP_CLASS_TRAITS[step.definition.step_class].awaits_input:
-            return _rejected(state, not_a_gate(event, run, step.definition))
+            return _rejected(state, step_not_found_for_non_gate(event, run, step.definition))
         kept = step.result.output if step.result is not None else step.input
         if step.result is not None or step.input is not NO_INPUT:
             if kept == event.value:
                 return _ignored(state, IgnoredReason.duplicate_input)
-            return _rejected(state, answer_conflict(event, run, step.status.value))
+            return _rejected(state, run_conflict_for_changed_answer(event, run, step.status.value))
         if run.is_terminal:
-            return _rejected(state, gate_closed(event, run.status.value))
+            return _rejected(state, run_terminal_for_gate_answer(event, run.status.value))
         if step.status in STEP.finals:
             return _rejected(
                 state,
@@ -649,16 +651,16 @@ class Coordinator:
         except Exception:  # a mode bug must not escape reduce; the gate is then unknown
             definition = None
         if definition is None:
-            return _rejected(state, no_step(event, run))
+            return _rejected(state, step_not_found_for_unplanned_step(event, run))
         if not STEP_CLASS_TRAITS[definition.step_class].awaits_input:
-            return _rejected(state, not_a_gate(event, run, definition))
+            return _rejected(state, step_not_found_for_non_gate(event, run, definition))
         kept = dict(run.early_inputs)
         if event.step_id in kept:
             if kept[event.step_id] == event.value:
                 return _ignored(state, IgnoredReason.duplicate_input)
-            return _rejected(state, answer_conflict(event, run, "pending"))
+            return _rejected(state, run_conflict_for_changed_answer(event, run, "pending"))
         if run.is_terminal:
-            return _rejected(state, gate_closed(event, run.status.value))
+            return _rejected(state, run_terminal_for_gate_answer(event, run.status.value))
         txn = RunTxn(event.conversation_id, run, mode, event.event_id)
         txn.directives.append(self._audit(event, run, AuditAction.provide_input, True, "kept"))
         txn.early_inputs = (*run.early_inputs, (event.step_id, event.value))
@@ -673,7 +675,7 @@ class Coordinator:
         if run is None:
             if event.run_id in state.run_ids:
                 return _ignored(state, IgnoredReason.run_terminal)
-            return _rejected(state, not_found(event))
+            return _rejected(state, run_not_found_for_unknown_id(event))
         if run.is_terminal:
             return _ignored(state, IgnoredReason.run_terminal)
         if run.fingerprint == event.fingerprint:
