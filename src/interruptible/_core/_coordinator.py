@@ -82,9 +82,10 @@ from ._state import (
     Outcome,
     RunState,
     StepState,
+    step_with,
 )
 from ._steps import freeze
-from ._txn import STEP, RunTxn, with_failure, with_input
+from ._txn import STEP, RunTxn
 from ._validate import check_for
 
 _Handler = Callable[[ConversationState, Any], Outcome]
@@ -565,10 +566,10 @@ class Coordinator:
         if target_status is StepStatus.pending:
             txn.advance()  # the failure answered an interrupt's cancel: it does not count
         elif target_status is StepStatus.retrying:
-            txn.steps[index] = with_failure(txn.steps[index], failure)
+            txn.steps[index] = _counted(txn.steps[index], failure)
             txn.schedule(index)
         else:
-            txn.steps[index] = with_failure(txn.steps[index], failure)
+            txn.steps[index] = _counted(txn.steps[index], failure)
             if policy.on_failure.value == "continue":
                 txn.update_context(txn.mode.on_failure, txn.context, failure)
                 txn.advance()
@@ -638,7 +639,7 @@ class Coordinator:
             txn.advance()
         else:
             # Kept until the gate opens (the run is interrupted or the step has not started).
-            txn.steps[index] = with_input(step, event.value)
+            txn.steps[index] = step_with(step, input=event.value)
         return self._commit(state, txn)
 
     def _early_answer(
@@ -736,6 +737,11 @@ class Coordinator:
         return Outcome(
             ConversationState(state.conversation_id, upgraded, state.run_history, state.run_ids)
         )
+
+
+def _counted(step: StepState, failure: StepFailure) -> StepState:
+    """`step` with one more counted failure, and that failure's envelope."""
+    return step_with(step, failures=step.failures + 1, failure=failure)
 
 
 def _late_reason(step: StepState) -> IgnoredReason:
