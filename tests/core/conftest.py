@@ -1,4 +1,5 @@
-"""Shared pipelines for the core tests."""
+"""The core tests' coordinator: the shared pipeline (the golden traces'), a lenient one, an
+agent loop."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ import pytest
 
 from interruptible import (
     AgentLoop,
-    Backoff,
     Coordinator,
-    FailureCategory,
     OnFailure,
     OwnerOrOperator,
     Sequence,
@@ -17,25 +16,9 @@ from interruptible import (
     StepPolicy,
 )
 from interruptible._driver import CoreDriver
+from tests._pipeline import PIPELINE, STEPS
 
-RETRYING = StepPolicy(
-    max_attempts=3,
-    backoff=Backoff(initial=0.5, multiplier=2.0, max_delay=10.0),
-    retry_on=(FailureCategory.transient, FailureCategory.timeout),
-)
-
-PIPELINE = Sequence(
-    "pipeline",
-    (
-        StepDefinition("plan", StepClass.llm, {"prompt": "plan"}, RETRYING),
-        StepDefinition(
-            "fetch", StepClass.tool, {"name": "fetch", "arguments": {"url": "u"}}, RETRYING
-        ),
-        StepDefinition("approve", StepClass.human_gate, {"question": "ship it?"}),
-        StepDefinition("wait", StepClass.timer, {"seconds": 5}),
-        StepDefinition("publish", StepClass.system, {"action": "publish"}),
-    ),
-)
+__all__ = ["LENIENT", "PIPELINE", "STEPS", "finish_step", "make_coordinator"]
 
 LENIENT = Sequence(
     "lenient",
@@ -44,8 +27,6 @@ LENIENT = Sequence(
         StepDefinition("b", StepClass.tool),
     ),
 )
-
-STEPS = ("plan", "fetch", "approve", "wait", "publish")
 
 
 def make_coordinator() -> Coordinator:

@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 from interruptible import (
-    Backoff,
     Coordinator,
     Event,
     FailureCategory,
     InterruptRequested,
     ResumeRequested,
     RunRequested,
-    Sequence,
-    StepClass,
-    StepDefinition,
-    StepPolicy,
 )
 from interruptible._driver import CoreDriver
-
-RETRYING = StepPolicy(
-    max_attempts=2,
-    backoff=Backoff(initial=0.5),
-    retry_on=(FailureCategory.transient,),
-)
-
-PIPELINE = Sequence(
-    "pipeline",
-    (
-        StepDefinition("plan", StepClass.llm, {"prompt": "plan"}),
-        StepDefinition("fetch", StepClass.tool, {"url": "u"}, RETRYING),
-        StepDefinition("publish", StepClass.system, {"action": "publish"}),
-    ),
-)
+from tests._pipeline import PIPELINE
 
 
 def coordinator() -> Coordinator:
@@ -67,6 +48,10 @@ def drive_conversation(conversation_id: str) -> CoreDriver:
     driver.fail("r1", "fetch", FailureCategory.transient, "503", retryable=True)
     driver.started("r1", "fetch")
     driver.complete("r1", "fetch", {"body": "ok"})
+    driver.started("r1", "approve")
+    driver.answer("r1", "approve", "yes")
+    driver.started("r1", "wait")
+    driver.complete("r1", "wait", {"seconds": 1})
     driver.started("r1", "publish")
     driver.complete("r1", "publish", None)
     driver.complete("r1", "publish", "late")  # a late duplicate: journaled, ignored by reduce

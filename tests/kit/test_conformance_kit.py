@@ -17,10 +17,8 @@ from interruptible import (
     AgentLoop,
     NextStep,
     Plan,
-    Sequence,
     StepClass,
     StepDefinition,
-    StepPolicy,
     StepResult,
 )
 from interruptible._journal import (
@@ -33,16 +31,8 @@ from interruptible._journal import (
 from interruptible._vocabulary import JsonValue
 from interruptible.testing._machines import JournalConformance, ModeConformance
 from interruptible.testing._ownership import OwnershipRules
+from tests._pipeline import PIPELINE
 from tests._postgres import POSTGRES
-
-PIPELINE = Sequence(
-    "pipeline",
-    (
-        StepDefinition("a", StepClass.tool, policy=StepPolicy(max_attempts=2)),
-        StepDefinition("b", StepClass.llm),
-        StepDefinition("c", StepClass.system),
-    ),
-)
 
 
 class SequenceConformance(ModeConformance):

@@ -7,11 +7,10 @@ fixed; then the marker goes and its check joins `TRANSITION_PROPERTIES` (as DIR-
 
 from __future__ import annotations
 
-from interruptible import Coordinator, Outcome, Sequence, StepClass, StepDefinition, replay
+from interruptible import Coordinator, Outcome, replay
 from interruptible._checker._properties import cancel_first_in_outcome, directive_order
 from interruptible._vocabulary import CancelEffects, Event, InterruptRequested, RunRequested
-
-PIPELINE = Sequence("pipeline", (StepDefinition("s1", StepClass.tool),))
+from tests._pipeline import PIPELINE
 
 # Two events: a run whose first step is scheduled, then a second run that supersedes it.
 SUPERSEDE: list[Event] = [

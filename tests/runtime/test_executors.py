@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from interruptible import (
+    STEP_CLASS_TRAITS,
     Backoff,
     EmitProgress,
     FailureCategory,
@@ -238,6 +239,31 @@ def test_rt_10_a_timer_waits_only_the_rest_after_an_interrupt(tmp_path: Path) ->
     total, after_deadline = arun(scenario())
     assert 0.28 < total < 0.42, total
     assert after_deadline < 0.1, after_deadline
+
+
+def test_rt_10_the_durable_deadline_trait_decides_which_executors_get_the_clock() -> None:
+    """The runtime gives its clock to the executor of each step class whose `durable_deadline`
+    trait is set (the timer), and to no other, whatever executor a class has."""
+
+    class _Clocked:
+        def __init__(self) -> None:
+            self.clock: Any = None
+
+        def bind_clock(self, clock: Any) -> None:
+            self.clock = clock
+
+        async def execute(self, effect: Effect) -> Any:
+            return None
+
+    def clock() -> float:
+        return 0.0
+
+    timer, tool = _Clocked(), _Clocked()
+    Runtime("memory", clock=clock, executors={"timer": timer, "tool": tool})
+    assert STEP_CLASS_TRAITS[StepClass.timer].durable_deadline
+    assert not STEP_CLASS_TRAITS[StepClass.tool].durable_deadline
+    assert timer.clock is clock
+    assert tool.clock is None
 
 
 class _Slow:

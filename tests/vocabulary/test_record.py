@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import pickle
 
 import pytest
 
-from interruptible import EffectStarted, RunState, StepState
-from interruptible._record import record
+from interruptible import EffectStarted, RunState, StepClass, StepDefinition, StepState
+from interruptible._core._state import _StepWith, step_with
+from interruptible._record import record, replacer
 
 
 @record
@@ -93,3 +95,31 @@ def test_the_core_records_are_frozen() -> None:
         started.attempt = 2  # type: ignore[misc]
     for cls in (EffectStarted, RunState, StepState):
         assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_replacer_changes_the_named_fields_like_dataclasses_replace() -> None:
+    """`replacer(cls)` copies a record with some fields changed, equal to what
+    `dataclasses.replace` builds, and refuses a class that is not a record."""
+    with_ = replacer(Point)
+    p = Point(1, "a", ("t",))
+    changed = with_(p, label="b")
+    assert changed == dataclasses.replace(p, label="b") and type(changed) is Point
+    assert with_(p) == p and with_(p, x=2, tags=()) == Point(2, "a", ())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.x = 3  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        with_(p, colour="red")
+    with pytest.raises(TypeError):
+        replacer(dict)
+
+
+def test_step_with_declares_one_keyword_per_step_field() -> None:
+    """`step_with`'s declared signature names exactly `StepState`'s fields, in order, so the
+    type checker sees every change the generated function accepts."""
+    declared = inspect.signature(_StepWith.__call__).parameters
+    keywords = [n for n, p in declared.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert keywords == [f.name for f in dataclasses.fields(StepState)]
+    step = StepState(StepDefinition("s", StepClass.tool))
+    assert step_with(step, attempt=2, effect_id="e") == dataclasses.replace(
+        step, attempt=2, effect_id="e"
+    )

@@ -64,13 +64,13 @@ from ._definitions import Differs, definition_of, fingerprint_of, follow, rebuil
 from ._guards import attempts_left, is_retryable
 from ._modes import Mode, mode_registry
 from ._refusals import (
-    answer_conflict,
-    gate_closed,
-    no_step,
-    not_a_gate,
-    not_found,
-    resume_refused,
-    run_id_reused,
+    resume_not_allowed_for_uninterrupted,
+    run_conflict_for_changed_answer,
+    run_conflict_for_reused_id,
+    run_not_found_for_unknown_id,
+    run_terminal_for_gate_answer,
+    step_not_found_for_non_gate,
+    step_not_found_for_unplanned_step,
 )
 from ._state import (
     HISTORY_LIMIT,
@@ -82,9 +82,10 @@ from ._state import (
     Outcome,
     RunState,
     StepState,
+    step_with,
 )
 from ._steps import freeze
-from ._txn import STEP, RunTxn, with_failure, with_input
+from ._txn import STEP, RunTxn
 from ._validate import check_for
 
 _Handler = Callable[[ConversationState, Any], Outcome]
@@ -305,9 +306,9 @@ class Coordinator:
                 event.principal,
             ):
                 return _ignored(state, IgnoredReason.duplicate_request)
-            return _rejected(state, run_id_reused(event, existing.status.value))
+            return _rejected(state, run_conflict_for_reused_id(event, existing.status.value))
         if event.run_id in state.run_ids:
-            return _rejected(state, run_id_reused(event, None))
+            return _rejected(state, run_conflict_for_reused_id(event, None))
         mode = self.journaled_mode(event.mode, event.fingerprint, event.definition)
         if mode is None:
             mode = self.modes.get(event.mode)
@@ -389,7 +390,7 @@ class Coordinator:
         if run is None:
             if event.run_id in state.run_ids:
                 return forgotten()
-            return _rejected(state, not_found(event))
+            return _rejected(state, run_not_found_for_unknown_id(event))
         if not self.authorizer.allows(action, event.principal, run):
             return self._refuse(state, event, run, action)
         return run
@@ -421,14 +422,16 @@ class Coordinator:
             state,
             event,
             AuditAction.resume,
-            lambda: _rejected(state, resume_refused(event, "a forgotten ended run")),
+            lambda: _rejected(
+                state, resume_not_allowed_for_uninterrupted(event, "a forgotten ended run")
+            ),
         )
         if isinstance(run, Outcome):
             return run
         if run.status is RunStatus.running:
             return _ignored(state, IgnoredReason.duplicate_request)
         if run.status is not RunStatus.interrupted:
-            return _rejected(state, resume_refused(event, run.status.value))
+            return _rejected(state, resume_not_allowed_for_uninterrupted(event, run.status.value))
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.reason = None
         txn.update_context(txn.mode.on_resume, txn.context)
@@ -462,7 +465,7 @@ class Coordinator:
         if run is None:
             if event.run_id in state.run_ids:
                 return _ignored(state, IgnoredReason.run_terminal)
-            return _rejected(state, not_found(event))
+            return _rejected(state, run_not_found_for_unknown_id(event))
         if run.status in TERMINAL_RUN_STATUSES:
             return _ignored(state, IgnoredReason.run_terminal)
         steps = run.steps
@@ -472,7 +475,7 @@ class Coordinator:
                 if event.effect_id != step.effect_id or event.attempt != step.attempt:
                     return _ignored(state, IgnoredReason.stale_effect)
                 return run, index, step
-        return _rejected(state, no_step(event, run))
+        return _rejected(state, step_not_found_for_unplanned_step(event, run))
 
     def _effect_started(self, state: ConversationState, event: EffectStarted) -> Outcome:
         target = self._effect_target(state, event)
@@ -563,10 +566,10 @@ class Coordinator:
         if target_status is StepStatus.pending:
             txn.advance()  # the failure answered an interrupt's cancel: it does not count
         elif target_status is StepStatus.retrying:
-            txn.steps[index] = with_failure(txn.steps[index], failure)
+            txn.steps[index] = _counted(txn.steps[index], failure)
             txn.schedule(index)
         else:
-            txn.steps[index] = with_failure(txn.steps[index], failure)
+            txn.steps[index] = _counted(txn.steps[index], failure)
             if policy.on_failure.value == "continue":
                 txn.update_context(txn.mode.on_failure, txn.context, failure)
                 txn.advance()
@@ -598,7 +601,7 @@ class Coordinator:
             state,
             event,
             AuditAction.provide_input,
-            lambda: _rejected(state, gate_closed(event, "forgotten")),
+            lambda: _rejected(state, run_terminal_for_gate_answer(event, "forgotten")),
         )
         if isinstance(run, Outcome):
             return run
@@ -608,14 +611,14 @@ class Coordinator:
         if step is None:
             return self._early_answer(state, event, run)
         if not STEP_CLASS_TRAITS[step.definition.step_class].awaits_input:
-            return _rejected(state, not_a_gate(event, run, step.definition))
+            return _rejected(state, step_not_found_for_non_gate(event, run, step.definition))
         kept = step.result.output if step.result is not None else step.input
         if step.result is not None or step.input is not NO_INPUT:
             if kept == event.value:
                 return _ignored(state, IgnoredReason.duplicate_input)
-            return _rejected(state, answer_conflict(event, run, step.status.value))
+            return _rejected(state, run_conflict_for_changed_answer(event, run, step.status.value))
         if run.is_terminal:
-            return _rejected(state, gate_closed(event, run.status.value))
+            return _rejected(state, run_terminal_for_gate_answer(event, run.status.value))
         if step.status in STEP.finals:
             return _rejected(
                 state,
@@ -636,7 +639,7 @@ class Coordinator:
             txn.advance()
         else:
             # Kept until the gate opens (the run is interrupted or the step has not started).
-            txn.steps[index] = with_input(step, event.value)
+            txn.steps[index] = step_with(step, input=event.value)
         return self._commit(state, txn)
 
     def _early_answer(
@@ -649,16 +652,16 @@ class Coordinator:
         except Exception:  # a mode bug must not escape reduce; the gate is then unknown
             definition = None
         if definition is None:
-            return _rejected(state, no_step(event, run))
+            return _rejected(state, step_not_found_for_unplanned_step(event, run))
         if not STEP_CLASS_TRAITS[definition.step_class].awaits_input:
-            return _rejected(state, not_a_gate(event, run, definition))
+            return _rejected(state, step_not_found_for_non_gate(event, run, definition))
         kept = dict(run.early_inputs)
         if event.step_id in kept:
             if kept[event.step_id] == event.value:
                 return _ignored(state, IgnoredReason.duplicate_input)
-            return _rejected(state, answer_conflict(event, run, "pending"))
+            return _rejected(state, run_conflict_for_changed_answer(event, run, "pending"))
         if run.is_terminal:
-            return _rejected(state, gate_closed(event, run.status.value))
+            return _rejected(state, run_terminal_for_gate_answer(event, run.status.value))
         txn = RunTxn(event.conversation_id, run, mode, event.event_id)
         txn.directives.append(self._audit(event, run, AuditAction.provide_input, True, "kept"))
         txn.early_inputs = (*run.early_inputs, (event.step_id, event.value))
@@ -673,7 +676,7 @@ class Coordinator:
         if run is None:
             if event.run_id in state.run_ids:
                 return _ignored(state, IgnoredReason.run_terminal)
-            return _rejected(state, not_found(event))
+            return _rejected(state, run_not_found_for_unknown_id(event))
         if run.is_terminal:
             return _ignored(state, IgnoredReason.run_terminal)
         if run.fingerprint == event.fingerprint:
@@ -734,6 +737,11 @@ class Coordinator:
         return Outcome(
             ConversationState(state.conversation_id, upgraded, state.run_history, state.run_ids)
         )
+
+
+def _counted(step: StepState, failure: StepFailure) -> StepState:
+    """`step` with one more counted failure, and that failure's envelope."""
+    return step_with(step, failures=step.failures + 1, failure=failure)
 
 
 def _late_reason(step: StepState) -> IgnoredReason:

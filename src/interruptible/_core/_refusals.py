@@ -1,4 +1,9 @@
-"""The typed errors `reduce` answers with: one builder per refusal, saying what to do next."""
+"""The typed errors `reduce` answers with: one builder per refusal, saying what to do next.
+
+Naming: a builder is named `<code>_for_<case>`, where `<code>` is the `code` of the error class
+it returns (`run_terminal_for_gate_answer` builds a `RunTerminalError`) and `<case>` is the
+refusal it words; a caller reads the error type off the name.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from .._vocabulary import HumanInputReceived, ResumeRequested, RunRequested, Ste
 from ._state import RunState
 
 
-def not_found(event: Any) -> RunNotFoundError:
+def run_not_found_for_unknown_id(event: Any) -> RunNotFoundError:
     """No run with the event's run id in its conversation."""
     return RunNotFoundError(
         f"conversation {event.conversation_id!r} has no run {event.run_id!r}; check the run id "
@@ -26,7 +31,7 @@ def not_found(event: Any) -> RunNotFoundError:
     )
 
 
-def run_id_reused(event: RunRequested, status: str | None) -> RunConflictError:
+def run_conflict_for_reused_id(event: RunRequested, status: str | None) -> RunConflictError:
     """A run id used before for a different request."""
     return RunConflictError(
         f"run id {event.run_id!r} was already used in conversation {event.conversation_id!r} "
@@ -38,7 +43,9 @@ def run_id_reused(event: RunRequested, status: str | None) -> RunConflictError:
     )
 
 
-def resume_refused(event: ResumeRequested, status: str) -> ResumeNotAllowedError:
+def resume_not_allowed_for_uninterrupted(
+    event: ResumeRequested, status: str
+) -> ResumeNotAllowedError:
     """A resume of a run that is not interrupted."""
     return ResumeNotAllowedError(
         f"run {event.run_id!r} is {status}, and only an interrupted run can be resumed; "
@@ -50,7 +57,7 @@ def resume_refused(event: ResumeRequested, status: str) -> ResumeNotAllowedError
     )
 
 
-def no_step(event: Any, run: RunState) -> StepNotFoundError:
+def step_not_found_for_unplanned_step(event: Any, run: RunState) -> StepNotFoundError:
     """An event naming a step the run has not planned."""
     return StepNotFoundError(
         f"run {run.run_id!r} has no step {event.step_id!r}; its steps are "
@@ -62,7 +69,7 @@ def no_step(event: Any, run: RunState) -> StepNotFoundError:
     )
 
 
-def not_a_gate(
+def step_not_found_for_non_gate(
     event: HumanInputReceived, run: RunState, definition: StepDefinition
 ) -> StepNotFoundError:
     """A human answer for a step that is not a human gate."""
@@ -76,7 +83,9 @@ def not_a_gate(
     )
 
 
-def answer_conflict(event: HumanInputReceived, run: RunState, status: str) -> RunConflictError:
+def run_conflict_for_changed_answer(
+    event: HumanInputReceived, run: RunState, status: str
+) -> RunConflictError:
     """A human answer unlike the one the gate already has."""
     return RunConflictError(
         f"gate {event.step_id!r} of run {run.run_id!r} already has a different "
@@ -88,7 +97,7 @@ def answer_conflict(event: HumanInputReceived, run: RunState, status: str) -> Ru
     )
 
 
-def gate_closed(event: HumanInputReceived, status: str) -> RunTerminalError:
+def run_terminal_for_gate_answer(event: HumanInputReceived, status: str) -> RunTerminalError:
     """A human answer for a gate of a run that has ended."""
     return RunTerminalError(
         f"run {event.run_id!r} has ended ({status}); its gates take no more answers.",

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import Final, Protocol
 
 from .._errors import InterruptibleError
 from .._lifecycle import LIVE_STEP_STATUSES, TERMINAL_RUN_STATUSES, RunStatus, StepStatus
-from .._record import record
+from .._record import record, replacer
 from .._vocabulary import Directive, JsonValue, StepDefinition, StepFailure, StepResult
 from ._steps import Steps
 
@@ -62,6 +62,33 @@ class StepState:
     def is_live(self) -> bool:
         """Whether the latest attempt's effect may still be running in a runtime."""
         return self.status in LIVE_STEP_STATUSES
+
+
+class _StepWith(Protocol):
+    """The signature of `step_with`: one keyword per `StepState` field (a test checks it)."""
+
+    def __call__(
+        self,
+        step: StepState,
+        /,
+        *,
+        definition: StepDefinition = ...,
+        status: StepStatus = ...,
+        attempt: int = ...,
+        failures: int = ...,
+        effect_id: str | None = ...,
+        progress_sequence: int = ...,
+        result: StepResult | None = ...,
+        failure: StepFailure | None = ...,
+        input: JsonValue = ...,
+    ) -> StepState: ...
+
+
+# `step_with(step, status=...)`: `step` with some fields changed. `reduce` rebuilds a step on
+# every effect event, and `dataclasses.replace` costs about 3 us a call; this is written out
+# once from the fields, as the constructor is, and costs what a constructor call does; no
+# caller depends on the fields' order.
+step_with: Final[_StepWith] = replacer(StepState)
 
 
 # Recent ids stay in a short tuple (cheap to copy and to scan); every this many they are merged

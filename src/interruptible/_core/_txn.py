@@ -50,7 +50,7 @@ from .._vocabulary import (
 )
 from . import _steps
 from ._modes import Complete, Fail, Mode, ModeError, NextStep, OutputRefusedError
-from ._state import NO_INPUT, RunState, StepState
+from ._state import NO_INPUT, RunState, StepState, step_with
 from ._steps import Draft, Steps, freeze
 
 RUN: Final[CompiledLifecycle[RunStatus]] = compile_lifecycle(RunLifecycle, RunStatus)
@@ -155,7 +155,7 @@ class RunTxn:
         transition = STEP.fire(step.status, event, guards)
         target = transition.target
         if target is not step.status:
-            step = _with_status(step, target)
+            step = step_with(step, status=target)
             self.steps[index] = step
         self._emit_step(step, transition)
         return target
@@ -188,7 +188,7 @@ class RunTxn:
         """Fire `effect_progress` on step `index` and emit the progress it carries."""
         step = self.steps[index]
         transition = STEP.fire(step.status, "effect_progress")
-        self.steps[index] = with_progress(step, sequence)
+        self.steps[index] = step_with(step, progress_sequence=sequence)
         if transition.emits(_PROGRESS):
             assert step.effect_id is not None  # a running step always has its effect
             self.directives.append(
@@ -230,16 +230,12 @@ class RunTxn:
         transition = STEP.fire(step.status, "schedule")
         attempt = step.attempt + 1
         effect_id = effect_id_for(self.run.run_id, step.definition.step_id, attempt)
-        step = StepState(
-            step.definition,
-            transition.target,
-            attempt,
-            step.failures,
-            effect_id,
-            -1,  # no progress seen from the new effect yet
-            step.result,
-            step.failure,
-            step.input,
+        step = step_with(
+            step,
+            status=transition.target,
+            attempt=attempt,
+            effect_id=effect_id,
+            progress_sequence=-1,  # no progress seen from the new effect yet
         )
         self.steps[index] = step
         self._emit_step(step, transition)
@@ -275,7 +271,10 @@ class RunTxn:
         step = self.steps[index]
         assert step.effect_id is not None
         result = StepResult(step.definition.step_id, step.attempt, step.effect_id, output)
-        self.steps[index] = _completed(step, result)
+        # an early human answer is used up
+        self.steps[index] = step_with(
+            step, status=StepStatus.completed, result=result, input=NO_INPUT
+        )
         return result
 
     def advance(self) -> None:
@@ -334,7 +333,7 @@ class RunTxn:
         step = StepState(definition)
         for step_id, value in self.early_inputs:
             if step_id == definition.step_id:  # an answer that came before the gate was planned
-                step = with_input(step, value)
+                step = step_with(step, input=value)
                 self.early_inputs = tuple(e for e in self.early_inputs if e[0] != step_id)
         self.steps.append(step)
         return len(self.steps) - 1
@@ -401,45 +400,3 @@ class RunTxn:
             run.definition,
         )
         return state, tuple(directives)
-
-
-# Positional rebuilds of a StepState, one per kind of change: `dataclasses.replace` costs about
-# 3 us per call and this is the hot path of every effect event. The records built on this path
-# are built positionally too: keyword arguments to a class cost about 30 ns each.
-def _with_status(s: StepState, status: StepStatus) -> StepState:
-    return StepState(
-        s.definition, status, s.attempt, s.failures, s.effect_id,
-        s.progress_sequence, s.result, s.failure, s.input,
-    )  # fmt: skip
-
-
-def with_progress(s: StepState, sequence: int) -> StepState:
-    """The step having seen progress report `sequence`."""
-    return StepState(
-        s.definition, s.status, s.attempt, s.failures, s.effect_id,
-        sequence, s.result, s.failure, s.input,
-    )  # fmt: skip
-
-
-def _completed(s: StepState, result: StepResult) -> StepState:
-    """The step completed with its kept result (an early human answer is used up)."""
-    return StepState(
-        s.definition, StepStatus.completed, s.attempt, s.failures, s.effect_id,
-        s.progress_sequence, result, s.failure, NO_INPUT,
-    )  # fmt: skip
-
-
-def with_failure(s: StepState, failure: StepFailure) -> StepState:
-    """The step with one more counted failure, and that failure's envelope."""
-    return StepState(
-        s.definition, s.status, s.attempt, s.failures + 1, s.effect_id,
-        s.progress_sequence, s.result, failure, s.input,
-    )  # fmt: skip
-
-
-def with_input(s: StepState, value: JsonValue) -> StepState:
-    """The gate step with an answer kept until it opens."""
-    return StepState(
-        s.definition, s.status, s.attempt, s.failures, s.effect_id,
-        s.progress_sequence, s.result, s.failure, value,
-    )  # fmt: skip

@@ -131,6 +131,15 @@ class Executor(Protocol):
         ...
 
 
+@runtime_checkable
+class ClockedExecutor(Executor, Protocol):
+    """An executor that measures a durable deadline and so takes the runtime's clock."""
+
+    def bind_clock(self, clock: Callable[[], float]) -> None:
+        """Use `clock` (the one the journaled times come from) unless given one already."""
+        ...
+
+
 _CURRENT: Final[contextvars.ContextVar[Effect]] = contextvars.ContextVar("interruptible_effect")
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
+from enum import StrEnum
 from types import TracebackType
 from typing import Any, Final, overload
 
@@ -35,7 +36,7 @@ from .._core import (
 from .._core._definitions import Migration, definition_of, fingerprint_of
 from .._errors import JournalError, RunNotFoundError, StaleOwnerError
 from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, open_journal
-from .._lifecycle import StepClass
+from .._lifecycle import STEP_CLASS_TRAITS, StepClass
 from .._vocabulary import (
     CancelRequested,
     EffectStarted,
@@ -49,7 +50,13 @@ from .._vocabulary import (
 )
 from ._claims import WorkerOwner
 from ._effects import EffectManager, json_normalized
-from ._executors import Executor, FunctionExecutor, HumanGateExecutor, TimerExecutor
+from ._executors import (
+    ClockedExecutor,
+    Executor,
+    FunctionExecutor,
+    HumanGateExecutor,
+    TimerExecutor,
+)
 from ._handle import RunHandle, Until
 from ._ids import UuidIds, new_run_id
 from ._llm import ChatModel, LlmExecutor
@@ -81,6 +88,23 @@ JournalSpec = str | os.PathLike[str] | Journal
 CLOSE_GRACE: Final = 1.0
 # How often `wait` re-reads the journal for a run that another process drives.
 _FOLLOW_POLL: Final = 0.02
+
+
+class RuntimeStatus(StrEnum):
+    """The runtime's own lifecycle: new -> starting -> open -> closing -> closed.
+
+    A failed start goes back to `new`; messages print the value.
+    """
+
+    new = "new"
+    starting = "starting"
+    open = "open"
+    closing = "closing"
+    closed = "closed"
+
+
+# The statuses in which the runtime still has a writer to journal through (`close` drains it).
+_WRITING: Final = frozenset({RuntimeStatus.open, RuntimeStatus.closing})
 
 
 class Runtime:
@@ -153,10 +177,8 @@ class Runtime:
         self.clock = clock
         self._ids: Callable[[], str] = ids if ids is not None else UuidIds()
         self._run_ids: Callable[[], str] = ids if ids is not None else new_run_id
-        timer = TimerExecutor()
-        timer.bind_clock(clock)
         table: dict[StepClass, Executor] = {
-            StepClass.timer: timer,
+            StepClass.timer: TimerExecutor(),
             StepClass.human_gate: HumanGateExecutor(),
             StepClass.system: FunctionExecutor(functions, threaded=False),
             StepClass.tool: FunctionExecutor(tools, threaded=True),
@@ -164,7 +186,12 @@ class Runtime:
         }
         for key, executor in (executors or {}).items():
             table[StepClass(key)] = executor
-            if isinstance(executor, TimerExecutor):
+        # A class with a durable deadline (a timer, RT-10) measures it from journaled start
+        # times, so its executor gets the clock those times come from: the trait says which.
+        for step_class, executor in table.items():
+            if STEP_CLASS_TRAITS[step_class].durable_deadline and isinstance(
+                executor, ClockedExecutor
+            ):
                 executor.bind_clock(clock)
         self.effects = EffectManager(
             table,
@@ -183,7 +210,7 @@ class Runtime:
             on_audit, self.tracer, lambda: self.journal, lambda: self.coordinator
         )
         self.recovery = RecoveryReport()
-        self._state = "new"
+        self._state: RuntimeStatus = RuntimeStatus.new
 
     # --- opening and closing --------------------------------------------------------------------
 
@@ -201,14 +228,14 @@ class Runtime:
 
     async def start(self) -> None:
         """Open the journal, restore every conversation, restart live effects, start the pump."""
-        if self._state != "new":
+        if self._state is not RuntimeStatus.new:
             raise RuntimeError(f"this runtime is {self._state}; make a new one")
-        self._state = "starting"
+        self._state = RuntimeStatus.starting
         self._journal = open_journal(self._journal_spec)
         if self.role != "embedded" and not getattr(self._journal, "claims_work", False):
             if self._own_journal:
                 self._journal.close()
-            self._state = "new"
+            self._state = RuntimeStatus.new
             raise ValueError(
                 f"role={self.role!r} needs a journal that workers share (a PostgreSQL DSN, "
                 f"PostgresJournal); {type(self._journal).__name__} is one process's: use "
@@ -248,11 +275,11 @@ class Runtime:
         except BaseException:
             if self._own_journal:
                 self._journal.close()
-            self._state = "new"
+            self._state = RuntimeStatus.new
             raise
         writer.start()
         owner.start()
-        self._state = "open"
+        self._state = RuntimeStatus.open
 
     @property
     def owner_id(self) -> str:
@@ -274,9 +301,9 @@ class Runtime:
     async def close(self) -> None:
         """Let cancelled effects answer, journal what is queued, stop; effects still running
         are left for the next process to restart (they are cancelled without a report)."""
-        if self._state != "open":
+        if self._state is not RuntimeStatus.open:
             return
-        self._state = "closing"
+        self._state = RuntimeStatus.closing
         writer = self._writer
         assert writer is not None
         if self._owner is not None:  # no new commands or takeovers while closing
@@ -296,7 +323,7 @@ class Runtime:
         self._publisher.close()
         if self._own_journal and self._journal is not None:
             self._journal.close()
-        self._state = "closed"
+        self._state = RuntimeStatus.closed
 
     # --- the operations ------------------------------------------------------------------------
 
@@ -548,7 +575,7 @@ class Runtime:
     # --- internals ------------------------------------------------------------------------------
 
     def _live_writer(self) -> Writer:
-        if self._writer is None or self._state not in ("open", "closing"):
+        if self._writer is None or self._state not in _WRITING:
             raise JournalError(
                 f"the runtime is {self._state}; open it first (`async with Runtime(...) as rt`)",
                 reason="runtime_not_open",
@@ -616,7 +643,7 @@ class Runtime:
 
     async def _submit(self, conversation_id: str, event: Event, create: bool = False) -> Any:
         writer = self._live_writer()
-        if self._state != "open" and not isinstance(event, EffectStarted):
+        if self._state is not RuntimeStatus.open and not isinstance(event, EffectStarted):
             raise JournalError("the runtime is closing", reason="runtime_closing")
         owner = self._owner
         assert owner is not None
