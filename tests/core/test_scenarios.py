@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from interruptible import (
+    Backoff,
     CancelEffects,
     Disposition,
     EmitLifecycle,
@@ -13,6 +14,8 @@ from interruptible import (
     Sequence,
     StartEffect,
     StepClass,
+    StepDefinition,
+    StepPolicy,
     StepStatus,
 )
 from interruptible._driver import CoreDriver
@@ -257,6 +260,30 @@ def test_step_class_tool_retries_with_backoff(driver: CoreDriver) -> None:
     driver.started("r2", "fetch")
     driver.fail("r2", "fetch", FailureCategory.timeout, "slow", retryable=True)
     assert driver.run_state("r2").status is RunStatus.failed  # timeout is not in retry_on
+
+
+def test_step_class_tool_backoff_grows_with_each_attempt() -> None:
+    """CORE-13: each retry waits the backoff's next delay (initial, then times the multiplier),
+    and a retryable failure of any category in `retry_on` is retried until the last attempt."""
+    policy = StepPolicy(
+        max_attempts=3,
+        backoff=Backoff(initial=0.5, multiplier=2.0, max_delay=5.0),
+        retry_on=(FailureCategory.transient, FailureCategory.timeout),
+    )
+    tool = StepDefinition("fetch", StepClass.tool, {"name": "fetch"}, policy)
+    driver = CoreDriver([Sequence("retrying", (tool,))])
+    driver.run("r1", "retrying")
+    driver.started("r1", "fetch")
+    first = driver.fail("r1", "fetch", FailureCategory.transient, "503", retryable=True)
+    (retry,) = [d for d in first.directives if isinstance(d, StartEffect)]
+    assert (retry.attempt, retry.delay, retry.effect_id) == (2, 0.5, "r1/fetch/2")
+    driver.started("r1", "fetch")
+    second = driver.fail("r1", "fetch", FailureCategory.timeout, "slow", retryable=True)
+    (retry,) = [d for d in second.directives if isinstance(d, StartEffect)]
+    assert (retry.attempt, retry.delay) == (3, 1.0)
+    driver.started("r1", "fetch")
+    driver.fail("r1", "fetch", FailureCategory.transient, "503", retryable=True)
+    assert driver.run_state("r1").status is RunStatus.failed  # three counted attempts spent
 
 
 def test_step_class_llm_agent_loop_turn(driver: CoreDriver) -> None:
