@@ -16,7 +16,7 @@ from interruptible import (
     StepDefinition,
     StepPolicy,
 )
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 
 RETRYING = StepPolicy(
     max_attempts=3,

@@ -15,7 +15,7 @@ from interruptible import (
     StepClass,
     StepStatus,
 )
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 
 from .conftest import STEPS, finish_step
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from interruptible import _spec
+from interruptible._views import _spec
 from interruptible._cli import main
 
 REPO = Path(__file__).resolve().parents[2]

@@ -28,13 +28,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from interruptible import Coordinator, Sequence, StepClass, StepDefinition
-from interruptible._checker import Ledger, ledger_violations, transition_violations
 from interruptible._core import ConversationState, initial_state
 from interruptible._journal import AppendBatch, Command, MemoryJournal, OwnerRecord
 from interruptible._lifecycle import RunStatus
 from interruptible._runtime._owner import Owner
 from interruptible._runtime._recovery import RecoveryReport
 from interruptible._runtime._writer import Conversation, Writer
+from interruptible._verify._checker import Ledger, ledger_violations, transition_violations
 from interruptible._vocabulary import (
     CancelEffects,
     CancelRequested,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ._errors import InterruptibleError
+from .._errors import InterruptibleError
 from ._shell import (
     ERROR,
     INTERRUPTED,
@@ -103,8 +103,8 @@ def _traces_dir(out: Path) -> Path:
 
 
 def _spec(out: Path, check_only: bool) -> int:
-    from ._spec import check, generate
-    from ._traces import SCENARIOS, record, render, write_traces
+    from .._views._spec import check, generate
+    from .._views._traces import SCENARIOS, record, render, write_traces
 
     traces = _traces_dir(out)
     if check_only:
@@ -158,11 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=entry.run)
     # The runtime's commands (demo, resume, inspect, replay) and the model checker's (check)
     # register themselves; their modules import only argparse at this point.
-    from ._checker._command import add_parser as add_check
-    from ._runtime._commands import add_parsers as add_runtime
-    from ._runtime._control import add_parsers as add_control
-    from ._runtime._upgrade_check import add_parsers as add_upgrade_check
-    from ._runtime._worker import add_parsers as add_worker
+    from ._check import add_parser as add_check
+    from ._commands import add_parsers as add_runtime
+    from ._control import add_parsers as add_control
+    from ._upgrade_check import add_parsers as add_upgrade_check
+    from ._worker import add_parsers as add_worker
 
     add_runtime(subparsers)
     add_control(subparsers)
