@@ -1,4 +1,4 @@
-"""The runtime's subcommands: `demo`, `resume`, `inspect`, `replay`.
+"""The subcommands that drive and read a journal's runs: `demo`, `resume`, `inspect`, `replay`.
 
 `add_parsers(subparsers)` registers them on an argparse subparsers object; each sets
 `func` (and `run`, the name the package's CLI table uses) to a function taking the parsed
