@@ -22,7 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _command(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "INTERRUPTIBLE_DEMO_SPEED": "8"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}",
+        "INTERRUPTIBLE_DEMO_SPEED": "8",
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "interruptible._cli._commands", *args],
         cwd=cwd,
