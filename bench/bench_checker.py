@@ -16,8 +16,8 @@ import time
 from collections import deque
 from pathlib import Path
 
-from interruptible._checker import Explorer, World
-from interruptible._checker._models import load_model
+from interruptible._verify._checker import Explorer, World
+from interruptible._verify._checker._models import load_model
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "sequence_runs.py"
 STATES_PER_SECOND_GOAL = 20_000

@@ -30,7 +30,7 @@ from interruptible import (
     StepDefinition,
     initial_state,
 )
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 
 STEPS = 10
 ROUNDS = 300

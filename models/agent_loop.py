@@ -13,7 +13,7 @@ from collections.abc import Sequence as SequenceOf
 from typing import Final
 
 from interruptible import AgentLoop, Mode, StepPolicy
-from interruptible._checker import Bounds
+from interruptible._verify._checker import Bounds
 from interruptible._vocabulary import JsonValue
 
 _CALL: Final = {"content": "", "tool_calls": [{"id": "c1", "name": "search", "arguments": {}}]}

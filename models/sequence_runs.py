@@ -20,7 +20,7 @@ from interruptible import (
     StepDefinition,
     StepPolicy,
 )
-from interruptible._checker import Bounds
+from interruptible._verify._checker import Bounds
 from interruptible._vocabulary import JsonValue
 
 _TEMPLATES: Final = (

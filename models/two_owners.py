@@ -13,7 +13,7 @@ from collections.abc import Sequence as SequenceOf
 from typing import Final
 
 from interruptible import Mode, Sequence, StepClass, StepDefinition
-from interruptible._checker import OwnerBounds
+from interruptible._verify._checker import OwnerBounds
 from interruptible._vocabulary import JsonValue
 
 

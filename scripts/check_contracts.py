@@ -17,7 +17,7 @@ import sys
 MODULES = (
     "interruptible._vocabulary",
     "interruptible._core._guards",
-    "interruptible._core._table_contracts",
+    "interruptible._verify._table_contracts",
 )
 
 

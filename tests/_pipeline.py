@@ -6,7 +6,7 @@ trace's are the same definition (plan, fetch, approve, wait, publish).
 
 from __future__ import annotations
 
-from interruptible._traces import PIPELINE
+from interruptible._views._traces import PIPELINE
 
 # The step ids, in order.
 STEPS: tuple[str, ...] = tuple(step.step_id for step in PIPELINE.steps)

@@ -3,8 +3,9 @@ made of the run, with their journaled times, reasons and principals.
 
 Theory of operation
 -------------------
-The pictures (`_pictures.py`: the timeline) and the traces (`_runtime/_tracing.py`: spans of a
-settled run) show the same facts, so they read them here, once. Nothing is folded: an attempt
+The pictures (`_views/_pictures.py`: the timeline) and the traces (`_runtime/_tracing.py`:
+spans of a settled run) show the same facts, so they read them here, once; this module sits in
+the base, below both, and reads only the vocabulary. Nothing is folded: an attempt
 starts at its `effect_started` and ends at the first of `effect_completed`, `effect_failed`,
 `effect_canceled` or `effect_lost` that names its effect id (an answer that arrived after the
 run ended included: the effect did end then); an attempt with no such event is still open at the

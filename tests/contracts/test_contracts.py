@@ -12,8 +12,8 @@ import pytest
 
 from interruptible import Backoff, FailureCategory, PolicyError, RunStatus, StepPolicy, StepStatus
 from interruptible._core._guards import attempts_left, is_retryable
-from interruptible._core._table_contracts import RUN_EDGES, run_target, step_target
 from interruptible._core._txn import RUN, STEP
+from interruptible._verify._table_contracts import RUN_EDGES, run_target, step_target
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOLS = (False, True)

@@ -15,7 +15,7 @@ from interruptible import (
     StepDefinition,
     StepPolicy,
 )
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 from tests._pipeline import PIPELINE, STEPS
 
 __all__ = ["LENIENT", "PIPELINE", "STEPS", "finish_step", "make_coordinator"]

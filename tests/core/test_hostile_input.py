@@ -23,7 +23,7 @@ from interruptible import (
     StepResult,
     StepStatus,
 )
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 from interruptible._vocabulary import JsonValue
 
 

@@ -25,7 +25,7 @@ from interruptible._core import _steps
 from interruptible._core._modes import OUTPUT_CHUNK
 from interruptible._core._state import NO_STEP_IDS, StepState
 from interruptible._core._steps import LONG_RUN, Steps, StepsDraft, freeze
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 
 from ..stateful.machine import CoreRaceMachine
 

@@ -38,7 +38,7 @@ from interruptible import (
     replay,
 )
 from interruptible._core import HISTORY_LIMIT, Complete, Fail, ModeError, NextStep
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 
 from .conftest import LENIENT, STEPS, finish_step, make_coordinator
 

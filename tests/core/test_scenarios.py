@@ -18,7 +18,7 @@ from interruptible import (
     StepPolicy,
     StepStatus,
 )
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 
 from .conftest import STEPS, finish_step
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from interruptible import Disposition, initial_state
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 from interruptible._vocabulary import EVENT_TYPES
 from interruptible.testing.strategies import events, json_values, values_of
 

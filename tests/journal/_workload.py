@@ -10,7 +10,7 @@ from interruptible import (
     ResumeRequested,
     RunRequested,
 )
-from interruptible._driver import CoreDriver
+from interruptible._verify._driver import CoreDriver
 from tests._pipeline import PIPELINE
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from interruptible._checker import World, explore
-from interruptible._checker import _command as check_command
-from interruptible._checker._models import load_model
+from interruptible._cli import _check as check_command
+from interruptible._verify._checker import World, explore
+from interruptible._verify._checker._models import load_model
 
 MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "sequence_runs.py"
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from interruptible import event_from_json
-from interruptible._checker import (
+from interruptible._cli._check import add_parser
+from interruptible._verify._checker import (
     Explorer,
     KeyCache,
     Report,
@@ -21,11 +22,10 @@ from interruptible._checker import (
     parity_violations,
     replay_trace,
 )
-from interruptible._checker._command import add_parser
-from interruptible._checker._defects import BROKEN_PROPERTY, DEFECTS
-from interruptible._checker._key import json_key
-from interruptible._checker._models import default_model_path, load_model
-from interruptible._checker._world import Model
+from interruptible._verify._checker._defects import BROKEN_PROPERTY, DEFECTS
+from interruptible._verify._checker._key import json_key
+from interruptible._verify._checker._models import default_model_path, load_model
+from interruptible._verify._checker._world import Model
 
 MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "sequence_runs.py"
 AGENT_MODEL_PATH = MODEL_PATH.with_name("agent_loop.py")

@@ -8,7 +8,7 @@ fixed; then the marker goes and its check joins `TRANSITION_PROPERTIES` (as DIR-
 from __future__ import annotations
 
 from interruptible import Coordinator, Outcome, replay
-from interruptible._checker._properties import cancel_first_in_outcome, directive_order
+from interruptible._verify._checker._properties import cancel_first_in_outcome, directive_order
 from interruptible._vocabulary import CancelEffects, Event, InterruptRequested, RunRequested
 from tests._pipeline import PIPELINE
 

@@ -12,23 +12,23 @@ from typing import Any
 import pytest
 
 from interruptible import event_from_json
-from interruptible._checker import (
+from interruptible._cli._check import add_parser
+from interruptible._verify._checker import (
     OwnerExplorer,
     OwnerReport,
     OwnerWorld,
     explore_owners,
     replay_moves,
 )
-from interruptible._checker._command import add_parser
-from interruptible._checker._defects import TerminalTwice
-from interruptible._checker._models import load_model, model_path
-from interruptible._checker._owner_defects import (
+from interruptible._verify._checker._defects import TerminalTwice
+from interruptible._verify._checker._models import load_model, model_path
+from interruptible._verify._checker._owner_defects import (
     OWNER_BROKEN_PROPERTY,
     OWNER_DEFECTS,
     UnfencedJournal,
 )
-from interruptible._checker._owner_journals import CONVERSATION, history_violation
-from interruptible._checker._owner_state import OwnerModel
+from interruptible._verify._checker._owner_journals import CONVERSATION, history_violation
+from interruptible._verify._checker._owner_state import OwnerModel
 
 MODEL_PATH = Path(__file__).resolve().parents[2] / "models" / "two_owners.py"
 # The CI bound's goals (spec/verification.md, VER-23).

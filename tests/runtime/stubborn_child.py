@@ -12,8 +12,8 @@ import asyncio
 import sys
 
 from interruptible import Sequence, StepClass, StepDefinition
+from interruptible._cli._demo import Display, follow
 from interruptible._runtime import Runtime
-from interruptible._runtime._demo import Display, follow
 
 STUBBORN = Sequence(
     "stubborn", (StepDefinition("s", StepClass.tool, {"name": "stubborn", "arguments": {}}),)

@@ -14,17 +14,21 @@ from pathlib import Path
 import pytest
 
 from interruptible import Sequence
+from interruptible._cli._commands import main
 from interruptible._runtime import Runtime
-from interruptible._runtime._commands import main
 from tests.runtime.support import arun, pipeline, system_step
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _command(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "INTERRUPTIBLE_DEMO_SPEED": "8"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}",
+        "INTERRUPTIBLE_DEMO_SPEED": "8",
+    }
     return subprocess.Popen(
-        [sys.executable, "-m", "interruptible._runtime._commands", *args],
+        [sys.executable, "-m", "interruptible._cli._commands", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

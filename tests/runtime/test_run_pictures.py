@@ -10,8 +10,8 @@ import pytest
 
 from interruptible import Coordinator, RunStatus, StepStatus
 from interruptible._journal import SQLiteJournal
-from interruptible._pictures import LIT, step_paths
 from interruptible._runtime import Runtime
+from interruptible._views._pictures import LIT, step_paths
 from tests.runtime.support import arun, pipeline, run_cli, system_step, tool_step, until
 
 PICTURE_MODES = [pipeline("pic", [system_step("first", "ok"), tool_step("held", "hold")])]
@@ -135,7 +135,7 @@ def test_cli_11_a_diagram_without_a_run_or_of_an_unknown_format_is_refused(
 def test_cli_12_the_timeline_holds_each_attempt_and_request(journal: Path) -> None:
     """CLI-12: a run's timeline has a bar per attempt, from its start to the event that ended
     it, and a mark per interrupt, resume and cancel, in the journal's order."""
-    from interruptible._pictures import timeline
+    from interruptible._views._pictures import timeline
 
     coordinator = Coordinator(PICTURE_MODES)
     with SQLiteJournal(journal, readonly=True) as reading:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from interruptible import DirectiveKind, RunStatus, StepStatus
-from interruptible._diagrams import transition_label
 from interruptible._interpreter import CompiledLifecycle, compile_lifecycle
 from interruptible._lifecycle import RunLifecycle, StepLifecycle
+from interruptible._views._diagrams import transition_label
 
 GENERATED = Path(__file__).resolve().parents[2] / "spec" / "generated"
 LIFECYCLES = [

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from interruptible import _spec
 from interruptible._cli import main
+from interruptible._views import _spec
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "spec" / "generated"

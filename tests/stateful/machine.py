@@ -35,13 +35,14 @@ from interruptible import (
     initial_state,
     replay,
 )
-from interruptible._checker import (
+from interruptible._core import ConversationState, Outcome
+from interruptible._verify._checker import (
     KeyCache,
     Ledger,
     Violation,
     transition_violations,
 )
-from interruptible._checker._properties import (
+from interruptible._verify._checker._properties import (
     cancel_first_in_outcome,
     cancels_reach_effects,
     causality,
@@ -54,7 +55,6 @@ from interruptible._checker._properties import (
     run_matrix,
     terminal_exclusivity,
 )
-from interruptible._core import ConversationState, Outcome
 from interruptible._vocabulary import (
     CancelRequested,
     Directive,

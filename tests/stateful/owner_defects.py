@@ -1,4 +1,5 @@
-"""The seeded ownership defects of `_checker/_owner_defects.py`, in the runtime's own classes.
+"""The seeded ownership defects of `_verify/_checker/_owner_defects.py`, in the runtime's own
+classes.
 
 The model checker breaks its model of the runtime; the race machine breaks the runtime itself,
 each the same way: the journal's fence (`UnfencedJournal`, shared), the takeover's wait for an

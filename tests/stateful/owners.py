@@ -1,12 +1,12 @@
 """`OwnerRaceMachine`: two runtimes' ownership code racing over one conversation in one journal.
 
-The model checker (`_checker/_owners.py`) explores a model of the runtime's side of the ownership
-protocol; this machine drives the runtime's own classes instead: per process, a real `Writer`
-(one pump round a rule) and a real `Owner` (`route`, `beat`, `poll_commands`), over one shared
-`MemoryJournal`, with a clock the machine moves. Effects are records the machine answers when it
-likes (`FakeEffects` has the effect manager's interface), so every interleaving of a pump round,
-a heartbeat, a command poll, an effect's answer, a run request, a command from a third process,
-time passing (leases lapse unless renewed), a crash and a clean close is a sequence of rules.
+The model checker (`_verify/_checker/_owners.py`) explores a model of the runtime's side of the
+ownership protocol; this machine drives the runtime's own classes instead: per process, a real
+`Writer` (one pump round a rule) and a real `Owner` (`route`, `beat`, `poll_commands`), over one
+shared `MemoryJournal`, with a clock the machine moves. Effects are records the machine answers when
+it likes (`FakeEffects` has the effect manager's interface), so every interleaving of a pump round,
+a heartbeat, a command poll, an effect's answer, a run request, a command from a third process, time
+passing (leases lapse unless renewed), a crash and a clean close is a sequence of rules.
 
 After every rule, each `@invariant()` checks one property of spec/verification.md on the journal
 (each process reaches it through a `Recorded` handle, which notes who appended at which epoch,
@@ -15,7 +15,7 @@ plays a fair world with the processes still alive (time passes, each one beats, 
 lets its effects answer, an interrupted run is resumed) and requires every journaled run to end
 and every command to be answered (VER-20).
 
-Subclasses swap in a seeded defect (`_checker/_owner_defects.py`); they must fail (VER-22).
+Subclasses swap in a seeded defect (`_verify/_checker/_owner_defects.py`); they must fail (VER-22).
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from interruptible import Coordinator, Sequence, StepClass, StepDefinition
-from interruptible._checker import Ledger, ledger_violations, transition_violations
 from interruptible._core import ConversationState, initial_state
 from interruptible._journal import AppendBatch, Command, MemoryJournal, OwnerRecord
 from interruptible._lifecycle import RunStatus
 from interruptible._runtime._owner import Owner
 from interruptible._runtime._recovery import RecoveryReport
 from interruptible._runtime._writer import Conversation, Writer
+from interruptible._verify._checker import Ledger, ledger_violations, transition_violations
 from interruptible._vocabulary import (
     CancelEffects,
     CancelRequested,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from interruptible._checker._defects import (
+from interruptible._verify._checker._defects import (
     EagerResume,
     LostAnswer,
     LostCancel,

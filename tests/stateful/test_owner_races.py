@@ -7,7 +7,7 @@ import pytest
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from interruptible._checker._owner_defects import OWNER_BROKEN_PROPERTY, UnfencedJournal
+from interruptible._verify._checker._owner_defects import OWNER_BROKEN_PROPERTY, UnfencedJournal
 
 from .owner_defects import (
     EagerTakeoverOwner,

@@ -26,9 +26,9 @@ from interruptible import (
     StartEffect,
     StepStatus,
 )
-from interruptible._checker._upgrades import BASE, CHANGES, RUN, _dropping, _Path, _trusting
 from interruptible._lifecycle import LIVE_STEP_STATUSES
 from interruptible._runtime._upgrades import MEETING_EVENTS, Meeting
+from interruptible._verify._checker._upgrades import BASE, CHANGES, RUN, _dropping, _Path, _trusting
 from interruptible._vocabulary import Event, RunRequested
 
 CID = "c"

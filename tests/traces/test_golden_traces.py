@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from interruptible._traces import (
+from interruptible._views._traces import (
     SCENARIOS,
     iter_traces,
     load_trace,

@@ -22,8 +22,8 @@ from interruptible import (
     fingerprint_of,
     replay,
 )
-from interruptible._checker._upgrades import BASE, _points, check_upgrades
 from interruptible._core._definitions import judge, rebuild
+from interruptible._verify._checker._upgrades import BASE, _points, check_upgrades
 
 A = StepDefinition("extra", StepClass.tool, {"name": "t", "arguments": {}})
 B = StepDefinition("b", StepClass.system, {"name": "f", "arguments": {}})

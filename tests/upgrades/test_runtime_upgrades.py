@@ -357,7 +357,7 @@ def test_upg_4_a_traced_run_that_moves_shows_the_move_in_its_trace(tmp_path: Pat
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from interruptible._pictures import write_timeline
+    from interruptible._views._pictures import write_timeline
 
     db, ledger = tmp_path / "j.db", Ledger()
     exporter = InMemorySpanExporter()

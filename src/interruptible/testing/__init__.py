@@ -15,8 +15,8 @@ It needs Hypothesis and pytest, which the core does not.
 
 from __future__ import annotations
 
-from .._driver import CoreDriver
-from .._traces import (
+from .._verify._driver import CoreDriver
+from .._views._traces import (
     Trace,
     iter_traces,
     load_trace,

@@ -44,10 +44,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from .._core import Coordinator, Mode, replay
-from .._driver import CoreDriver
 from .._errors import JournalError, StaleWriterError
 from .._journal import AppendBatch, Journal
 from .._lifecycle import LIVE_STEP_STATUSES, RunStatus, StepClass, StepStatus
+from .._verify._driver import CoreDriver
 from .._vocabulary import (
     EVENT_TYPES,
     EmitOutput,

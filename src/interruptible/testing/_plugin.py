@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from .._core import Coordinator, Mode
-from .._driver import CoreDriver
 from .._journal import MemoryJournal
-from .._traces import SCENARIOS, Trace, record
+from .._verify._driver import CoreDriver
+from .._views._traces import SCENARIOS, Trace, record
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Final
 
-from .._core import (
+from ..._core import (
     ConversationState,
     Coordinator,
     Disposition,
@@ -22,9 +22,9 @@ from .._core import (
     Outcome,
     Sequence,
 )
-from .._core._state import NO_STEP_IDS, RunState, StepIds
-from .._lifecycle import RunStatus, StepStatus
-from .._vocabulary import (
+from ..._core._state import NO_STEP_IDS, RunState, StepIds
+from ..._lifecycle import RunStatus, StepStatus
+from ..._vocabulary import (
     CancelEffects,
     CancelRequested,
     EffectCompleted,

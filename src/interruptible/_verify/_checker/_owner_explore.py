@@ -21,8 +21,8 @@ import time
 from array import array
 from dataclasses import dataclass
 
-from .._codec import to_json
-from .._vocabulary import Event
+from ..._codec import to_json
+from ..._vocabulary import Event
 from ._liveness import first_stuck
 from ._owner_state import OwnerState
 from ._owners import OwnerWorld

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from ._codec import event_from_json, to_json, value_from_json, value_to_json
-from ._core import (
+from .._codec import event_from_json, to_json, value_from_json, value_to_json
+from .._core import (
     AgentLoop,
     ConversationState,
     Coordinator,
@@ -32,9 +32,9 @@ from ._core import (
     OwnerOrOperator,
     Sequence,
 )
-from ._driver import CoreDriver
-from ._lifecycle import StepClass
-from ._vocabulary import (
+from .._lifecycle import StepClass
+from .._verify._driver import CoreDriver
+from .._vocabulary import (
     Backoff,
     FailureCategory,
     OnFailure,

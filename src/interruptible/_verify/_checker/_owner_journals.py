@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple
 
-from .._core import ConversationState, Outcome, initial_state
-from .._errors import StaleOwnerError, StaleWriterError
-from .._journal import AppendBatch, MemoryJournal, OwnerRecord
-from .._vocabulary import Event
+from ..._core import ConversationState, Outcome, initial_state
+from ..._errors import StaleOwnerError, StaleWriterError
+from ..._journal import AppendBatch, MemoryJournal, OwnerRecord
+from ..._vocabulary import Event
 from ._properties import Violation, ledger_violations, transition_violations
 from ._world import Ledger
 

@@ -18,15 +18,15 @@ import time
 from pathlib import Path
 from typing import Any, Final, TextIO, cast
 
-from .._shell import INTERRUPTED, CommandError
-from ._defects import DEFECTS
-from ._explore import explore, replay_trace
-from ._models import default_model_path, load_model, model_path
-from ._owner_defects import OWNER_DEFECTS
-from ._owner_explore import explore_owners, replay_moves
-from ._owner_state import OwnerBounds, OwnerModel
-from ._owners import OwnerWorld
-from ._world import Bounds, World
+from .._verify._checker._defects import DEFECTS
+from .._verify._checker._explore import explore, replay_trace
+from .._verify._checker._models import default_model_path, load_model, model_path
+from .._verify._checker._owner_defects import OWNER_DEFECTS
+from .._verify._checker._owner_explore import explore_owners, replay_moves
+from .._verify._checker._owner_state import OwnerBounds, OwnerModel
+from .._verify._checker._owners import OwnerWorld
+from .._verify._checker._world import Bounds, World
+from ._shell import INTERRUPTED, CommandError
 
 # Seconds between two progress lines (CLI-9).
 PROGRESS_EVERY: Final = 1.0

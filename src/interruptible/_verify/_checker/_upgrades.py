@@ -32,11 +32,11 @@ from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import Any, Final
 
-from .._core import ConversationState, Coordinator, Outcome, Sequence, initial_state
-from .._core._definitions import Migration, judge
-from .._lifecycle import LIVE_STEP_STATUSES, RunStatus, StepClass, StepStatus
-from .._runtime._upgrades import Meeting, upgrade_event
-from .._vocabulary import (
+from ..._core import ConversationState, Coordinator, Outcome, Sequence, initial_state
+from ..._core._definitions import Migration, judge
+from ..._lifecycle import LIVE_STEP_STATUSES, RunStatus, StepClass, StepStatus
+from ..._runtime._upgrades import Meeting, upgrade_event
+from ..._vocabulary import (
     EffectCanceled,
     EffectCompleted,
     EffectLost,

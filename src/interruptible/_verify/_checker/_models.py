@@ -30,7 +30,7 @@ def _under_models(relative: str) -> Path | None:
     here = Path(relative)
     if here.is_file():
         return here
-    checkout = Path(__file__).resolve().parents[3] / relative
+    checkout = Path(__file__).resolve().parents[4] / relative
     return checkout if checkout.is_file() else None
 
 

@@ -52,7 +52,7 @@ from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
-from .._core import (
+from ..._core import (
     NO_INPUT,
     ConversationState,
     Coordinator,
@@ -61,8 +61,8 @@ from .._core import (
     RunState,
     initial_state,
 )
-from .._lifecycle import FINAL_STEP_STATUSES, RunStatus
-from .._vocabulary import (
+from ..._lifecycle import FINAL_STEP_STATUSES, RunStatus
+from ..._vocabulary import (
     CancelEffects,
     CancelRequested,
     Directive,

@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from .._core import RUN, ConversationState, Disposition, Outcome, RunState
-from .._lifecycle import ACTIVE_RUN_STATUSES, RunStatus, StepStatus
-from .._vocabulary import (
+from ..._core import RUN, ConversationState, Disposition, Outcome, RunState
+from ..._lifecycle import ACTIVE_RUN_STATUSES, RunStatus, StepStatus
+from ..._vocabulary import (
     CancelEffects,
     Directive,
     EmitAudit,

@@ -20,8 +20,8 @@ import json
 import sys
 from typing import Any
 
-from .._shell import USAGE, CommandError, command
 from ._commands import fold_options
+from ._shell import USAGE, CommandError, command
 
 
 def add_parsers(subparsers: Any) -> None:
@@ -92,8 +92,8 @@ async def _act_shared(args: argparse.Namespace, what: str, modes: list[Any]) -> 
     in a PostgreSQL journal; its answer printed, or its typed error as one line."""
     from .._errors import InterruptibleError
     from .._journal import PostgresJournal
+    from .._runtime._runtime import Runtime
     from ._commands import journal_label
-    from ._runtime import Runtime
 
     label = journal_label(args)
     try:
@@ -131,8 +131,8 @@ async def _send(rt: Any, what: str, conversation_id: str, args: argparse.Namespa
 async def _act_async(args: argparse.Namespace, what: str, modes: list[Any]) -> int:
     from .._errors import InterruptibleError
     from .._lifecycle import RunStatus
+    from .._runtime._runtime import Runtime
     from ._commands import writing
-    from ._runtime import Runtime
 
     out = sys.stdout
     try:

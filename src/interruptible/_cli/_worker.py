@@ -22,9 +22,9 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._shell import USAGE, CommandError
+from .._runtime._owner import DEFAULT_LIMIT
 from ._commands import load_modes
-from ._owner import DEFAULT_LIMIT
+from ._shell import USAGE, CommandError
 from ._upgrade_check import load_migrations, migrations_option
 
 
@@ -169,7 +169,7 @@ async def _serve(
     model: Any,
 ) -> int:
     from .._journal import PostgresJournal
-    from ._runtime import Runtime
+    from .._runtime._runtime import Runtime
 
     journal = PostgresJournal(args.dsn, schema=args.schema, application_name="interruptible worker")
     try:

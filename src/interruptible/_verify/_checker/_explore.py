@@ -40,9 +40,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from .._codec import to_json
-from .._core import ConversationState, Disposition, Outcome, initial_state
-from .._vocabulary import Event
+from ..._codec import to_json
+from ..._core import ConversationState, Disposition, Outcome, initial_state
+from ..._vocabulary import Event
 from ._key import conversation_key
 from ._liveness import first_stuck
 from ._properties import (

@@ -1,4 +1,4 @@
-"""The runtime's subcommands: `demo`, `resume`, `inspect`, `replay`.
+"""The subcommands that drive and read a journal's runs: `demo`, `resume`, `inspect`, `replay`.
 
 `add_parsers(subparsers)` registers them on an argparse subparsers object; each sets
 `func` (and `run`, the name the package's CLI table uses) to a function taking the parsed
@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
 
-from .._shell import (
+from ._shell import (
     DEFAULT_DB,
     INTERRUPTED,
     OUTPUT_CLOSED,
@@ -208,8 +208,9 @@ def demo(args: argparse.Namespace) -> int:
 
 async def _demo(args: argparse.Namespace, following: _Following) -> int:
     from .._lifecycle import RunStatus
-    from ._demo import CONVERSATION, DEMO_MODE, Display, closing_words, demo_runtime, follow
-    from ._handle import RunHandle
+    from .._runtime._demo import CONVERSATION, DEMO_MODE, demo_runtime
+    from .._runtime._handle import RunHandle
+    from ._demo import Display, closing_words, follow
 
     out = sys.stdout
     check_journal(args.db, create=True)
@@ -299,8 +300,9 @@ def _mode_of(db: str, run_id: str) -> str | None:
 
 async def _resume(args: argparse.Namespace) -> int:
     from .._errors import InterruptibleError
-    from ._demo import Display, closing_words, demo_runtime, follow
-    from ._handle import RunHandle
+    from .._runtime._demo import demo_runtime
+    from .._runtime._handle import RunHandle
+    from ._demo import Display, closing_words, follow
 
     out = sys.stdout
     check_journal(args.db)
@@ -419,7 +421,7 @@ def known_modes(specs: list[str]) -> list[Any]:
     """The demo's mode and the modes named by `--modes` (an application's mode of the demo's
     name wins)."""
     from .._core._modes import mode_registry
-    from ._demo import DEMO_MODE
+    from .._runtime._demo import DEMO_MODE
 
     loaded = [mode for spec in specs for mode in load_modes(spec)]
     try:
@@ -548,7 +550,7 @@ def _draw(
     from statemachine.contrib.diagram.graphviz import GraphvizError
 
     from .._core import Coordinator
-    from .._pictures import write_lit_diagram, write_timeline
+    from .._views._pictures import write_lit_diagram, write_timeline
 
     draw, needs = {
         "diagram": (write_lit_diagram, "pydot: pip install 'interruptible[diagrams]'"),
@@ -753,7 +755,7 @@ def replay(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line (`_cli.main`), under its guard; tests call it from here."""
-    from .._cli import main as cli_main
+    from ._main import main as cli_main
 
     return cli_main(argv)
 

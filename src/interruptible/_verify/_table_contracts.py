@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from .._core._txn import RUN, STEP
 from .._errors import IllegalTransition
 from .._lifecycle import (  # the final-status sets are read by the docstring contracts
     FINAL_STEP_STATUSES,  # noqa: F401
@@ -17,7 +18,6 @@ from .._lifecycle import (  # the final-status sets are read by the docstring co
     RunStatus,
     StepStatus,
 )
-from ._txn import RUN, STEP
 
 # RUN-2's legal status changes (spec/lifecycles.md), written out literally so the contract
 # compares the table against them.

@@ -23,10 +23,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
-from . import _diagrams
-from ._codec import json_schema
-from ._interpreter import CompiledLifecycle, compile_lifecycle
-from ._lifecycle import (
+from .._codec import json_schema
+from .._interpreter import CompiledLifecycle, compile_lifecycle
+from .._lifecycle import (
     ACTIVE_RUN_STATUSES,
     GUARD_MEANINGS,
     LIVE_STEP_STATUSES,
@@ -37,7 +36,7 @@ from ._lifecycle import (
     StepLifecycle,
     StepStatus,
 )
-from ._vocabulary import (
+from .._vocabulary import (
     DIRECTIVE_TYPES,
     EVENT_TYPES,
     Backoff,
@@ -46,6 +45,7 @@ from ._vocabulary import (
     StepPolicy,
     StepResult,
 )
+from . import _diagrams
 
 DEFAULT_TARGET: Final = Path("spec/generated")
 # Written first in the target directory; only a directory holding it is pruned of stale files,

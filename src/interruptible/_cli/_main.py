@@ -4,10 +4,11 @@ Theory of operation
 -------------------
 `main` builds the parser in `build_parser`. This module's own subcommand, `spec`, is a row of the
 `COMMANDS` table: a `Command` names it, says what it does, adds its options and runs with the
-parsed namespace, returning the exit status. The runtime's subcommands (`demo`, `resume`,
-`inspect`, `replay`, `interrupt`, `cancel`, `answer`) and the model checker's (`check`) register
-themselves through their
-modules' `add_parsers` / `add_parser`, in the same shape; `main` does not change for either.
+parsed namespace, returning the exit status. The other subcommands live in this package's
+sibling modules and register themselves through their `add_parsers` / `add_parser`, in the same
+shape: the runs' (`demo`, `resume`, `inspect`, `replay`: `_commands.py`; `interrupt`, `cancel`,
+`answer`: `_control.py`; `worker`: `_worker.py`; `upgrade-check`: `_upgrade_check.py`) and the
+model checker's (`check`: `_check.py`); `main` does not change for any of them.
 A `JournalError` that reaches `main` (a journal that cannot be opened or read, such as a torn
 record deep in its history) is printed as one line, exit status 1.
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ._errors import InterruptibleError
+from .._errors import InterruptibleError
 from ._shell import (
     ERROR,
     INTERRUPTED,
@@ -103,8 +104,8 @@ def _traces_dir(out: Path) -> Path:
 
 
 def _spec(out: Path, check_only: bool) -> int:
-    from ._spec import check, generate
-    from ._traces import SCENARIOS, record, render, write_traces
+    from .._views._spec import check, generate
+    from .._views._traces import SCENARIOS, record, render, write_traces
 
     traces = _traces_dir(out)
     if check_only:
@@ -156,13 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = subparsers.add_parser(entry.name, help=entry.help, description=entry.help)
         entry.configure(sub)
         sub.set_defaults(run=entry.run)
-    # The runtime's commands (demo, resume, inspect, replay) and the model checker's (check)
-    # register themselves; their modules import only argparse at this point.
-    from ._checker._command import add_parser as add_check
-    from ._runtime._commands import add_parsers as add_runtime
-    from ._runtime._control import add_parsers as add_control
-    from ._runtime._upgrade_check import add_parsers as add_upgrade_check
-    from ._runtime._worker import add_parsers as add_worker
+    # The runs' commands and the model checker's (check) register themselves; their modules
+    # import only argparse at this point.
+    from ._check import add_parser as add_check
+    from ._commands import add_parsers as add_runtime
+    from ._control import add_parsers as add_control
+    from ._upgrade_check import add_parsers as add_upgrade_check
+    from ._worker import add_parsers as add_worker
 
     add_runtime(subparsers)
     add_control(subparsers)

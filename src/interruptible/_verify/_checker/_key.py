@@ -28,8 +28,8 @@ import json
 from collections.abc import Hashable
 from typing import Final
 
-from .._core import NO_INPUT, ConversationState, RunState, StepState
-from .._vocabulary import JsonValue, StepDefinition, StepFailure, StepResult
+from ..._core import NO_INPUT, ConversationState, RunState, StepState
+from ..._vocabulary import JsonValue, StepDefinition, StepFailure, StepResult
 
 Key = Hashable
 

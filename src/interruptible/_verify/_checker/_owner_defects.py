@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
-from .._journal import AppendBatch, MemoryJournal
+from ..._journal import AppendBatch, MemoryJournal
 
 
 class UnfencedJournal(MemoryJournal):

@@ -11,8 +11,8 @@ from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass
 from typing import Final, NamedTuple, Protocol
 
-from .._core import Mode
-from .._vocabulary import JsonValue
+from ..._core import Mode
+from ..._vocabulary import JsonValue
 from ._properties import Violation
 
 COMMAND_KINDS: Final = ("interrupt", "resume", "cancel")

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from ._interpreter import CompiledLifecycle, Transition
+from .._interpreter import CompiledLifecycle, Transition
 
 # Graphviz-independent node names: `__initial_<id>` and `cluster___atomic_<id>` come from id().
 _ID_NUMBER = re.compile(r"(__initial_|cluster___atomic_)(\d+)")

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from types import EllipsisType
 from typing import Any
 
-from ._core import ConversationState, Coordinator, Mode, Outcome, RunState, StepState
-from ._core import initial_state as _initial_state
-from ._vocabulary import (
+from .._core import ConversationState, Coordinator, Mode, Outcome, RunState, StepState
+from .._core import initial_state as _initial_state
+from .._vocabulary import (
     CancelRequested,
     Directive,
     EffectCanceled,

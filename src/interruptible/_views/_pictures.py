@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ._core import Coordinator, initial_state
-from ._history import run_history
-from ._lifecycle import StepLifecycle, StepStatus
-from ._vocabulary import Event
+from .._core import Coordinator, initial_state
+from .._history import run_history
+from .._lifecycle import StepLifecycle, StepStatus
+from .._vocabulary import Event
 
 # The fill of a status some step of the run passed through; the others stay white.
 LIT: Final = "#ffd966"
@@ -62,8 +62,8 @@ def step_paths(
 
 def lit_diagram_source(paths: dict[str, list[StepStatus]], run_id: str) -> str:
     """The step lifecycle's DOT, with the statuses in `paths` filled and each path captioned."""
+    from .._interpreter import compile_lifecycle
     from . import _diagrams
-    from ._interpreter import compile_lifecycle
 
     compiled = compile_lifecycle(StepLifecycle, StepStatus)
     source = _diagrams.dot(StepLifecycle, compiled, rankdir="TB")
@@ -211,8 +211,8 @@ def write_timeline(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    from .._interpreter import compile_lifecycle
     from ._diagrams import event_colors
-    from ._interpreter import compile_lifecycle
 
     colors = event_colors(compile_lifecycle(StepLifecycle, StepStatus))
     data = timeline(coordinator, events, run_id)

@@ -64,10 +64,10 @@ from collections.abc import Callable
 from collections.abc import Sequence as SequenceOf
 from typing import Any, Final
 
-from .._core import Coordinator, Disposition, Mode, Outcome
-from .._journal import OwnerRecord, abandonment
-from .._lifecycle import RunStatus
-from .._vocabulary import (
+from ..._core import Coordinator, Disposition, Mode, Outcome
+from ..._journal import OwnerRecord, abandonment
+from ..._lifecycle import RunStatus
+from ..._vocabulary import (
     CancelEffects,
     CancelRequested,
     EffectCanceled,
