@@ -95,6 +95,14 @@ FINAL_STEP_STATUSES: Final = frozenset(
 LIVE_STEP_STATUSES: Final = frozenset(
     {StepStatus.scheduled, StepStatus.running, StepStatus.waiting_input, StepStatus.cancelling}
 )
+# The step diagram draws each of these sets of statuses as one box, outermost first, so that a
+# transition leaving every status of a box alike is drawn once, from the box (spec/lifecycles.md,
+# SPEC-6): the live statuses; those of them not asked to cancel; those waiting for a start.
+STEP_STATUS_GROUPS: Final = (
+    ("live", LIVE_STEP_STATUSES),
+    ("active", LIVE_STEP_STATUSES - {StepStatus.cancelling}),
+    ("waiting to start", frozenset({StepStatus.pending, StepStatus.retrying})),
+)
 
 
 class RunLifecycle(StateMachine):

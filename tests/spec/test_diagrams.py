@@ -58,3 +58,34 @@ def test_spec_2_labels_read_event_guards_directives() -> None:
     ]
     assert transition_label(transition) == "complete [no_step_left] / emit_output, emit_lifecycle"
     assert DirectiveKind.emit_output in transition.directives
+
+
+def test_spec_6_the_step_diagram_draws_its_boxes_with_at_most_fifteen_edges() -> None:
+    """SPEC-6: the step diagram, grouped into its boxes, draws at most 15 edges (the initial
+    arrow included), and every compiled transition is one of them: from its status or from a
+    box that holds it, to its target, with its guards and directives, its event named; where
+    one event has several guarded transitions from a place, the label gives their order."""
+    from interruptible._lifecycle import STEP_STATUS_GROUPS
+    from interruptible._views._diagrams import grouped, labelled_graph
+
+    compiled = compile_lifecycle(StepLifecycle, StepStatus)
+    graph = grouped(labelled_graph(StepLifecycle, compiled), STEP_STATUS_GROUPS)
+    dot_text = (GENERATED / "step-lifecycle.dot").read_text(encoding="utf-8")
+    assert sum("->" in line for line in dot_text.splitlines()) <= 15
+    boxes = {name: {s.value for s in members} for name, members in STEP_STATUS_GROUPS}
+    for t in compiled.transitions:
+        if t.internal:
+            continue
+        source = t.source.value  # type: ignore[attr-defined]
+        places = {source} | {name for name, members in boxes.items() if source in members}
+        drawn = [
+            edge
+            for edge in graph.transitions
+            if edge.source in places
+            and list(edge.targets) == [t.target.value]  # type: ignore[attr-defined]
+            and t.event in edge.event.split(", ")
+            and edge.guards == [str(guard) for guard in t.guards]
+            and edge.actions == [kind.value for kind in t.directives]
+        ]
+        assert len(drawn) == 1, transition_label(t)
+    assert "effect_started</b> (1st)" in dot_text and "effect_started</b> (3rd)" in dot_text

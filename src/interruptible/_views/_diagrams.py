@@ -12,6 +12,16 @@ Internal transitions (no exit, no entry) are drawn the UML way, inside their sta
 Matching must cover the compiled table exactly: a transition the diagram did not draw, or an
 edge no compiled transition explains, is an error here rather than a silently wrong picture.
 
+The step lifecycle has 32 transitions, most of them leaving several statuses alike (every live
+status is interrupted, abandoned or lost the same way). The DOT drawing groups them (SPEC-6):
+each set of `groups` is drawn as a box (nested where one holds another), a transition that leaves
+every status of a box with the same event, guards, directives and target is drawn once, from the
+box, and transitions between the same two places that differ only by their event are one edge
+naming each event. Where one event has several guarded transitions from a place, their labels
+say in which order they are tried (`1st`, `2nd`, ...: the compiled table's priority). Edges
+are added to the top graph, so that a status belongs to the box it is declared in, not to the
+box of the first edge that names it. Mermaid keeps one edge per transition.
+
 The DOT renderer names some nodes after `id(...)` of Python objects, so the text differs from run
 to run; those numbers are renumbered in order of appearance, and Graphviz's version comment is
 removed from the SVG, so that regenerating gives the same bytes on the same toolchain.
@@ -23,7 +33,8 @@ costs tens of milliseconds and only `interruptible spec` needs them.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -80,9 +91,19 @@ def labelled_graph(machine: type[Any], compiled: CompiledLifecycle[Any]) -> Any:
     display = {event: _display_name(machine, event) for event in compiled.events}
     drawn: set[Transition[Any]] = set()
     internal: dict[str, list[str]] = {}
+    # Where one event has several transitions from a place, the order they are tried in.
+    priority: dict[Transition[Any], tuple[int, int]] = {}
+    for transition in compiled.transitions:
+        same = [
+            t
+            for t in compiled.transitions
+            if (t.source, t.event) == (transition.source, transition.event)
+        ]
+        priority[transition] = (same.index(transition), len(same))
     for edge in graph.transitions:
         matched = _match(edge, compiled, display)
         drawn.update(matched)
+        vars(edge)["tried"] = priority[matched[0]]  # (0-based position, out of how many)
         edge.event = " ".join(transition.event for transition in matched)
         edge.guards = [str(guard) for guard in matched[0].guards]
         edge.actions = [kind.value for kind in matched[0].directives]
@@ -130,6 +151,81 @@ def _match(
     return candidates
 
 
+def grouped(graph: Any, groups: Iterable[tuple[str, Iterable[Any]]]) -> Any:
+    """`graph` with each group of statuses drawn as one box and the transitions that leave
+    every status of a box alike drawn once, from it; then transitions between the same two
+    places that differ only by their event drawn as one edge (SPEC-6)."""
+    from statemachine.contrib.diagram.model import DiagramState, StateType
+
+    sets = [
+        (name, frozenset(str(getattr(s, "value", s)) for s in members)) for name, members in groups
+    ]
+    boxes = {name: DiagramState(id=name, name=name, type=StateType.REGULAR) for name, _ in sets}
+    # Each status, and each box, goes into the smallest box that holds it.
+    holder: dict[str, str] = {}
+    for name, members in sorted(sets, key=lambda item: -len(item[1])):
+        for inner, inner_members in sets:
+            if inner != name and inner_members < members:
+                holder[inner] = name
+        for status in members:
+            holder[status] = name
+    top: list[Any] = []
+    for name, _ in sets:
+        (boxes[holder[name]].children if name in holder else top).append(boxes[name])
+    for state in graph.states:
+        (boxes[holder[state.id]].children if state.id in holder else top).append(state)
+    edges = list(graph.transitions)
+    for name, members in sets:  # outermost first: a box takes what all its statuses share
+        alike: dict[tuple[Any, ...], list[Any]] = {}
+        for edge in edges:
+            alike.setdefault(_shape(edge, with_source=False), []).append(edge)
+        kept: list[Any] = []
+        for same in alike.values():
+            if members <= {edge.source for edge in same} and not same[0].is_initial:
+                kept.extend(edge for edge in same if edge.source not in members)
+                kept.append(_copy(same[0], source=name))
+            else:
+                kept.extend(same)
+        edges = kept
+    joined: dict[tuple[Any, ...], Any] = {}
+    for edge in edges:
+        key = (edge.source, *_shape(edge, with_source=False)[1:])
+        if key in joined and not edge.is_initial:
+            joined[key].event += f", {edge.event}"
+        else:
+            joined[key] = _copy(edge)
+    return replace(
+        graph,
+        states=top,
+        transitions=list(joined.values()),
+        compound_state_ids=set(graph.compound_state_ids) | set(boxes),
+    )
+
+
+def _copy(edge: Any, **changes: Any) -> Any:
+    """A copy of an edge with `changes`, keeping the order it is tried in."""
+    copy = replace(edge, **changes)
+    vars(copy)["tried"] = getattr(edge, "tried", (0, 1))
+    return copy
+
+
+def _shape(edge: Any, *, with_source: bool) -> tuple[Any, ...]:
+    """What makes two edges alike: event, targets, guards, directives (and the source)."""
+    return (
+        edge.event,
+        tuple(edge.targets),
+        tuple(edge.guards),
+        tuple(edge.actions),
+        edge.is_internal,
+        edge.is_initial,
+        getattr(edge, "tried", (0, 1)),
+        *((edge.source,) if with_source else ()),
+    )
+
+
+_ORDINALS = ("1st", "2nd", "3rd")
+
+
 @cache
 def _renderers() -> tuple[type[Any], type[Any]]:
     """Our Mermaid and DOT renderers, defined on first use so their bases import lazily."""
@@ -156,11 +252,31 @@ def _renderers() -> tuple[type[Any], type[Any]]:
         def __init__(self, config: DotRendererConfig, colors: Mapping[str, str]) -> None:
             super().__init__(config)
             self.colors = colors
+            self.root: Any = None
+
+        def _create_graph(self, name: str) -> Any:
+            self.root = super()._create_graph(name)
+            self.boxes: list[Any] = []
+            return self.root
+
+        def _create_compound_subgraph(self, state: Any) -> Any:
+            # Kept alive while drawing: nodes inside a box are named after id() of the box's
+            # subgraph, and a box freed early would lend its id to the next one (one name, two
+            # boxes, and different bytes from run to run).
+            box = super()._create_compound_subgraph(state)
+            self.boxes.append(box)
+            return box
+
+        def _add_transitions_for_state(
+            self, state: Any, all_transitions: list[Any], graph: Any
+        ) -> None:
+            # At the top: an edge drawn inside a box would put its other end in that box.
+            super()._add_transitions_for_state(state, all_transitions, self.root)
 
         def _create_edges(self, transition: Any) -> list[Any]:
             # One colour per event, on the edge and its label, so that a label is easy to pair
             # with its edge where many edges cross.
-            color = self.colors.get(transition.event, "black")
+            color = self.colors.get(transition.event.split(", ")[0], "black")
             edges = []
             for target in transition.targets:
                 source, destination, extra = self._resolve_edge_endpoints(transition, target)
@@ -179,6 +295,9 @@ def _renderers() -> tuple[type[Any], type[Any]]:
         def _label(self, transition: Any) -> str:
             # Three short lines keep a left-to-right layout narrow; they read as one label.
             parts = [f"<b>{_escape_html(transition.event)}</b>"]
+            position, out_of = getattr(transition, "tried", (0, 1))
+            if out_of > 1:  # several guarded transitions of one event: the order they are tried
+                parts[0] += f" ({_ORDINALS[position] if position < 3 else f'{position + 1}th'})"
             if transition.guards:
                 parts.append(_escape_html(f"[{', '.join(transition.guards)}]"))
             if transition.actions:
@@ -203,8 +322,14 @@ def mermaid(machine: type[Any], compiled: CompiledLifecycle[Any], direction: str
     return text
 
 
-def dot(machine: type[Any], compiled: CompiledLifecycle[Any], rankdir: str = "LR") -> str:
-    """The Graphviz DOT source of `machine`, with run-independent node names."""
+def dot(
+    machine: type[Any],
+    compiled: CompiledLifecycle[Any],
+    rankdir: str = "LR",
+    groups: Iterable[tuple[str, Iterable[Any]]] = (),
+) -> str:
+    """The Graphviz DOT source of `machine`, with run-independent node names; `groups` are
+    drawn as boxes (SPEC-6)."""
     from statemachine.contrib.diagram.renderers.dot import DotRendererConfig
 
     config = DotRendererConfig(
@@ -214,7 +339,7 @@ def dot(machine: type[Any], compiled: CompiledLifecycle[Any], rankdir: str = "LR
         graph_attrs={"nodesep": "0.5", "ranksep": "0.9", "pad": "0.3"},
     )
     renderer = _renderers()[1](config, event_colors(compiled))
-    graph = renderer.render(labelled_graph(machine, compiled))
+    graph = renderer.render(grouped(labelled_graph(machine, compiled), groups))
     return _renumber(str(graph.to_string()))
 
 

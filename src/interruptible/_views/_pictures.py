@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from .._core import Coordinator, initial_state
 from .._history import run_history
-from .._lifecycle import StepLifecycle, StepStatus
+from .._lifecycle import STEP_STATUS_GROUPS, StepLifecycle, StepStatus
 from .._vocabulary import Event
 
 # The fill of a status some step of the run passed through; the others stay white.
@@ -66,7 +66,7 @@ def lit_diagram_source(paths: dict[str, list[StepStatus]], run_id: str) -> str:
     from . import _diagrams
 
     compiled = compile_lifecycle(StepLifecycle, StepStatus)
-    source = _diagrams.dot(StepLifecycle, compiled, rankdir="TB")
+    source = _diagrams.dot(StepLifecycle, compiled, rankdir="LR", groups=STEP_STATUS_GROUPS)
     lit = {status.value for path in paths.values() for status in path}
 
     def fill(match: re.Match[str]) -> str:

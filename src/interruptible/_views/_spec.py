@@ -30,6 +30,7 @@ from .._lifecycle import (
     GUARD_MEANINGS,
     LIVE_STEP_STATUSES,
     STEP_CLASS_TRAITS,
+    STEP_STATUS_GROUPS,
     DirectiveKind,
     RunLifecycle,
     RunStatus,
@@ -65,6 +66,7 @@ class LifecycleSource:
     status_type: type[Enum]
     direction: str
     extra: Callable[[], Mapping[str, object]]
+    groups: tuple[tuple[str, frozenset[Any]], ...] = ()  # statuses drawn as one box (SPEC-6)
 
 
 def _run_extra() -> Mapping[str, object]:
@@ -84,11 +86,13 @@ def _step_extra() -> Mapping[str, object]:
     }
 
 
-# Run: few states, left to right reads as a timeline. Step: many crossing edges, top to bottom
-# keeps the picture about as wide as a page.
+# Left to right: the run reads as a timeline; the step, drawn with its boxes (SPEC-6), about as
+# wide as it is high, readable at its natural size.
 LIFECYCLES: Final = (
     LifecycleSource("run-lifecycle", RunLifecycle, RunStatus, "LR", _run_extra),
-    LifecycleSource("step-lifecycle", StepLifecycle, StepStatus, "TB", _step_extra),
+    LifecycleSource(
+        "step-lifecycle", StepLifecycle, StepStatus, "LR", _step_extra, STEP_STATUS_GROUPS
+    ),
 )
 
 
@@ -227,7 +231,9 @@ def render() -> dict[str, bytes]:
         compiled = compile_lifecycle(source.machine, source.status_type)
         table = lifecycle_table(compiled)
         table.update(source.extra())
-        dot_source = _diagrams.dot(source.machine, compiled, rankdir=source.direction)
+        dot_source = _diagrams.dot(
+            source.machine, compiled, rankdir=source.direction, groups=source.groups
+        )
         files[f"{source.slug}.md"] = lifecycle_markdown(source, compiled).encode()
         files[f"{source.slug}.json"] = _json_bytes(table)
         files[f"{source.slug}.mmd"] = _diagrams.mermaid(
