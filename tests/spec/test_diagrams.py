@@ -89,3 +89,5 @@ def test_spec_6_the_step_diagram_draws_its_boxes_with_at_most_fifteen_edges() ->
         ]
         assert len(drawn) == 1, transition_label(t)
     assert "effect_started</b> (1st)" in dot_text and "effect_started</b> (3rd)" in dot_text
+    interrupted = {t.source.value for t in compiled.transitions if t.event == "interrupt"}  # type: ignore[attr-defined]
+    assert boxes["active"] == interrupted  # the box is the table's, not a set of its own

@@ -98,9 +98,9 @@ _STARTED_GUARDS: Final = {
     for has_input in (False, True)
 }
 
-_LIVE_UNCANCELLED: Final = frozenset(
-    {StepStatus.scheduled, StepStatus.running, StepStatus.waiting_input}
-)
+# The steps an interrupt stops: the step table's sources of `interrupt` (read from the table, not
+# restated; the step diagram's `active` box, STEP_STATUS_GROUPS, is the same set).
+_LIVE_UNCANCELLED: Final = frozenset(t.source for t in STEP.transitions if t.event == "interrupt")
 
 
 def _ignored(state: ConversationState, reason: IgnoredReason) -> Outcome:
