@@ -11,7 +11,9 @@ journaled and its directives carried out. A refusal is the core's typed error, r
 duplicate (an interrupt of an interrupted run, a resume of a running run) returns the snapshot.
 
 Opening a runtime on an existing journal folds every conversation back (RT-8) and answers the
-effects left live by the previous process (`_recovery.py`), before any caller gets in.
+effects left live by the previous process (`_recovery.py`), before any caller gets in. What a
+runtime reads (snapshots, waits, subscriptions) is its base class, `_reading.Reading`; where its
+published directives go, `_publishing.Publisher`.
 """
 
 from __future__ import annotations
@@ -21,20 +23,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from enum import StrEnum
 from types import TracebackType
-from typing import Any, Final, overload
+from typing import Any, Final
 
 from .._core import (
     HISTORY_LIMIT,
     Authorizer,
-    ConversationState,
     Coordinator,
     Mode,
-    RunState,
 )
 from .._core._definitions import Migration, definition_of, fingerprint_of
-from .._errors import JournalError, RunNotFoundError, StaleOwnerError
+from .._errors import JournalError, StaleOwnerError
 from .._journal import DEFAULT_LEASE, Journal, OwnerRecord, open_journal
 from .._lifecycle import STEP_CLASS_TRAITS, StepClass
 from .._vocabulary import (
@@ -57,7 +56,7 @@ from ._executors import (
     HumanGateExecutor,
     TimerExecutor,
 )
-from ._handle import RunHandle, Until
+from ._handle import RunHandle
 from ._ids import UuidIds, new_run_id
 from ._llm import ChatModel, LlmExecutor
 from ._owner import (
@@ -69,15 +68,13 @@ from ._owner import (
     owned_elsewhere,
 )
 from ._publishing import Publisher
-from ._reads import IN_PROCESS, Principal, check_read, run_filter
+from ._reading import Reading, RuntimeStatus
 from ._recovery import RecoveryReport, restore
 from ._requests import request_event_id
 from ._snapshot import RunSnapshot
-from ._stream import DEFAULT_POLL, Position, Stream
-from ._subscription import Subscription
 from ._tracing import RunTracer
 from ._upgrades import Meeting
-from ._writer import UNTIL, Conversation, Queued, Writer, has_run_to_drive
+from ._writer import Queued, Writer
 
 log: Final = logging.getLogger("interruptible.runtime")
 
@@ -86,28 +83,9 @@ JournalSpec = str | os.PathLike[str] | Journal
 # How long `close` waits for cancelled effects to answer: long enough for an executor's own
 # cleanup (closing a connection), short enough that Ctrl-C in the demo feels immediate.
 CLOSE_GRACE: Final = 1.0
-# How often `wait` re-reads the journal for a run that another process drives.
-_FOLLOW_POLL: Final = 0.02
 
 
-class RuntimeStatus(StrEnum):
-    """The runtime's own lifecycle: new -> starting -> open -> closing -> closed.
-
-    A failed start goes back to `new`; messages print the value.
-    """
-
-    new = "new"
-    starting = "starting"
-    open = "open"
-    closing = "closing"
-    closed = "closed"
-
-
-# The statuses in which the runtime still has a writer to journal through (`close` drains it).
-_WRITING: Final = frozenset({RuntimeStatus.open, RuntimeStatus.closing})
-
-
-class Runtime:
+class Runtime(Reading):
     """The embedded runtime: `async with Runtime("runs.db", modes=[...]) as rt: ...`.
 
     `journal` is a SQLite file path (the default durable journal), `"memory"`, or any `Journal`.
@@ -430,157 +408,7 @@ class Runtime:
         )
         return await self._request(conversation_id, run_id, event)
 
-    async def wait(
-        self,
-        conversation_id: str,
-        run_id: str,
-        *,
-        until: Until = "settled",
-        principal: Principal = IN_PROCESS,
-    ) -> RunSnapshot:
-        """Until the run is interrupted or has ended (woken by the writer, never polled); with
-        `until="terminal"`, until it has ended, past any interruption (RT-31); with
-        `principal=`, only if the authorizer lets it read the run (RT-20)."""
-        if until not in UNTIL:
-            raise ValueError(f"until must be one of {sorted(UNTIL)}, got {until!r}")
-        awaited = UNTIL[until]
-        conv = self._conversation(conversation_id, run_id)
-        run = conv.state.run(run_id)
-        if run is None:
-            raise self._run_not_found(conversation_id, run_id)
-        if principal is not IN_PROCESS:
-            check_read(self.coordinator.authorizer, principal, conversation_id, run)
-        while conv.epoch is None and run.status not in awaited:
-            # Driven by another process: follow the journal (its answers are written there),
-            # woken when a run of the conversation settles if the journal says so (WRK-4).
-            assert self._owner is not None
-            await self._owner.follow(conversation_id, _FOLLOW_POLL)
-            conv = self._conversation(conversation_id, run_id)
-            run = conv.state.run(run_id) or run
-        if run.status not in awaited:
-            future: asyncio.Future[RunState | None] = asyncio.get_running_loop().create_future()
-            if conv.waiters is None:
-                conv.waiters = {}
-            conv.waiters.setdefault((run_id, until), []).append(future)
-            settled = await future
-            run = settled if settled is not None else run
-        return RunSnapshot.of(conversation_id, run, self.coordinator.mode_of(run))
-
-    def snapshot(
-        self, conversation_id: str, run_id: str | None = None, *, principal: Principal = IN_PROCESS
-    ) -> RunSnapshot:
-        """A run of the conversation: `run_id`, else the active run, else the latest one; with
-        `principal=`, only if the authorizer lets it read the run (RT-20)."""
-        conv = self._conversation(conversation_id, run_id)
-        state = conv.state
-        if run_id is None:
-            run_id = state.active_run_id or (state.history[-1] if state.history else None)
-        run = state.run(run_id) if run_id is not None else None
-        if run is None:
-            raise self._run_not_found(conversation_id, run_id or "<none>")
-        if principal is not IN_PROCESS:
-            check_read(self.coordinator.authorizer, principal, conversation_id, run)
-        return RunSnapshot.of(conversation_id, run, self.coordinator.mode_of(run))
-
-    def state(self, conversation_id: str) -> ConversationState:
-        """The core's `ConversationState` of a conversation (exact, for tests and tools)."""
-        return self._conversation(conversation_id, None).state
-
-    def conversations(self) -> list[str]:
-        """Every conversation the runtime holds."""
-        return list(self._live_writer().conversations)
-
-    def live_conversations(self) -> int:
-        """How many conversations this runtime drives whose active run is neither interrupted
-        nor ended (what a worker's `limit` bounds, WRK-1)."""
-        return sum(
-            1
-            for conv in self._live_writer().conversations.values()
-            if conv.epoch is not None and has_run_to_drive(conv.state)
-        )
-
-    def find_run(self, run_id: str) -> str | None:
-        """The conversation a run id belongs to, if any (a scan: for tools, not hot paths)."""
-        for conversation_id, conv in self._live_writer().conversations.items():
-            if run_id in conv.state.run_ids:
-                return conversation_id
-        return None
-
-    @overload
-    def subscribe(
-        self,
-        conversation_id: str | None = None,
-        *,
-        principal: Principal = IN_PROCESS,
-        after: None = None,
-        poll: float = DEFAULT_POLL,
-    ) -> Subscription: ...
-
-    @overload
-    def subscribe(
-        self,
-        conversation_id: str,
-        *,
-        principal: Principal = IN_PROCESS,
-        after: int | Position,
-        poll: float = DEFAULT_POLL,
-    ) -> Stream: ...
-
-    def subscribe(
-        self,
-        conversation_id: str | None = None,
-        *,
-        principal: Principal = IN_PROCESS,
-        after: int | Position | None = None,
-        poll: float = DEFAULT_POLL,
-    ) -> Subscription | Stream:
-        """The published lifecycle, progress and output directives of one conversation (or,
-        with None, of every conversation), from now on; with `principal=`, if the authorizer
-        lets it read the conversation, and only of the runs it lets it read (RT-20).
-
-        With `after=` (a journal sequence, 0 for the start, or the `position` of the last item a
-        client saw): a rejoinable `Stream` of the conversation's items after it, read from the
-        journal, then of the new ones (OBS-6..OBS-10); in every role, a client's included."""
-        if after is not None:
-            self._live_writer()
-            return self._publisher.streams.open(
-                self.journal, conversation_id, after, lambda: self.coordinator, principal, poll
-            )
-        if self.role == "client":
-            raise JournalError(
-                "a client runtime drives no run, so it publishes nothing: subscribe with "
-                "after=0 (a stream read from the journal), or follow the run with wait() or "
-                "snapshot() (spec/workers.md)",
-                reason="client_role",
-            )
-        admits = None
-        if principal is not IN_PROCESS:
-            check_read(self.coordinator.authorizer, principal, conversation_id, None)
-            admits = run_filter(lambda: self.coordinator.authorizer, principal, self._held_run)
-        return self._publisher.subscribe(conversation_id, admits)
-
-    @property
-    def journal(self) -> Journal:
-        """The journal this runtime writes."""
-        if self._journal is None:
-            raise JournalError("the runtime is not open; use `async with Runtime(...)`")
-        return self._journal
-
-    @property
-    def commits(self) -> int:
-        """How many journal writes the runtime made (each one transaction: one commit, or none
-        when the journal refused it)."""
-        return self._live_writer().commits
-
     # --- internals ------------------------------------------------------------------------------
-
-    def _live_writer(self) -> Writer:
-        if self._writer is None or self._state not in _WRITING:
-            raise JournalError(
-                f"the runtime is {self._state}; open it first (`async with Runtime(...) as rt`)",
-                reason="runtime_not_open",
-            )
-        return self._writer
 
     def _register(self, mode: str | Mode) -> tuple[str, str | None, object]:
         """The mode's name, and the fingerprint and definition a run of it journals (UPG-1):
@@ -601,36 +429,9 @@ class Runtime:
                 self._writer.coordinator = self.coordinator
         return mode.name, fingerprint, definition
 
-    def _conversation(self, conversation_id: str, run_id: str | None) -> Conversation:
-        conv = self._live_writer().conversations.get(conversation_id)
-        if conv is None or conv.epoch is None:
-            # Not driven here: the journal's view (another process may own it, OWN-6).
-            assert self._owner is not None
-            conv = self._owner.view(conversation_id)
-        if conv is None:
-            raise self._run_not_found(conversation_id, run_id)
-        return conv
-
     def _event_id(self, request_id: str | None) -> str:
         """A command's event id: its request id's when given (RT-34), else a new one."""
         return self._ids() if request_id is None else request_event_id(request_id)
-
-    def _current_run_id(self, conversation_id: str) -> str:
-        state = self._conversation(conversation_id, None).state
-        run_id = state.active_run_id or (state.history[-1] if state.history else None)
-        if run_id is None:
-            raise self._run_not_found(conversation_id, None)
-        return run_id
-
-    def _run_not_found(self, conversation_id: str, run_id: str | None) -> RunNotFoundError:
-        what = f"run {run_id!r}" if run_id else "a run"
-        return RunNotFoundError(
-            f"conversation {conversation_id!r} has no {what}; check the ids (conversations() "
-            f"lists what the runtime holds).",
-            conversation_id=conversation_id,
-            run_id=run_id,
-            reason="run_not_found",
-        )
 
     async def _request(self, conversation_id: str, run_id: str, event: Event) -> RunSnapshot:
         outcome = await self._submit(conversation_id, event)
@@ -681,11 +482,6 @@ class Runtime:
         conv = writer.conversations.get(conversation_id)
         if conv is not None:
             writer.post(conv, event, None)
-
-    def _held_run(self, conversation_id: str, run_id: str) -> RunState | None:
-        writer = self._writer
-        conv = writer.conversations.get(conversation_id) if writer is not None else None
-        return None if conv is None else conv.state.run(run_id)
 
     def _post_progress(
         self, conversation_id: str, event: Event, queued: Queued | None
