@@ -33,7 +33,6 @@ from .._errors import (
     RunInProgressError,
 )
 from .._lifecycle import (
-    LIVE_STEP_STATUSES,
     STEP_CLASS_TRAITS,
     TERMINAL_RUN_STATUSES,
     RunStatus,
@@ -64,14 +63,12 @@ from ._definitions import Differs, definition_of, fingerprint_of, follow, rebuil
 from ._guards import attempts_left, is_retryable
 from ._modes import Mode, mode_registry
 from ._refusals import (
-    resume_not_allowed_for_uninterrupted,
     run_conflict_for_changed_answer,
     run_conflict_for_reused_id,
-    run_not_found_for_unknown_id,
-    run_terminal_for_gate_answer,
     step_not_found_for_non_gate,
     step_not_found_for_unplanned_step,
 )
+from ._rules import RULES, Answer, EventRule, Ignore
 from ._state import (
     HISTORY_LIMIT,
     NO_INPUT,
@@ -85,7 +82,7 @@ from ._state import (
     step_with,
 )
 from ._steps import freeze
-from ._txn import STEP, RunTxn
+from ._txn import RUN, STEP, RunTxn
 from ._validate import check_for
 
 _Handler = Callable[[ConversationState, Any], Outcome]
@@ -98,13 +95,41 @@ _STARTED_GUARDS: Final = {
     for has_input in (False, True)
 }
 
-# The steps an interrupt stops: the step table's sources of `interrupt` (read from the table, not
-# restated; the step diagram's `active` box, STEP_STATUS_GROUPS, is the same set).
-_LIVE_UNCANCELLED: Final = frozenset(t.source for t in STEP.transitions if t.event == "interrupt")
+# The event rules (`_rules.py`, SPEC-7) the handlers read, one name per event.
+_RUN_REQUESTED: Final = RULES[RunRequested]
+_INTERRUPT: Final = RULES[InterruptRequested]
+_RESUME: Final = RULES[ResumeRequested]
+_CANCEL: Final = RULES[CancelRequested]
+_STARTED: Final = RULES[EffectStarted]
+_PROGRESS: Final = RULES[EffectProgress]
+_COMPLETED: Final = RULES[EffectCompleted]
+_FAILED: Final = RULES[EffectFailed]
+_HUMAN_INPUT: Final = RULES[HumanInputReceived]
+_UPGRADED: Final = RULES[RunUpgraded]
+
+
+def _sources(lifecycle: Any, event: str) -> frozenset[Any]:
+    return frozenset(t.source for t in lifecycle.transitions if t.event == event)
+
+
+# The steps an interrupt stops: the step table's sources of the step event it fires (read from
+# the table, not restated; the step diagram's `active` box, STEP_STATUS_GROUPS, is the same set).
+_LIVE_UNCANCELLED: Final = _sources(STEP, _INTERRUPT.step_fires[0])
+# The run statuses in which a request's run event fires (else it only tells the mode).
+_INTERRUPTIBLE: Final = _sources(RUN, _INTERRUPT.run_fires[0])
+_RESUMABLE: Final = _sources(RUN, _RESUME.run_fires[0])
 
 
 def _ignored(state: ConversationState, reason: IgnoredReason) -> Outcome:
     return Outcome(state, (), Disposition.ignored, reason)
+
+
+def _answer(state: ConversationState, event: Any, answer: Answer, status: str | None) -> Outcome:
+    """The outcome an event rule's answer gives: ignored, or refused naming `status`."""
+    if isinstance(answer, Ignore):
+        return Outcome(state, (), Disposition.ignored, answer.reason)
+    error = answer.build(event, answer.status or status)
+    return Outcome(state, (), Disposition.rejected, None, error)
 
 
 def _rejected(
@@ -148,9 +173,9 @@ class Coordinator:
             EffectCompleted: self._effect_completed,
             EffectFailed: self._effect_failed,
             EffectCanceled: lambda state, event: self._effect_ended(
-                state, event, "effect_canceled"
+                state, event, RULES[EffectCanceled]
             ),
-            EffectLost: lambda state, event: self._effect_ended(state, event, "effect_lost"),
+            EffectLost: lambda state, event: self._effect_ended(state, event, RULES[EffectLost]),
             HumanInputReceived: self._human_input_received,
             RunUpgraded: self._run_upgraded,
         }
@@ -340,13 +365,15 @@ class Coordinator:
                         reason="run_in_progress",
                     ),
                 )
-            if not self.authorizer.allows(AuditAction.supersede, event.principal, active):
-                return self._refuse(state, event, active, AuditAction.supersede)
+            action = _RUN_REQUESTED.authorized_as
+            assert action is not None
+            if not self.authorizer.allows(action, event.principal, active):
+                return self._refuse(state, event, active, action)
             txn = RunTxn(event.conversation_id, active, self._mode(active), event.event_id)
             txn.reason = "superseded"
-            txn.fire_run("cancel")
+            txn.fire_run(_RUN_REQUESTED.run_fires[1])
             outcome = self._commit(state, txn)
-            audit = self._audit(event, active, AuditAction.supersede, True, "superseded")
+            audit = self._audit(event, active, action, True, "superseded")
             ended = outcome.directives
             # DIR-2: the superseded run's one cancel_effects stays first, before the audit.
             if ended and isinstance(ended[0], CancelEffects):
@@ -370,135 +397,111 @@ class Coordinator:
         txn = RunTxn(event.conversation_id, run, mode, event.event_id)
         txn.update_context(mode.start, event.input)
         if txn.status is RunStatus.pending:
-            txn.fire_run("start")
+            txn.fire_run(_RUN_REQUESTED.run_fires[0])
             txn.advance()
         outcome = self._commit(state, txn)
         return Outcome(outcome.state, (*prefix, *outcome.directives))
 
     def _authorized(
-        self,
-        state: ConversationState,
-        event: Any,
-        action: AuditAction,
-        forgotten: Callable[[], Outcome],
+        self, state: ConversationState, event: Any, rule: EventRule
     ) -> RunState | Outcome:
-        """The run a request names, once its principal may act on it; else the refusing outcome.
+        """The run a request names, once its principal may act on it and its rule lets it in
+        that run's status; else the outcome its rule answers (SPEC-7).
 
-        `forgotten` answers for a run id the conversation had but no longer retains (CORE-3).
+        `rule.forgotten` answers for a run id the conversation had but no longer retains (CORE-3).
         """
-        run = state.run(event.run_id)
-        if run is None:
-            if event.run_id in state.run_ids:
-                return forgotten()
-            return _rejected(state, run_not_found_for_unknown_id(event))
-        if not self.authorizer.allows(action, event.principal, run):
+        run = _known_run(state, event, rule)
+        if isinstance(run, Outcome):
+            return run
+        action = rule.authorized_as
+        if action is not None and not self.authorizer.allows(action, event.principal, run):
             return self._refuse(state, event, run, action)
+        answer = rule.run_answers.get(run.status)
+        if answer is not None:
+            return _answer(state, event, answer, run.status.value)
         return run
 
     def _interrupt_requested(self, state: ConversationState, event: InterruptRequested) -> Outcome:
-        run = self._authorized(
-            state, event, AuditAction.interrupt, lambda: _ignored(state, IgnoredReason.run_terminal)
-        )
+        run = self._authorized(state, event, _INTERRUPT)
         if isinstance(run, Outcome):
             return run
-        if run.status is RunStatus.interrupted:
-            return _ignored(state, IgnoredReason.duplicate_request)
-        if run.is_terminal:
-            return _ignored(state, IgnoredReason.run_terminal)
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.reason = event.reason
         txn.cancel_reason = event.reason
         txn.update_context(txn.mode.on_interrupt, txn.context, event.reason)
-        if txn.status is RunStatus.running:
+        if txn.status in _INTERRUPTIBLE:
             for index, step in enumerate(txn.steps):
                 if step.status in _LIVE_UNCANCELLED:
-                    txn.fire_step(index, "interrupt")
-            txn.fire_run("interrupt")
+                    txn.fire_step(index, _INTERRUPT.step_fires[0])
+            txn.fire_run(_INTERRUPT.run_fires[0])
         txn.directives.insert(0, self._audit(event, run, AuditAction.interrupt, True, event.reason))
         return self._commit(state, txn)
 
     def _resume_requested(self, state: ConversationState, event: ResumeRequested) -> Outcome:
-        run = self._authorized(
-            state,
-            event,
-            AuditAction.resume,
-            lambda: _rejected(
-                state, resume_not_allowed_for_uninterrupted(event, "a forgotten ended run")
-            ),
-        )
+        run = self._authorized(state, event, _RESUME)
         if isinstance(run, Outcome):
             return run
-        if run.status is RunStatus.running:
-            return _ignored(state, IgnoredReason.duplicate_request)
-        if run.status is not RunStatus.interrupted:
-            return _rejected(state, resume_not_allowed_for_uninterrupted(event, run.status.value))
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.reason = None
         txn.update_context(txn.mode.on_resume, txn.context)
-        if txn.status is RunStatus.interrupted:
-            txn.fire_run("resume")
+        if txn.status in _RESUMABLE:
+            txn.fire_run(_RESUME.run_fires[0])
             txn.advance()
         txn.directives.insert(0, self._audit(event, run, AuditAction.resume, True, "resumed"))
         return self._commit(state, txn)
 
     def _cancel_requested(self, state: ConversationState, event: CancelRequested) -> Outcome:
-        run = self._authorized(
-            state, event, AuditAction.cancel, lambda: _ignored(state, IgnoredReason.run_terminal)
-        )
+        run = self._authorized(state, event, _CANCEL)
         if isinstance(run, Outcome):
             return run
-        if run.is_terminal:
-            return _ignored(state, IgnoredReason.run_terminal)
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         txn.reason = event.reason
-        txn.fire_run("cancel")
+        txn.fire_run(_CANCEL.run_fires[0])
         txn.directives.insert(0, self._audit(event, run, AuditAction.cancel, True, event.reason))
         return self._commit(state, txn)
 
     # --- effect lifecycle ---------------------------------------------------------------------
 
     def _effect_target(
-        self, state: ConversationState, event: Any
+        self, state: ConversationState, event: Any, rule: EventRule
     ) -> tuple[RunState, int, StepState] | Outcome:
-        """The run and step an effect event is for, or the outcome that refuses it."""
+        """The run and step an effect event is for, or the outcome its rule answers (SPEC-7)."""
         run = state.run(event.run_id)
         if run is None:
-            if event.run_id in state.run_ids:
-                return _ignored(state, IgnoredReason.run_terminal)
-            return _rejected(state, run_not_found_for_unknown_id(event))
-        if run.status in TERMINAL_RUN_STATUSES:
-            return _ignored(state, IgnoredReason.run_terminal)
+            return _known_run(state, event, rule)  # type: ignore[return-value]  # an Outcome
+        answers = rule.run_answers
+        if run.status in answers:
+            return _answer(state, event, answers[run.status], run.status.value)
         steps = run.steps
         for index in range(len(steps) - 1, -1, -1):  # the live step is the last one planned
             step = steps[index]
             if step.definition.step_id == event.step_id:
                 if event.effect_id != step.effect_id or event.attempt != step.attempt:
                     return _ignored(state, IgnoredReason.stale_effect)
+                step_answers = rule.step_answers
+                if step.status in step_answers:
+                    return _answer(state, event, step_answers[step.status], run.status.value)
                 return run, index, step
         return _rejected(state, step_not_found_for_unplanned_step(event, run))
 
     def _effect_started(self, state: ConversationState, event: EffectStarted) -> Outcome:
-        target = self._effect_target(state, event)
+        target = self._effect_target(state, event, _STARTED)
         if isinstance(target, Outcome):
             return target
         run, index, step = target
-        if step.status is not StepStatus.scheduled:
-            return _ignored(state, _late_reason(step))
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
         guards = _STARTED_GUARDS[step.definition.step_class, step.input is not NO_INPUT]
-        if txn.fire_step(index, "effect_started", guards) is StepStatus.completed:
+        if txn.fire_step(index, _STARTED.step_fires[0], guards) is StepStatus.completed:
             txn.cancel_reason = "answered"
             txn.keep_result(index, step.input)
             txn.advance()
         return self._commit(state, txn)
 
     def _effect_progress(self, state: ConversationState, event: EffectProgress) -> Outcome:
-        target = self._effect_target(state, event)
+        target = self._effect_target(state, event, _PROGRESS)
         if isinstance(target, Outcome):
             return target
         run, index, step = target
-        if step.status is StepStatus.cancelling or step.status not in LIVE_STEP_STATUSES:
-            return _ignored(state, _late_reason(step))
         if event.sequence <= step.progress_sequence:
             return _ignored(state, IgnoredReason.duplicate_effect_event)
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
@@ -506,14 +509,12 @@ class Coordinator:
         return self._commit(state, txn)
 
     def _effect_completed(self, state: ConversationState, event: EffectCompleted) -> Outcome:
-        target = self._effect_target(state, event)
+        target = self._effect_target(state, event, _COMPLETED)
         if isinstance(target, Outcome):
             return target
         run, index, step = target
-        if step.status not in LIVE_STEP_STATUSES:
-            return _ignored(state, IgnoredReason.effect_already_answered)
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
-        txn.complete_step(index, "effect_completed", event.output, refusable=True)
+        txn.complete_step(index, _COMPLETED.step_fires[0], event.output, refusable=True)
         refusal = txn.refusal
         if refusal is not None:
             # CORE-28: the mode refused the output; the step failed instead (this txn is dropped).
@@ -530,12 +531,10 @@ class Coordinator:
         return self._commit(state, txn)
 
     def _effect_failed(self, state: ConversationState, event: EffectFailed) -> Outcome:
-        target = self._effect_target(state, event)
+        target = self._effect_target(state, event, _FAILED)
         if isinstance(target, Outcome):
             return target
         run, index, step = target
-        if step.status not in LIVE_STEP_STATUSES:
-            return _ignored(state, IgnoredReason.effect_already_answered)
         failure = StepFailure(
             category=event.category,
             message=event.message,
@@ -562,7 +561,7 @@ class Coordinator:
             "attempts_left": attempts_left(step.failures, policy.max_attempts),
             "is_retryable": is_retryable(failure.category, failure.retryable, policy.retry_on),
         }
-        target_status = txn.fire_step(index, "effect_failed", guards)
+        target_status = txn.fire_step(index, _FAILED.step_fires[0], guards)
         if target_status is StepStatus.pending:
             txn.advance()  # the failure answered an interrupt's cancel: it does not count
         elif target_status is StepStatus.retrying:
@@ -577,34 +576,31 @@ class Coordinator:
                 txn.fail(failure)
         return self._commit(state, txn)
 
-    def _effect_ended(self, state: ConversationState, event: Any, step_event: str) -> Outcome:
+    def _effect_ended(self, state: ConversationState, event: Any, rule: EventRule) -> Outcome:
         """`effect_canceled` or `effect_lost`: the step is pending again, the attempt uncounted.
 
         A cancel must have been asked for (else the lifecycle raises `IllegalTransition`); a lost
         effect may be in any live status. A running run then starts the step again at once.
         """
-        target = self._effect_target(state, event)
+        target = self._effect_target(state, event, rule)
         if isinstance(target, Outcome):
             return target
-        run, index, step = target
-        if step.status not in LIVE_STEP_STATUSES:
-            return _ignored(state, IgnoredReason.effect_already_answered)
+        run, index, _ = target
         txn = RunTxn(event.conversation_id, run, self._mode(run), event.event_id)
-        txn.fire_step(index, step_event)
+        txn.fire_step(index, rule.step_fires[0])
         txn.advance()
         return self._commit(state, txn)
 
     # --- human gates --------------------------------------------------------------------------
 
     def _human_input_received(self, state: ConversationState, event: HumanInputReceived) -> Outcome:
-        run = self._authorized(
-            state,
-            event,
-            AuditAction.provide_input,
-            lambda: _rejected(state, run_terminal_for_gate_answer(event, "forgotten")),
-        )
+        run = _known_run(state, event, _HUMAN_INPUT)
         if isinstance(run, Outcome):
             return run
+        action = _HUMAN_INPUT.authorized_as
+        assert action is not None
+        if not self.authorizer.allows(action, event.principal, run):
+            return self._refuse(state, event, run, action)
         index, step = next(
             ((i, s) for i, s in enumerate(run.steps) if s.step_id == event.step_id), (-1, None)
         )
@@ -617,8 +613,9 @@ class Coordinator:
             if kept == event.value:
                 return _ignored(state, IgnoredReason.duplicate_input)
             return _rejected(state, run_conflict_for_changed_answer(event, run, step.status.value))
-        if run.is_terminal:
-            return _rejected(state, run_terminal_for_gate_answer(event, run.status.value))
+        answer = _HUMAN_INPUT.run_answers.get(run.status)
+        if answer is not None:  # after the duplicate check: a repeated answer stays a duplicate
+            return _answer(state, event, answer, run.status.value)
         if step.status in STEP.finals:
             return _rejected(
                 state,
@@ -635,7 +632,7 @@ class Coordinator:
         txn.directives.append(self._audit(event, run, AuditAction.provide_input, True, "answered"))
         if step.status is StepStatus.waiting_input and run.status is RunStatus.running:
             txn.cancel_reason = "answered"
-            txn.complete_step(index, "human_input_received", event.value)
+            txn.complete_step(index, _HUMAN_INPUT.step_fires[0], event.value)
             txn.advance()
         else:
             # Kept until the gate opens (the run is interrupted or the step has not started).
@@ -660,8 +657,9 @@ class Coordinator:
             if kept[event.step_id] == event.value:
                 return _ignored(state, IgnoredReason.duplicate_input)
             return _rejected(state, run_conflict_for_changed_answer(event, run, "pending"))
-        if run.is_terminal:
-            return _rejected(state, run_terminal_for_gate_answer(event, run.status.value))
+        answer = _HUMAN_INPUT.run_answers.get(run.status)
+        if answer is not None:  # after the duplicate check: a repeated answer stays a duplicate
+            return _answer(state, event, answer, run.status.value)
         txn = RunTxn(event.conversation_id, run, mode, event.event_id)
         txn.directives.append(self._audit(event, run, AuditAction.provide_input, True, "kept"))
         txn.early_inputs = (*run.early_inputs, (event.step_id, event.value))
@@ -672,13 +670,9 @@ class Coordinator:
     def _run_upgraded(self, state: ConversationState, event: RunUpgraded) -> Outcome:
         """The run follows another definition from now on (UPG-4, UPG-5): its planned steps
         renamed and their definitions replaced as `follow` finds them, its context replaced."""
-        run = state.run(event.run_id)
-        if run is None:
-            if event.run_id in state.run_ids:
-                return _ignored(state, IgnoredReason.run_terminal)
-            return _rejected(state, run_not_found_for_unknown_id(event))
-        if run.is_terminal:
-            return _ignored(state, IgnoredReason.run_terminal)
+        run = self._authorized(state, event, _UPGRADED)  # no action: a runtime's, not a person's
+        if isinstance(run, Outcome):
+            return run
         if run.fingerprint == event.fingerprint:
             return _ignored(state, IgnoredReason.duplicate_request)
         new = self.journaled_mode(run.mode, event.fingerprint, event.definition)
@@ -744,9 +738,12 @@ def _counted(step: StepState, failure: StepFailure) -> StepState:
     return step_with(step, failures=step.failures + 1, failure=failure)
 
 
-def _late_reason(step: StepState) -> IgnoredReason:
-    if step.status is StepStatus.cancelling:
-        return IgnoredReason.cancel_pending
-    if step.is_live:
-        return IgnoredReason.duplicate_effect_event
-    return IgnoredReason.effect_already_answered
+def _known_run(state: ConversationState, event: Any, rule: EventRule) -> RunState | Outcome:
+    """The retained run an event names, else what its rule answers for a forgotten or unknown
+    run id (CORE-3, SPEC-7)."""
+    run = state.run(event.run_id)
+    if run is not None:
+        return run
+    answer = rule.forgotten if event.run_id in state.run_ids else rule.unknown
+    assert answer is not None  # every rule of an event naming a run declares both
+    return _answer(state, event, answer, None)

@@ -20,13 +20,14 @@ from .._vocabulary import HumanInputReceived, ResumeRequested, RunRequested, Ste
 from ._state import RunState
 
 
-def run_not_found_for_unknown_id(event: Any) -> RunNotFoundError:
-    """No run with the event's run id in its conversation."""
+def run_not_found_for_unknown_id(event: Any, status: str | None = None) -> RunNotFoundError:
+    """No run with the event's run id in its conversation (`status`: none, there is no run)."""
     return RunNotFoundError(
         f"conversation {event.conversation_id!r} has no run {event.run_id!r}; check the run id "
         f"(the conversation state's `runs` lists its retained runs).",
         conversation_id=event.conversation_id,
         run_id=event.run_id,
+        status=status,
         reason="run_not_found",
     )
 
