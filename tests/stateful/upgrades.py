@@ -13,10 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from interruptible import (
     Coordinator,
     EffectCanceled,
-    EffectCompleted,
     EffectLost,
-    EffectStarted,
-    HumanInputReceived,
     InterruptRequested,
     Migration,
     ResumeRequested,
@@ -91,17 +88,9 @@ class UpgradeRaceMachine(RuleBasedStateMachine):
     @rule()
     def answer(self) -> None:
         """The live step moves one step further: started, answered, or its gate answered."""
-        live = [s for s in self.run().steps if s.status in LIVE_STEP_STATUSES]
-        if not live:
-            return
-        step = live[-1]
-        args = (CID, RUN, step.step_id, step.effect_id, step.attempt)
-        if step.status is StepStatus.scheduled:
-            self.submit(EffectStarted(self.path.id(), *args))
-        elif step.status is StepStatus.waiting_input:
-            self.submit(HumanInputReceived(self.path.id(), CID, RUN, step.step_id, True))
-        elif step.status is StepStatus.running:
-            self.submit(EffectCompleted(self.path.id(), *args, output=step.step_id))
+        event = self.path.next_answer()
+        if event is not None:
+            self.submit(event)
 
     @precondition(lambda self: self.run().status is RunStatus.running)
     @rule()

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from .._core import Coordinator, Mode, initial_state
+from .._core import Coordinator, Mode, replay
 from .._core._definitions import Migration, judge
 from .._journal import Journal, JournalRecord
 
@@ -70,10 +70,7 @@ def check_conversations(
     known = tuple(migrations)
     found: list[RunCheck] = []
     for conversation_id, records in conversations:
-        state = initial_state()
-        for record in records:
-            state = coordinator.reduce(state, record.event).state
-        run = state.active_run
+        run = replay(coordinator, (record.event for record in records)).state.active_run
         if run is None:
             continue
         verdict = judge(run, coordinator.versions, coordinator.current, known)

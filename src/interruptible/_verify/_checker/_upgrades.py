@@ -121,23 +121,30 @@ class _Path:
         twin._ids = count(len(self.events) + 100)
         return twin
 
-    def step_once(self) -> bool:
-        """Answer the run's live step one move further; False when nothing is left to do."""
+    def next_answer(self) -> Event | None:
+        """The event that moves the run's live step one move further (its start, its answer, or
+        its gate's answer); None when the run has nothing to move."""
         run = self.state.run(RUN)
         if run is None or run.is_terminal or run.status is not RunStatus.running:
-            return False
+            return None
         live = [step for step in run.steps if step.status in LIVE_STEP_STATUSES]
         if not live:
-            return False
+            return None
         step = live[-1]
         assert step.effect_id is not None
         args = (CID, RUN, step.step_id, step.effect_id, step.attempt)
         if step.status is StepStatus.scheduled:
-            self.fold(EffectStarted(self.id(), *args))
-        elif step.status is StepStatus.waiting_input:
-            self.fold(HumanInputReceived(self.id(), CID, RUN, step.step_id, True))
-        else:
-            self.fold(EffectCompleted(self.id(), *args, output=step.step_id))
+            return EffectStarted(self.id(), *args)
+        if step.status is StepStatus.waiting_input:
+            return HumanInputReceived(self.id(), CID, RUN, step.step_id, True)
+        return EffectCompleted(self.id(), *args, output=step.step_id)
+
+    def step_once(self) -> bool:
+        """Fold `next_answer`; False when nothing is left to do."""
+        event = self.next_answer()
+        if event is None:
+            return False
+        self.fold(event)
         return True
 
 
